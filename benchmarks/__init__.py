@@ -1,0 +1,1 @@
+"""Side-by-side training benchmarks: python -m benchmarks."""

@@ -1,0 +1,1 @@
+"""The DVC pipeline around the `cnn` core: download -> preprocess -> train -> evaluate."""
