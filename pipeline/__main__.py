@@ -1,0 +1,5 @@
+"""python -m pipeline <stage>: see pipeline/cli.py."""
+
+from pipeline.cli import run
+
+run()

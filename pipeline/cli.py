@@ -1,0 +1,160 @@
+"""The command line: one typer command per DVC stage, `python -m pipeline <stage>` or `mnist-cnn <stage>`.
+
+Every command reads its section of params.yaml, so what `dvc repro` runs and what you type are the same.
+Bad input ends in one line on stderr and exit code 2 (1 for other failures); `--debug` shows the traceback.
+"""
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+import cnn
+from pipeline import errors, params
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train and evaluate a numpy CNN on MNIST, one command per DVC stage (see dvc.yaml).",
+)
+state = {"debug": False}
+
+ParamsOption = Annotated[Path, typer.Option("--params", help="The params file to read.")]
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def stage(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into one line on stderr and an exit code, unless --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if state["debug"]:
+            return func(*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        except errors.PipelineError as exc:
+            _fail(str(exc), exc.exit_code)
+        except (cnn.ModelFileError, cnn.ArchitectureError) as exc:
+            _fail(str(exc), errors.UserError.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted; outputs already written are whole, the rest were not written", 130)
+        except MemoryError:
+            _fail("out of memory; lower data.limit_per_class or train.batch_size", 1)
+        except OSError as exc:
+            _fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", 1)
+
+    return wrapper
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")] = False,
+) -> None:
+    state["debug"] = debug
+
+
+@app.command()
+@stage
+def download(
+    params_file: ParamsOption = params.DEFAULT_PARAMS,
+    out: Annotated[Path, typer.Option(help="Folder for the four IDX files.")] = Path("data/raw"),
+) -> None:
+    """Fetch the four MNIST IDX files into data/raw/, each verified by SHA-256.
+
+    Reads data.source, data.mirrors, data.sha256. Source `sample` copies the real-MNIST sample shipped in
+    data/sample/ (offline); `mnist` downloads the full MNIST from its mirrors, in order, with retries.
+    Files already present and verified are not fetched again.
+    """
+    from pipeline import download as fetcher
+    from pipeline.progress import Progress
+
+    data = params.section(params_file, "data")
+    mirrors, sha256 = fetcher.resolve_source(data.source, data.mirrors, data.sha256)
+    progress = Progress()
+    paths = fetcher.fetch(out, mirrors, sha256, progress=progress.download)
+    progress.done()
+    typer.echo(f"download: {len(paths)} files verified in {out}/ (source: {data.source})")
+
+
+@app.command()
+@stage
+def preprocess(
+    params_file: ParamsOption = params.DEFAULT_PARAMS,
+    raw: Annotated[Path, typer.Option(help="Folder with the four IDX files.")] = Path("data/raw"),
+    out: Annotated[Path, typer.Option(help="Folder for train.npz and test.npz.")] = Path("data/processed"),
+) -> None:
+    """Parse and check the IDX files in data/raw/; write data/processed/{train,test}.npz.
+
+    Reads data.digits, data.limit_per_class, data.seed: keeps at most limit_per_class images of each digit
+    per split, shuffled with the seed, scaled to float32 in [0, 1], shape (N, 1, 28, 28).
+    """
+    from pipeline import preprocess as prep
+
+    data = params.section(params_file, "data")
+    splits = prep.run(data, raw, out, warn=lambda text: typer.echo(text, err=True))
+    counts = ", ".join(f"{name} {len(split.labels)}" for name, split in splits.items())
+    typer.echo(f"preprocess: digits {data.digits}: {counts} images in {out}/")
+
+
+@app.command()
+@stage
+def train(
+    params_file: ParamsOption = params.DEFAULT_PARAMS,
+    data: Annotated[Path, typer.Option(help="The training split.")] = Path("data/processed/train.npz"),
+    model: Annotated[Path, typer.Option(help="Where to write the model.")] = Path("models/model.npz"),
+    reports: Annotated[Path, typer.Option(help="Folder for loss.csv and metrics.json.")] = Path("reports/train"),
+) -> None:
+    """Train the network of train.layers on data/processed/train.npz; write models/model.npz.
+
+    Reads the train section. Also writes reports/train/loss.csv (mean loss per epoch, for `dvc plots`) and
+    reports/train/metrics.json (training time, samples per second, parameter count).
+    """
+    from pipeline import train as trainer
+    from pipeline.progress import Progress
+
+    config = params.section(params_file, "train")
+    progress = Progress()
+    history = trainer.run(
+        config,
+        data,
+        model,
+        reports,
+        on_epoch=lambda record: progress.update(trainer.format_epoch(record, config.epochs), force=True),
+    )
+    progress.done()
+    typer.echo(f"train: {trainer.format_epoch(history[-1], config.epochs)}; model in {model}")
+
+
+@app.command()
+@stage
+def evaluate(
+    model: Annotated[Path, typer.Option(help="The model to score.")] = Path("models/model.npz"),
+    data: Annotated[Path, typer.Option(help="The test split.")] = Path("data/processed/test.npz"),
+    metrics: Annotated[Path, typer.Option(help="Where to write the metrics.")] = Path("metrics.json"),
+    reports: Annotated[Path, typer.Option(help="Folder for CSVs and figures.")] = Path("reports/evaluate"),
+) -> None:
+    """Score models/model.npz on data/processed/test.npz; write metrics.json and reports/evaluate/.
+
+    metrics.json: accuracy, loss, ROC AUC, per-class precision/recall/F1, number of test images.
+    reports/evaluate/: predictions.csv (confusion matrix), roc.csv, and figures/ (PNG pictures).
+    """
+    from pipeline import evaluate as evaluator
+
+    result = evaluator.run(model, data, metrics, reports)
+    typer.echo(f"evaluate: accuracy {result['accuracy']:.4f}, loss {result['loss']:.6f} on {result['test_images']}")
+
+
+def run() -> None:
+    """Entry point that keeps Python's own traceback off for errors raised outside a command."""
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(1)

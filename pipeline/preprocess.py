@@ -1,0 +1,47 @@
+"""preprocess stage: data/raw/*.gz (IDX) -> data/processed/{train,test}.npz for the chosen digits."""
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import dataset, idx
+from pipeline.errors import UserError
+from pipeline.params import DataParams
+
+SPLITS = {"train": "train", "test": "t10k"}
+
+
+def select(images: np.ndarray, labels: np.ndarray, params: DataParams, rng: np.random.Generator) -> dataset.Split:
+    """The first `limit_per_class` images of each digit (in file order), shuffled, scaled to [0, 1].
+
+    images (N, 28, 28) uint8, labels (N,) -> Split with images (M, 1, 28, 28) float32, like the notebook.
+    """
+    keep = np.concatenate([np.flatnonzero(labels == d)[: params.limit_per_class] for d in params.digits])
+    keep = rng.permutation(keep)
+    scaled = images[keep].reshape(-1, 1, 28, 28).astype(np.float32) / np.float32(255)
+    return dataset.Split(scaled, labels[keep].astype(np.int64), np.array(params.digits, dtype=np.int64))
+
+
+def shortfalls(labels: np.ndarray, params: DataParams) -> dict[int, int]:
+    """{digit: count} for the digits that have fewer than limit_per_class images in this split."""
+    counts = {d: int(np.count_nonzero(labels == d)) for d in params.digits}
+    return {d: n for d, n in counts.items() if n < params.limit_per_class}
+
+
+def run(params: DataParams, raw_dir: Path, out_dir: Path, warn=print) -> dict[str, dataset.Split]:
+    """Parse, validate and select both splits; write them only when both are good."""
+    rng = np.random.default_rng(params.seed)
+    splits = {}
+    for name, prefix in SPLITS.items():
+        images, labels = idx.read_split(raw_dir, prefix)
+        short = shortfalls(labels, params)
+        if short:
+            have = ", ".join(f"digit {d}: {n}" for d, n in short.items())
+            warn(f"note: the {name} split has fewer than limit_per_class={params.limit_per_class} ({have}); using all")
+        missing = [d for d, n in short.items() if n == 0]
+        if missing:
+            raise UserError(f"{raw_dir}: the {name} split has no images of digit {missing[0]}; change data.digits")
+        splits[name] = select(images, labels, params, rng)
+    for name, split in splits.items():
+        dataset.save(out_dir / f"{name}.npz", split)
+    return splits

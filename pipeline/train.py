@@ -1,0 +1,91 @@
+"""train stage: data/processed/train.npz + params.yaml:train -> models/model.npz and reports/train/."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+import cnn
+from pipeline import atomic, dataset, figures
+from pipeline.errors import UserError
+from pipeline.params import TrainParams
+
+
+def build_network(params: TrainParams, input_shape: tuple[int, ...], classes: list[int]) -> cnn.Sequential:
+    """The network that train.layers describes, initialised from train.seed, with classes in its meta."""
+    try:
+        layers = cnn.build(params.layers, input_shape=input_shape, n_classes=len(classes))
+    except cnn.ArchitectureError as exc:
+        raise UserError(f"params.yaml: {exc}") from None
+    net = cnn.Sequential(layers, init=params.init, seed=params.seed, dtype=params.dtype)
+    net.meta = {"classes": classes, "loss": params.loss}
+    return net
+
+
+def make_optimizer(params: TrainParams) -> cnn.SGD | cnn.Adam:
+    if params.optimizer == "adam":
+        return cnn.Adam(learning_rate=params.learning_rate)
+    return cnn.SGD(learning_rate=params.learning_rate, momentum=params.momentum)
+
+
+def hold_out(split: dataset.Split, fraction: float) -> tuple[dataset.Split, dataset.Split | None]:
+    """The last `fraction` of the (already shuffled) training images, kept aside for a validation loss."""
+    n_val = round(len(split.labels) * fraction)
+    if n_val == 0:
+        return split, None
+    if n_val >= len(split.labels):
+        raise UserError(f"train.validation_fraction = {fraction} leaves no training images; lower it")
+    cut = len(split.labels) - n_val
+    head, tail = slice(None, cut), slice(cut, None)
+    return (
+        dataset.Split(split.images[head], split.labels[head], split.classes),
+        dataset.Split(split.images[tail], split.labels[tail], split.classes),
+    )
+
+
+def run(params: TrainParams, data_path: Path, model_path: Path, report_dir: Path, on_epoch=None) -> list[dict]:
+    """Train and write the model, the per-epoch losses (loss.csv) and the cost metrics (metrics.json)."""
+    split = dataset.load(data_path)
+    train, val = hold_out(split, params.validation_fraction)
+    classes = split.classes.tolist()
+    net = build_network(params, split.images.shape[1:], classes)
+    start = time.perf_counter()
+    try:
+        history = net.fit(
+            train.images,
+            cnn.one_hot(train.class_index, len(classes)),
+            loss=cnn.LOSSES[params.loss](),
+            optimizer=make_optimizer(params),
+            epochs=params.epochs,
+            batch_size=params.batch_size,
+            seed=params.seed,
+            validation_data=(val.images, cnn.one_hot(val.class_index, len(classes))) if val else None,
+            callback=on_epoch,
+        )
+    except cnn.TrainingDivergedError as exc:
+        raise UserError(f"train: {exc}") from None
+    seconds = time.perf_counter() - start
+    cnn.save(net, model_path)
+    columns = ["epoch", "loss"] + (["val_loss"] if val else [])
+    rows = [",".join(columns)] + [",".join(repr(rec[c]) for c in columns) for rec in history]
+    atomic.write_text(report_dir / "loss.csv", "\n".join(rows) + "\n")
+    figures.loss_curve(history, report_dir / "loss.png")
+    atomic.write_json(
+        report_dir / "metrics.json",
+        {
+            "train_seconds": round(seconds, 3),
+            "samples_per_second": round(params.epochs * len(train.labels) / seconds, 1),
+            "parameters": count_parameters(net),
+            "train_images": len(train.labels),
+        },
+    )
+    return history
+
+
+def format_epoch(record: dict, epochs: int) -> str:
+    text = f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.6f}"
+    return text + (f"  val_loss {record['val_loss']:.6f}" if "val_loss" in record else "")
+
+
+def count_parameters(net: cnn.Sequential) -> int:
+    return int(sum(np.size(p) for layer in net.layers for p in layer.params.values()))
