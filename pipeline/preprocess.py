@@ -22,26 +22,21 @@ def select(images: np.ndarray, labels: np.ndarray, params: DataParams, rng: np.r
     return dataset.Split(scaled, labels[keep].astype(np.int64), np.array(params.digits, dtype=np.int64))
 
 
-def shortfalls(labels: np.ndarray, params: DataParams) -> dict[int, int]:
-    """{digit: count} for the digits that have fewer than limit_per_class images in this split."""
-    counts = {d: int(np.count_nonzero(labels == d)) for d in params.digits}
-    return {d: n for d, n in counts.items() if n < params.limit_per_class}
-
-
 def run(params: DataParams, raw_dir: Path, out_dir: Path, warn=print) -> dict[str, dataset.Split]:
     """Parse, validate and select both splits; write them only when both are good."""
     rng = np.random.default_rng(params.seed)
-    splits = {}
+    splits, short = {}, []
     for name, prefix in SPLITS.items():
         images, labels = idx.read_split(raw_dir, prefix)
-        short = shortfalls(labels, params)
-        if short:
-            have = ", ".join(f"digit {d}: {n}" for d, n in short.items())
-            warn(f"note: the {name} split has fewer than limit_per_class={params.limit_per_class} ({have}); using all")
-        missing = [d for d, n in short.items() if n == 0]
-        if missing:
-            raise UserError(f"{raw_dir}: the {name} split has no images of digit {missing[0]}; change data.digits")
+        counts = {d: int(np.count_nonzero(labels == d)) for d in params.digits}
+        empty = [d for d, n in counts.items() if n == 0]
+        if empty:
+            raise UserError(f"{raw_dir}: the {name} split has no images of digit {empty[0]}; change data.digits")
+        short += [f"{name} {d}: {n}" for d, n in counts.items() if n < params.limit_per_class]
         splits[name] = select(images, labels, params, rng)
+    if short:
+        limit = params.limit_per_class
+        warn(f"note: fewer images than data.limit_per_class={limit}, using all there are ({', '.join(short)})")
     for name, split in splits.items():
         dataset.save(out_dir / f"{name}.npz", split)
     return splits

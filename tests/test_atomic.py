@@ -1,0 +1,65 @@
+"""Outputs appear whole or not at all, even when the writer is killed mid-write."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pipeline import atomic
+from tests.dvc_project import Project
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    atomic.write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic.atomic_open(target) as handle:
+        handle.write("half of the new")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_successful_write_replaces_and_cleans_stale_temporaries(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    (tmp_path / ".out.json.abc123.tmp").write_text("torn")  # what a killed writer leaves
+    atomic.write_json(target, {"a": 1})
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+KILL_MID_WRITE = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy.lib.format as npy_format
+
+    def write_then_die(fp, array, *args, **kwargs):
+        fp.write(b"\\x93NUMPY" + b"x" * 100_000)  # part of the array, then the process dies
+        fp.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    npy_format.write_array = write_then_die
+    sys.argv = ["pipeline", "preprocess"]
+    from pipeline.cli import run
+    run()
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_while_writing_the_largest_output_keeps_the_old_one(tmp_path: Path) -> None:
+    project = Project.create(tmp_path / "repo")
+    project.dvc("repro", "preprocess")
+    largest = "data/processed/train.npz"
+    before = project.sha256(largest)
+    project.set_param("data.limit_per_class", "150")  # the stage must write something new
+    result = subprocess.run([sys.executable, "-c", KILL_MID_WRITE], cwd=project.path, env=project.env)
+    assert result.returncode == -signal.SIGKILL
+    assert project.sha256(largest) == before  # the old output, whole
+    project.dvc("repro")
+    assert "up to date" in project.dvc("status").stdout
+    assert not list((project.path / "data" / "processed").glob(".*.tmp"))
+    assert os.path.getsize(project.path / largest) > 0
