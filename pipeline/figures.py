@@ -1,0 +1,282 @@
+"""PNG figures for evaluate and the README: loss curve, confusion matrix, ROC, mistakes, kernels, feature maps.
+
+Every function writes one PNG atomically, of a fixed size in pixels (`SIZES`, width x height) and with
+no metadata that changes between runs, so the same inputs give byte-identical files (stable DVC hashes).
+"""
+
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from pipeline.atomic import atomic_path
+
+DPI = 100
+SIZES: dict[str, tuple[int, int]] = {
+    "loss_curve": (640, 400),
+    "confusion_matrix": (560, 480),
+    "roc_curve": (480, 480),
+    "misclassified_grid": (960, 1040),
+    "no_misclassified": (320, 80),
+    "kernels": (640, 640),
+}
+PANEL = 90  # pixels per image panel in the feature-map grid, whose size follows its rows and columns
+_PNG_METADATA = {"Software": None}
+
+
+def _figure(kind: str, size: tuple[int, int] | None = None) -> Figure:
+    width, height = size or SIZES[kind]
+    return Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+
+
+def feature_maps_size(examples: int, columns: int) -> tuple[int, int]:
+    """Pixel size (width, height) of a feature-map figure of `examples` rows and `columns` panels."""
+    return max(360, columns * PANEL + 60), examples * PANEL + 100
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, metadata=_PNG_METADATA)
+
+
+def loss_curve(history: list[dict], path: str | os.PathLike) -> None:
+    """Training loss per epoch, and validation loss when the records have "val_loss"."""
+    fig = _figure("loss_curve")
+    ax = fig.add_subplot()
+    epochs = [record["epoch"] for record in history]
+    ax.plot(epochs, [record["loss"] for record in history], marker="o", markersize=3, label="train")
+    if any("val_loss" in record for record in history):
+        val = [(record["epoch"], record["val_loss"]) for record in history if "val_loss" in record]
+        ax.plot(*zip(*val, strict=True), marker="o", markersize=3, label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("Loss per epoch")
+    ax.grid(alpha=0.3)
+    if history:
+        ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def confusion_counts(true: np.ndarray, pred: np.ndarray, classes: list[int]) -> np.ndarray:
+    """(K, K) int counts: row = true class, column = predicted class, in the order of `classes`."""
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({int(v) for v in np.concatenate([true, pred])} - set(index))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the classes {list(classes)}")
+    lookup = np.zeros(max(index) + 1, dtype=np.int64)
+    lookup[list(index)] = list(index.values())
+    k = len(classes)
+    flat = lookup[np.asarray(true)] * k + lookup[np.asarray(pred)]
+    return np.bincount(flat, minlength=k * k).reshape(k, k)
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, classes: list[int], path: str | os.PathLike) -> None:
+    """Confusion matrix with each cell's count written in it; rows true, columns predicted."""
+    counts = confusion_counts(true, pred, classes)
+    fig = _figure("confusion_matrix")
+    ax = fig.add_subplot()
+    image = ax.imshow(counts, cmap="Blues", vmin=0)
+    fig.colorbar(image, ax=ax)
+    ticks = range(len(classes))
+    ax.set_xticks(ticks, [str(c) for c in classes])
+    ax.set_yticks(ticks, [str(c) for c in classes])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Confusion matrix ({int(counts.sum())} images)")
+    dark = counts > counts.max() / 2
+    fontsize = 10 if len(classes) <= 10 else 6
+    for (i, j), count in np.ndenumerate(counts):
+        color = "white" if dark[i, j] else "black"
+        ax.text(j, i, str(count), ha="center", va="center", color=color, fontsize=fontsize)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def roc_points(true01: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ROC curve of a two-class problem: (fpr, tpr, thresholds), each (T,), from (0, 0) to (1, 1).
+
+    true01 (N,) is 1 for the positive class; score (N,) is higher for "more positive". Point i counts
+    an image as positive when score >= thresholds[i]; thresholds[0] = inf (nothing positive), and tied
+    scores make one point.
+    """
+    true01 = np.asarray(true01).astype(bool)
+    score = np.asarray(score, dtype=np.float64)
+    if true01.shape != score.shape or true01.ndim != 1:
+        raise ValueError(f"true01 and score must be (N,) arrays of one length, got {true01.shape} {score.shape}")
+    positives, negatives = int(true01.sum()), int((~true01).sum())
+    if positives == 0 or negatives == 0:
+        raise ValueError("ROC needs both classes among the true labels; the test set holds only one")
+    order = np.argsort(-score, kind="stable")
+    score, true01 = score[order], true01[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(score)), score.size - 1]
+    tp = np.cumsum(true01)[last_of_tie]
+    fp = (last_of_tie + 1) - tp
+    fpr = np.r_[0.0, fp / negatives]
+    tpr = np.r_[0.0, tp / positives]
+    thresholds = np.r_[np.inf, score[last_of_tie]]
+    return fpr, tpr, thresholds
+
+
+def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Area under a curve given by increasing fpr (trapezoids)."""
+    return float(np.trapezoid(tpr, fpr))
+
+
+def roc_curve(true01: np.ndarray, score: np.ndarray, path: str | os.PathLike) -> float:
+    """ROC curve PNG of a two-class problem; returns its AUC."""
+    fpr, tpr, _ = roc_points(true01, score)
+    area = auc(fpr, tpr)
+    fig = _figure("roc_curve")
+    ax = fig.add_subplot()
+    ax.plot(fpr, tpr, drawstyle="default", label=f"AUC = {area:.4f}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC curve")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    _save(fig, path)
+    return area
+
+
+def _hide_axes(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def misclassified_grid(
+    images: np.ndarray,
+    true: np.ndarray,
+    pred: np.ndarray,
+    confidence: np.ndarray,
+    path: str | os.PathLike,
+    max_images: int = 64,
+) -> np.ndarray:
+    """Grid of the misclassified images, most confident mistakes first, each titled "true 3 / pred 5 (0.87)".
+
+    images (N, 28, 28) (or (N, 1, 28, 28)) in [0, 1]; true, pred (N,) labels; confidence (N,) the
+    probability of the predicted class. Draws at most `max_images`; with no mistakes, a small image
+    saying so. Returns the indices into `images` that were drawn, in drawing order.
+    """
+    images = np.asarray(images).reshape(len(images), *np.shape(images)[-2:])
+    true, pred, confidence = np.asarray(true), np.asarray(pred), np.asarray(confidence)
+    wrong = np.flatnonzero(true != pred)
+    if wrong.size == 0:
+        fig = _figure("no_misclassified")
+        fig.text(0.5, 0.5, "no misclassified images", ha="center", va="center", fontsize=12)
+        _save(fig, path)
+        return wrong
+    shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:max_images]
+    cols = math.ceil(math.sqrt(shown.size))
+    rows = math.ceil(shown.size / cols)
+    fig = _figure("misclassified_grid")
+    fig.suptitle(f"{wrong.size} misclassified of {len(true)} (showing {shown.size})")
+    fontsize = min(11.0, SIZES["misclassified_grid"][0] / DPI / cols * 72 / 13.5)  # a title is ~22 characters
+    for panel, i in enumerate(shown):
+        ax = fig.add_subplot(rows, cols, panel + 1)
+        ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=1)
+        ax.set_title(f"true {true[i]} / pred {pred[i]} ({confidence[i]:.2f})", fontsize=fontsize)
+        _hide_axes(ax)
+    fig.tight_layout()
+    _save(fig, path)
+    return shown
+
+
+def _tile(blocks: np.ndarray) -> np.ndarray:
+    """(R, C, h, w) -> (R*(h+1)-1, C*(w+1)-1) mosaic with NaN one-pixel gutters."""
+    rows, cols, h, w = blocks.shape
+    padded = np.full((rows, cols, h + 1, w + 1), np.nan)
+    padded[:, :, :h, :w] = blocks
+    return padded.transpose(0, 2, 1, 3).reshape(rows * (h + 1), cols * (w + 1))[:-1, :-1]
+
+
+def kernels(kernels: np.ndarray, path: str | os.PathLike, title: str = "Convolution kernels") -> None:
+    """The kernels (depth, C, k, k) of one convolution as a grid: a row per output map, a column per channel.
+
+    One colour scale symmetric around 0 for the whole layer, so weights compare across kernels.
+    """
+    kernels = np.asarray(kernels, dtype=np.float64)
+    depth, channels, _, _ = kernels.shape
+    limit = float(np.abs(kernels).max()) or 1.0
+    fig = _figure("kernels")
+    ax = fig.add_subplot()
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
+    image = ax.imshow(_tile(kernels), cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    k = kernels.shape[-1]
+    step = max(1, channels // 16)
+    ax.set_xticks(np.arange(0, channels, step) * (k + 1) + (k - 1) / 2, [str(c) for c in range(0, channels, step)])
+    step = max(1, depth // 16)
+    ax.set_yticks(np.arange(0, depth, step) * (k + 1) + (k - 1) / 2, [str(d) for d in range(0, depth, step)])
+    ax.set_xlabel("input channel")
+    ax.set_ylabel("output map")
+    ax.set_title(f"{title} ({depth} x {channels} of {k}x{k})")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def conv_activations(net, images: np.ndarray, after_activation: bool = True) -> list[tuple[str, np.ndarray]]:
+    """Run net.layers one by one on images (M, C, H, W); return (name, maps (M, depth, H', W')) per convolution.
+
+    With `after_activation`, a convolution directly followed by an activation layer is captured after it
+    (what the next layer sees), and the name says so, e.g. "conv 1 + Sigmoid".
+    """
+    import cnn
+
+    activations = tuple(getattr(cnn, name) for name in ("Sigmoid", "Tanh", "ReLU") if hasattr(cnn, name))
+    x = np.asarray(images, dtype=getattr(net, "dtype", None))
+    captured: list[tuple[str, np.ndarray]] = []
+    pending: str | None = None
+    for layer in net.layers:
+        x = layer.forward(x)
+        if pending is not None:
+            if after_activation and isinstance(layer, activations):
+                captured[-1] = (f"{pending} + {type(layer).__name__}", x)
+            pending = None
+        if isinstance(layer, cnn.Convolutional):
+            pending = f"conv {len(captured) + 1}"
+            captured.append((pending, x))
+    return captured
+
+
+def feature_maps(net, images: np.ndarray, labels: np.ndarray, path: str | os.PathLike, max_maps: int = 8) -> None:
+    """For each example (a row), the input image then the maps of every convolution of `net`.
+
+    images (M, 1, 28, 28) in [0, 1], typically one per class; labels (M,) their true labels. Shows the
+    first `max_maps` maps of each convolution, each layer on one colour scale (its min to max over the
+    examples) so the maps of a layer compare. The PNG's size follows the grid: feature_maps_size(M, columns).
+    """
+    images = np.asarray(images)
+    layers = conv_activations(net, images)
+    columns = [("input", images[:, 0], 0.0, 1.0)]
+    for name, maps in layers:
+        maps = np.asarray(maps, dtype=np.float64)
+        lo, hi = float(maps.min()), float(maps.max())
+        columns += [
+            (f"{name}\nmap {d}", maps[:, d], lo, hi if hi > lo else lo + 1) for d in range(min(max_maps, maps.shape[1]))
+        ]
+    rows, cols = len(images), len(columns)
+    fig = _figure("feature_maps", feature_maps_size(rows, cols))
+    fig.suptitle("Feature maps of the convolutions, one example per class", fontsize=10)
+    fontsize = 7
+    for r in range(rows):
+        for c, (name, maps, lo, hi) in enumerate(columns):
+            ax = fig.add_subplot(rows, cols, r * cols + c + 1)
+            ax.imshow(maps[r], cmap="gray_r" if c == 0 else "viridis", vmin=lo, vmax=hi)
+            _hide_axes(ax)
+            if r == 0:
+                ax.set_title(name, fontsize=fontsize)
+            if c == 0:
+                ax.set_ylabel(f"label {labels[r]}", fontsize=fontsize)
+    fig.tight_layout()
+    _save(fig, path)
