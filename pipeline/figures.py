@@ -23,7 +23,7 @@ SIZES: dict[str, tuple[int, int]] = {
     "roc_curve": (480, 480),
     "misclassified_grid": (960, 1040),
     "no_misclassified": (320, 80),
-    "kernels": (640, 640),
+    "kernels": (720, 480),
 }
 PANEL = 90  # pixels per image panel in the feature-map grid, whose size follows its rows and columns
 _PNG_METADATA = {"Software": None}
@@ -201,27 +201,37 @@ def _tile(blocks: np.ndarray) -> np.ndarray:
 
 
 def kernels(kernels: np.ndarray, path: str | os.PathLike, title: str = "Convolution kernels") -> None:
-    """The kernels (depth, C, k, k) of one convolution as a grid: a row per output map, a column per channel.
+    """The kernels (depth, C, k, k) of one convolution. With one input channel, a panel per output map in
+    rows of up to 8; else one mosaic with a row per output map and a column per input channel.
 
     One colour scale symmetric around 0 for the whole layer, so weights compare across kernels.
     """
     kernels = np.asarray(kernels, dtype=np.float64)
-    depth, channels, _, _ = kernels.shape
+    depth, channels, k, _ = kernels.shape
     limit = float(np.abs(kernels).max()) or 1.0
+    style = {"cmap": matplotlib.colormaps["RdBu_r"].with_extremes(bad="white"), "vmin": -limit, "vmax": limit}
     fig = _figure("kernels")
-    ax = fig.add_subplot()
-    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
-    image = ax.imshow(_tile(kernels), cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
-    fig.colorbar(image, ax=ax, shrink=0.8)
-    k = kernels.shape[-1]
-    step = max(1, channels // 16)
-    ax.set_xticks(np.arange(0, channels, step) * (k + 1) + (k - 1) / 2, [str(c) for c in range(0, channels, step)])
-    step = max(1, depth // 16)
-    ax.set_yticks(np.arange(0, depth, step) * (k + 1) + (k - 1) / 2, [str(d) for d in range(0, depth, step)])
-    ax.set_xlabel("input channel")
-    ax.set_ylabel("output map")
-    ax.set_title(f"{title} ({depth} x {channels} of {k}x{k})")
-    fig.tight_layout()
+    fig.suptitle(f"{title} ({depth} x {channels} of {k}x{k})")
+    if channels == 1:
+        cols = min(depth, 8)
+        rows = math.ceil(depth / cols)
+        axes = [fig.add_subplot(rows, cols, d + 1) for d in range(depth)]
+        for d, ax in enumerate(axes):
+            image = ax.imshow(kernels[d, 0], interpolation="nearest", **style)
+            ax.set_title(f"map {d}", fontsize=9)
+            _hide_axes(ax)
+    else:
+        ax = axes = fig.add_subplot()
+        image = ax.imshow(_tile(kernels), interpolation="nearest", **style)
+        step = max(1, channels // 16)
+        ticks = np.arange(0, channels, step)
+        ax.set_xticks(ticks * (k + 1) + (k - 1) / 2, [str(c) for c in ticks])
+        step = max(1, depth // 16)
+        ticks = np.arange(0, depth, step)
+        ax.set_yticks(ticks * (k + 1) + (k - 1) / 2, [str(d) for d in ticks])
+        ax.set_xlabel("input channel")
+        ax.set_ylabel("output map")
+    fig.colorbar(image, ax=axes, shrink=0.8)
     _save(fig, path)
 
 

@@ -4,6 +4,7 @@ The helpers take any folder holding a DVC repo with plots; the test here builds 
 writes PNGs with pipeline.figures (DVC shows image plots as <img>, which needs no network).
 """
 
+import html
 import json
 import os
 import re
@@ -96,7 +97,7 @@ def probe_page(page: Path, tmp: Path) -> list[dict]:
     dom = run_chromium(["--virtual-time-budget=3000", "--dump-dom", probed.as_uri()], tmp / "profile-dom")
     found = re.search(r'<pre id="probe-result">(.*?)</pre>', dom, re.DOTALL)
     assert found, f"the probe did not run in {probed}; page source starts:\n{dom[:500]}"
-    return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    return json.loads(html.unescape(found.group(1)))
 
 
 def screenshot(page: Path, png: Path, tmp: Path, size: tuple[int, int] = (1280, 2400)) -> np.ndarray:
@@ -179,3 +180,9 @@ def test_image_plots_render_offline_in_chromium(tmp_path):
     vega = [p for p in plots if p["vega"]]
     assert [p["id"] for p in vega] == ["loss_csv"]
     assert not vega[0]["drawn"]
+
+
+def test_missing_chromium_fails_with_the_install_command(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install -y chromium"):
+        chromium()
