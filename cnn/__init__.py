@@ -1,0 +1,54 @@
+"""A from-scratch, batch-first numpy CNN that reproduces the notebook it started from.
+
+import cnn
+layers = cnn.build([{"type": "conv", "depth": 5, "kernel_size": 3}, {"type": "sigmoid"},
+                    {"type": "flatten"}, {"type": "dense", "units": 100}, {"type": "sigmoid"},
+                    {"type": "dense"}, {"type": "sigmoid"}])
+net = cnn.Sequential(layers, init="normal", seed=0)
+net.fit(x, cnn.one_hot(labels, 2), cnn.BinaryCrossEntropy(), cnn.SGD(0.1), epochs=20)
+"""
+
+from .activations import ReLU, Sigmoid, Softmax, Tanh
+from .builder import LAYER_TYPES, build
+from .conv import Convolutional
+from .errors import ArchitectureError, ModelFileError, TrainingDivergedError
+from .init import INITIALIZERS
+from .layers import Dense, Flatten, Layer, Reshape, layer_from_config
+from .losses import LOSSES, BinaryCrossEntropy, CategoricalCrossEntropy, Loss, MeanSquaredError
+from .network import Sequential, one_hot
+from .optimizers import OPTIMIZERS, SGD, Adam, Optimizer
+from .pool import MaxPool
+from .serialize import load, save
+
+__all__ = [
+    "INITIALIZERS",
+    "LAYER_TYPES",
+    "LOSSES",
+    "OPTIMIZERS",
+    "SGD",
+    "Adam",
+    "ArchitectureError",
+    "BinaryCrossEntropy",
+    "CategoricalCrossEntropy",
+    "Convolutional",
+    "Dense",
+    "Flatten",
+    "Layer",
+    "Loss",
+    "MaxPool",
+    "MeanSquaredError",
+    "ModelFileError",
+    "Optimizer",
+    "ReLU",
+    "Reshape",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "TrainingDivergedError",
+    "build",
+    "layer_from_config",
+    "load",
+    "one_hot",
+    "save",
+]

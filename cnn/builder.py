@@ -1,0 +1,118 @@
+"""cnn.build: a layer list from spec dicts (what params.yaml holds under train.layers), shapes inferred.
+
+Specs: {type: conv, depth: 5, kernel_size: 3, bias: untied|tied}  {type: maxpool, size: 2, stride: 2}
+{type: flatten}  {type: reshape, shape: [...]}  {type: dense, units: 100}  {type: dense} (n_classes units)
+{type: sigmoid|tanh|relu|softmax}
+"""
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .activations import ReLU, Sigmoid, Softmax, Tanh
+from .conv import BIAS_MODES, Convolutional
+from .errors import ArchitectureError
+from .layers import Dense, Flatten, Layer, Reshape
+from .pool import MaxPool
+
+_ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "softmax": Softmax}
+# type -> (required keys, optional keys)
+_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "conv": (("depth", "kernel_size"), ("bias",)),
+    "maxpool": ((), ("size", "stride")),
+    "flatten": ((), ()),
+    "reshape": (("shape",), ()),
+    "dense": ((), ("units",)),
+    **{name: ((), ()) for name in _ACTIVATIONS},
+}
+LAYER_TYPES = tuple(_KEYS)
+
+
+def _positive_int(value: Any, where: str, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ArchitectureError(f"{where}: {key} must be a positive integer, got {value!r}")
+    return value
+
+
+def build(
+    layer_specs: Sequence[dict[str, Any]], input_shape: tuple[int, ...] = (1, 28, 28), n_classes: int = 2
+) -> list[Layer]:
+    """Layers for `layer_specs`, each sized from the previous one's output, starting from per-sample
+    `input_shape`. The last layer must output (n_classes,). Raises ArchitectureError naming
+    train.layers[i] and the shapes involved.
+    """
+    if not isinstance(layer_specs, (list, tuple)) or not layer_specs:
+        raise ArchitectureError(f"train.layers must be a non-empty list of layer specs, got {layer_specs!r}")
+    shape = tuple(int(d) for d in input_shape)
+    layers: list[Layer] = []
+    for i, spec in enumerate(layer_specs):
+        layer = _build_one(i, spec, shape, n_classes)
+        shape = layer.connect(shape)
+        layers.append(layer)
+    if shape != (n_classes,):
+        raise ArchitectureError(
+            f"train.layers[{len(layers) - 1}] ({layer_specs[-1]['type']}): the network ends with output "
+            f"shape {shape}, but there are {n_classes} classes; end with {{type: dense}} (n_classes units) "
+            f"and an activation"
+        )
+    return layers
+
+
+def _build_one(i: int, spec: Any, shape: tuple[int, ...], n_classes: int) -> Layer:
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ArchitectureError(f"train.layers[{i}]: expected a mapping with a 'type' key, got {spec!r}")
+    kind = spec["type"]
+    if kind not in _KEYS:
+        raise ArchitectureError(f"train.layers[{i}]: unknown type {kind!r}; choose one of {', '.join(LAYER_TYPES)}")
+    where = f"train.layers[{i}] ({kind})"
+    required, optional = _KEYS[kind]
+    missing = [k for k in required if k not in spec]
+    if missing:
+        raise ArchitectureError(f"{where}: missing {', '.join(missing)}")
+    unknown = sorted(set(spec) - {"type", *required, *optional})
+    if unknown:
+        allowed = ", ".join((*required, *optional)) or "no other keys"
+        raise ArchitectureError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {allowed}")
+
+    if kind in ("conv", "maxpool") and len(shape) != 3:
+        raise ArchitectureError(
+            f"{where}: expects an image input (C, H, W), got {shape}; add {{type: reshape, shape: [C, H, W]}} before it"
+        )
+    if kind == "conv":
+        depth = _positive_int(spec["depth"], where, "depth")
+        k = _positive_int(spec["kernel_size"], where, "kernel_size")
+        bias = spec.get("bias", "untied")
+        if bias not in BIAS_MODES:
+            raise ArchitectureError(f"{where}: bias must be untied or tied, got {bias!r}")
+        if k > min(shape[1:]):
+            raise ArchitectureError(
+                f"{where}: kernel_size {k} is larger than the input {shape}; use <= {min(shape[1:])}"
+            )
+        return Convolutional(shape, k, depth, bias=bias)
+    if kind == "maxpool":
+        size = _positive_int(spec.get("size", 2), where, "size")
+        stride = _positive_int(spec.get("stride", size), where, "stride")
+        if size > min(shape[1:]):
+            raise ArchitectureError(f"{where}: size {size} is larger than the input {shape}; use <= {min(shape[1:])}")
+        return MaxPool(shape, size, stride)
+    if kind == "flatten":
+        return Flatten(shape)
+    if kind == "reshape":
+        target = spec["shape"]
+        if not isinstance(target, (list, tuple)) or not target:
+            raise ArchitectureError(f"{where}: shape must be a list of positive integers, got {target!r}")
+        target = tuple(_positive_int(d, where, "shape") for d in target)
+        if math.prod(target) != math.prod(shape):
+            raise ArchitectureError(
+                f"{where}: cannot reshape {shape} ({math.prod(shape)} values) to {target} ({math.prod(target)} values)"
+            )
+        return Reshape(shape, target)
+    if kind == "dense":
+        if len(shape) != 1:
+            raise ArchitectureError(f"{where}: expects a flat input, got {shape}; add {{type: flatten}} before it")
+        units = spec.get("units")
+        units = n_classes if units is None else _positive_int(units, where, "units")
+        return Dense(shape[0], units)
+    if kind == "softmax" and len(shape) != 1:
+        raise ArchitectureError(f"{where}: expects a flat input, got {shape}; add {{type: flatten}} before it")
+    return _ACTIVATIONS[kind]()

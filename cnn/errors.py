@@ -1,0 +1,13 @@
+"""Errors raised by the cnn package; all are ValueError subclasses with one-line messages."""
+
+
+class ArchitectureError(ValueError):
+    """A layer list or layer spec that cannot form a network (names the layer and the shapes)."""
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, not a model, truncated or whose weights do not fit."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became nan or inf."""

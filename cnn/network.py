@@ -1,0 +1,172 @@
+"""Sequential network: forward/backward through a list of layers, mini-batch training, batched predict."""
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .activations import Sigmoid, Softmax
+from .errors import ArchitectureError, TrainingDivergedError
+from .init import check_init
+from .layers import Layer
+from .losses import BinaryCrossEntropy, CategoricalCrossEntropy, Loss
+from .optimizers import Optimizer
+
+DTYPES = ("float32", "float64")
+
+
+def one_hot(labels: np.ndarray, n_classes: int, dtype: Any = "float64") -> np.ndarray:
+    """Integer labels (N,) in [0, n_classes) -> one-hot rows (N, n_classes)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be a 1-d integer array, got shape {labels.shape} dtype {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}), got {labels.min()}..{labels.max()}")
+    out = np.zeros((labels.size, n_classes), dtype=dtype)
+    out[np.arange(labels.size), labels] = 1
+    return out
+
+
+class Sequential:
+    """Layers applied in order. Parameters are created here, in layer order, from one
+    np.random.default_rng(seed), so the same (layers, init, seed, dtype) gives the same network.
+
+    net.input_shape / net.output_shape are per-sample shapes; net.meta is free JSON-able metadata
+    saved with the model (e.g. {"classes": [0, 1]}).
+    """
+
+    def __init__(self, layers: Sequence[Layer], init: str = "normal", seed: int = 0, dtype: str = "float64") -> None:
+        if not layers:
+            raise ArchitectureError("a network needs at least one layer")
+        if str(dtype) not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if init is not None:
+            check_init(init)
+        self.layers = list(layers)
+        self.dtype = np.dtype(dtype)
+        self.meta: dict[str, Any] = {}
+        if self.layers[0].input_shape is None:
+            raise ArchitectureError(f"the first layer ({type(self.layers[0]).__name__}) must fix the input shape")
+        shape = self.layers[0].input_shape
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = layer.connect(shape)
+            except ArchitectureError as exc:
+                raise ArchitectureError(f"layers[{i}]: {exc}") from None
+        self.input_shape, self.output_shape = self.layers[0].input_shape, shape
+        rng = None if init is None else np.random.default_rng(seed)  # init=None: zeros, to be overwritten
+        for layer in self.layers:
+            layer.initialize(init, rng, self.dtype)
+            layer.needs_input_gradient = True
+        self.layers[0].needs_input_gradient = False  # nobody uses dLoss/dx of the data
+
+    @property
+    def param_layers(self) -> list[Layer]:
+        return [layer for layer in self.layers if layer.params]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, *input_shape) in net.dtype -> (N, *output_shape); caches what backward needs."""
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, output_gradient: np.ndarray, start: int | None = None) -> None:
+        """Fill every layer's grads from dLoss/d(output of layers[start]) (default: the last layer)."""
+        grad = output_gradient
+        stop = len(self.layers) - 1 if start is None else start
+        for layer in self.layers[stop::-1]:
+            grad = layer.backward(grad)
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """x (N, *input_shape) -> outputs (N, *output_shape), computed batch_size samples at a time."""
+        x = self._check_x(x)
+        if len(x) == 0:
+            return np.zeros((0, *self.output_shape), dtype=self.dtype)
+        return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        loss: Loss,
+        optimizer: Optimizer,
+        epochs: int,
+        batch_size: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train on x (N, *input_shape) with targets y (N, *output_shape) for `epochs` epochs.
+
+        Returns one record per epoch {"epoch", "loss" (mean over the epoch's samples), "val_loss" if
+        validation_data}; `callback(record)` is called after each epoch. Raises TrainingDivergedError
+        when a batch loss is nan or inf.
+        """
+        x, y = self._check_x(x), self._check_y(y, len(x))
+        if batch_size < 1 or epochs < 0:
+            raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size} and {epochs}")
+        if validation_data is not None:
+            xv = self._check_x(validation_data[0])
+            yv = self._check_y(validation_data[1], len(xv))
+        fused = self._fused_gradient(loss)
+        rng = np.random.default_rng(seed)
+        params = self.param_layers
+        history = []
+        for epoch in range(1, epochs + 1):
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            total = 0.0
+            for start in range(0, len(x), batch_size):
+                idx = order[start : start + batch_size]
+                xb, yb = x[idx], y[idx]
+                out = self.forward(xb)
+                batch_loss = loss.value(yb, out)
+                if not math.isfinite(batch_loss):
+                    raise TrainingDivergedError(
+                        f"training diverged in epoch {epoch} (loss {batch_loss} in batch {start // batch_size + 1}); "
+                        f"lower the learning rate (now {optimizer.learning_rate:g})"
+                    )
+                total += batch_loss * len(idx)
+                if fused is None:
+                    self.backward(loss.gradient(yb, out))
+                else:  # dLoss/dz of the last activation's input: (a - y) / n, exact and stable
+                    self.backward((out - yb) / fused(yb), start=len(self.layers) - 2)
+                optimizer.step(params)
+            record: dict[str, Any] = {"epoch": epoch, "loss": total / max(len(x), 1)}
+            if validation_data is not None:
+                record["val_loss"] = loss.value(yv, self.predict(xv))
+            history.append(record)
+            if callback is not None:
+                callback(record)
+        return history
+
+    def _fused_gradient(self, loss: Loss) -> Callable[[np.ndarray], int] | None:
+        """The normaliser n of (a - y) / n when the last layer and the loss combine, else None."""
+        if len(self.layers) < 2:
+            return None
+        last = self.layers[-1]
+        if isinstance(last, Sigmoid) and isinstance(loss, BinaryCrossEntropy):
+            return lambda y: y.size
+        if isinstance(last, Softmax) and isinstance(loss, CategoricalCrossEntropy):
+            return lambda y: y.shape[0]
+        return None
+
+    def _check_x(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(f"inputs must have shape (N, {', '.join(map(str, self.input_shape))}), got {x.shape}")
+        return x.astype(self.dtype, copy=False)
+
+    def _check_y(self, y: np.ndarray, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.shape != (n, *self.output_shape):
+            raise ValueError(
+                f"targets must have shape {(n, *self.output_shape)} (one-hot: cnn.one_hot(labels, "
+                f"n_classes)), got {y.shape}"
+            )
+        return y.astype(self.dtype, copy=False)
+
+    def __repr__(self) -> str:
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([\n  {inner}\n], dtype={self.dtype})"
