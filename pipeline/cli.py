@@ -14,6 +14,7 @@ import typer
 
 import cnn
 from pipeline import errors, params
+from pipeline.predict import predict_command
 
 app = typer.Typer(
     add_completion=False,
@@ -150,6 +151,9 @@ def evaluate(
 
     result = evaluator.run(model, data, metrics, reports)
     typer.echo(f"evaluate: accuracy {result['accuracy']:.4f}, loss {result['loss']:.6f} on {result['test_images']}")
+
+
+app.command("predict")(predict_command)
 
 
 def run() -> None:

@@ -65,6 +65,7 @@ def run(params: TrainParams, data_path: Path, model_path: Path, report_dir: Path
     except cnn.TrainingDivergedError as exc:
         raise UserError(f"train: {exc}") from None
     seconds = time.perf_counter() - start
+    model_path.parent.mkdir(parents=True, exist_ok=True)
     cnn.save(net, model_path)
     columns = ["epoch", "loss"] + (["val_loss"] if val else [])
     rows = [",".join(columns)] + [",".join(repr(rec[c]) for c in columns) for rec in history]
