@@ -1,0 +1,354 @@
+"""Fetch the four IDX files from a list of mirrors, each verified by SHA-256 before it lands in place.
+
+Per file: skip it when the file present already has the right checksum; else try each mirror in order,
+streaming to `dest/.<name>.part`, retrying transient failures (5xx, reset, timeout, short body) with
+exponential backoff and resuming with an HTTP Range request when the server allows it. Only a file whose
+checksum matches is renamed into place, so `dest` never holds a partial or unverified file.
+Standard library only (urllib).
+"""
+
+import hashlib
+import http.client
+import os
+import re
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from pipeline.errors import PipelineError, UserError
+
+FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+MNIST_MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+]
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+# Sizes of the files with these checksums: a larger body is cut off at once.
+KNOWN_SIZES = {
+    MNIST_SHA256["train-images-idx3-ubyte.gz"]: 9_912_422,
+    MNIST_SHA256["train-labels-idx1-ubyte.gz"]: 28_881,
+    MNIST_SHA256["t10k-images-idx3-ubyte.gz"]: 1_648_877,
+    MNIST_SHA256["t10k-labels-idx1-ubyte.gz"]: 4_542,
+}
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
+SOURCES = ("sample", "mnist")
+SCHEMES = ("http", "https", "file")
+DEFAULT_MAX_BYTES = 64 * 2**20
+CHUNK = 1 << 16
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+ProgressCallback = Callable[[int, int | None, str], None]
+_sleep = time.sleep  # tests replace it to check the backoff without waiting
+
+
+class _RetryError(Exception):
+    """A transient failure: try the same mirror again after a pause."""
+
+
+class _NextMirrorError(Exception):
+    """This mirror cannot serve the file (404, wrong bytes, too large...): go to the next one at once."""
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+def sample_checksums(folder: Path = SAMPLE_DIR) -> dict[str, str]:
+    """{file name: sha256} from `folder`/SHA256SUMS (the `sha256sum` output format)."""
+    sums = folder / "SHA256SUMS"
+    try:
+        lines = sums.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UserError(f"{sums}: missing; restore it with `git checkout -- {sums}`") from None
+    pairs = [line.split(maxsplit=1) for line in lines if line.strip()]
+    return {name.strip().lstrip("*"): digest.lower() for digest, name in pairs}
+
+
+def normalize_mirror(mirror: str) -> str:
+    """A base URL ending in '/': http(s) or file URLs as given, a local folder path as its file:// URL."""
+    text = mirror.strip()
+    scheme = urllib.parse.urlsplit(text).scheme.lower()
+    if not scheme or (len(scheme) == 1 and os.name == "nt"):  # a plain path (or a Windows drive letter)
+        text = Path(text).expanduser().resolve().as_uri()
+        scheme = "file"
+    if scheme not in SCHEMES:
+        raise UserError(f"data.mirrors: {mirror!r} uses scheme {scheme!r}; allowed: http, https, file or a folder path")
+    return text if text.endswith("/") else text + "/"
+
+
+def _check_sha256(sha256: dict[str, str]) -> dict[str, str]:
+    checked = {}
+    for name, digest in sha256.items():
+        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+            raise UserError(f"data.sha256: {name!r} is not a plain file name; use names like {FILES[0]}")
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            raise UserError(f"data.sha256: the checksum of {name} must be 64 hex digits, got {digest!r}")
+        checked[name] = digest.lower()
+    return checked
+
+
+def resolve_source(
+    source: str, mirrors: list[str] | None = None, sha256: dict[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """(mirror base URLs, {file name: sha256}) for data.source, with data.mirrors / data.sha256 overriding.
+
+    "sample": the file:// URL of data/sample/ and its SHA256SUMS (offline); "mnist": MNIST's mirrors and
+    published checksums. Raises UserError for an unknown source, a bad URL scheme, or checksums that do not
+    cover the four IDX files.
+    """
+    if source == "sample":
+        default_mirrors, default_sha256 = [SAMPLE_DIR.as_uri() + "/"], sample_checksums()
+    elif source == "mnist":
+        default_mirrors, default_sha256 = MNIST_MIRRORS, MNIST_SHA256
+    else:
+        raise UserError(f"data.source: unknown source {source!r}; allowed: {', '.join(SOURCES)}")
+    mirrors = default_mirrors if mirrors is None else mirrors
+    if not mirrors:
+        raise UserError("data.mirrors: empty list; give at least one URL or folder, or null for the defaults")
+    sha256 = _check_sha256(default_sha256 if sha256 is None else sha256)
+    missing = [name for name in FILES if name not in sha256]
+    if missing:
+        raise UserError(f"data.sha256: no checksum for {', '.join(missing)}; give one for each of {', '.join(FILES)}")
+    return [normalize_mirror(m) for m in mirrors], sha256
+
+
+# -------------------------------------------------------------------------------------------- transfers
+
+
+class _SafeRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) only (urllib alone would also follow one to ftp://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, newurl)).scheme.lower()
+        if scheme not in ("http", "https"):
+            fp.close()
+            raise _NextMirrorError(f"redirected to a {scheme}:// URL, refused")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(_SafeRedirect)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, socket.gaierror):
+        return f"host not found ({exc.strerror}; offline?)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "server closed the connection"
+    return str(exc) or type(exc).__name__
+
+
+def _classify(exc: BaseException) -> Exception:
+    """Turn a network exception into _RetryError (try again) or _NextMirrorError (next mirror)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return _RetryError(_describe(exc)) if exc.code in RETRY_STATUS else _NextMirrorError(_describe(exc))
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, ConnectionRefusedError | socket.gaierror | ssl.SSLCertVerificationError):
+        return _NextMirrorError(_describe(exc))  # nobody listens there, no such host, or a bad certificate
+    return _RetryError(_describe(exc))
+
+
+def _content_range_start(value: str | None) -> tuple[int, int | None] | None:
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
+    if not match:
+        return None
+    return int(match[1]), None if match[3] == "*" else int(match[3])
+
+
+class _Download:
+    """One file from one mirror, across attempts: remembers whether the server accepts byte ranges."""
+
+    def __init__(self, url: str, part: Path, name: str, limit: int, timeout: float, progress: ProgressCallback | None):
+        self.url, self.part, self.name, self.limit, self.timeout = url, part, name, limit, timeout
+        self.progress = progress
+        self.ranges = False
+        self.total: int | None = None
+
+    def attempt(self) -> None:
+        """Bring `part` to the complete body, or raise _RetryError / _NextMirrorError."""
+        if urllib.parse.urlsplit(self.url).scheme == "file":
+            return self._copy_local()
+        have = self.part.stat().st_size if self.part.exists() else 0
+        headers = {"User-Agent": "mnist-cnn-dvc", "Accept-Encoding": "identity"}
+        if have and self.ranges:
+            headers["Range"] = f"bytes={have}-"
+        try:
+            response = _opener.open(urllib.request.Request(self.url, headers=headers), timeout=self.timeout)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            if isinstance(exc, urllib.error.HTTPError) and exc.code == 416:
+                self.part.unlink(missing_ok=True)  # our partial copy does not fit the server's: start over
+                raise _RetryError("HTTP 416 Range Not Satisfiable") from None
+            raise _classify(exc) from None
+        with response:
+            start, total = self._start(response, have)
+            if total is not None and total > self.limit:
+                raise _NextMirrorError(f"serves {total} bytes, more than the expected {self.limit}")
+            self.total = total
+            with open(self.part, "r+b" if start else "wb") as out:
+                out.seek(start)
+                out.truncate()
+                self._stream(response, out, start)
+
+    def _start(self, response: http.client.HTTPResponse, have: int) -> tuple[int, int | None]:
+        """(offset at which the body starts, full size of the file or None)."""
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if response.status == 206:
+            content_range = _content_range_start(response.headers.get("Content-Range"))
+            if content_range is None or content_range[0] != have:
+                self.ranges = False  # do not trust its ranges again: the next attempt starts over
+                self.part.unlink(missing_ok=True)
+                raise _RetryError(f"unexpected Content-Range {response.headers.get('Content-Range')!r}")
+            self.ranges = True
+            return have, content_range[1] if content_range[1] is not None else self.total
+        self.ranges = response.headers.get("Accept-Ranges", "").strip().lower() == "bytes"
+        return 0, length
+
+    def _stream(self, response: http.client.HTTPResponse, out: BinaryIO, start: int) -> None:
+        done = start
+        while True:
+            try:
+                chunk = response.read(CHUNK)
+            except (OSError, http.client.HTTPException) as exc:
+                out.flush()
+                raise _RetryError(f"{_describe(exc)} after {done} bytes") from None
+            if not chunk:
+                break
+            done += len(chunk)
+            if done > self.limit:
+                raise _NextMirrorError(f"sent more than the expected {self.limit} bytes; cut off")
+            out.write(chunk)
+            if self.progress:
+                self.progress(done, self.total, self.name)
+        if self.total is not None and done != self.total:
+            out.flush()
+            raise _RetryError(f"body cut short at {done} of {self.total} bytes")
+
+    def _copy_local(self) -> None:
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.netloc not in ("", "localhost"):
+            raise _NextMirrorError(f"file URL on another host ({parts.netloc}) is not supported")
+        source = Path(urllib.request.url2pathname(parts.path))
+        try:
+            with open(source, "rb") as src, open(self.part, "wb") as out:
+                self.total = os.fstat(src.fileno()).st_size
+                if self.total > self.limit:
+                    raise _NextMirrorError(f"is {self.total} bytes, more than the expected {self.limit}")
+                done = 0
+                while chunk := src.read(CHUNK):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if self.progress:
+                        self.progress(done, self.total, self.name)
+        except FileNotFoundError:
+            raise _NextMirrorError("no such file") from None
+        except IsADirectoryError:
+            raise _NextMirrorError("is a folder, not a file") from None
+
+
+def _from_mirror(download: _Download, digest: str, retries: int, backoff: float) -> None:
+    """Up to 1 + `retries` attempts with exponential backoff, then check the checksum of the whole file."""
+    retries = max(0, retries)
+    for attempt in range(retries + 1):
+        try:
+            download.attempt()
+            break
+        except _RetryError as exc:
+            if attempt == retries:
+                raise _NextMirrorError(f"{exc} (gave up after {retries + 1} attempt{'s' if retries else ''})") from None
+            _sleep(backoff * 2**attempt)
+    actual = sha256_of(download.part)
+    if actual != digest:
+        raise _NextMirrorError(f"checksum mismatch (got sha256 {actual[:12]}..., expected {digest[:12]}...)")
+    with open(download.part, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def fetch(
+    dest: str | os.PathLike,
+    mirrors: list[str],
+    sha256: dict[str, str],
+    *,
+    timeout: float = 30.0,
+    retries: int = 3,
+    backoff: float = 1.0,
+    max_bytes: dict[str, int] | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[Path]:
+    """Make `dest`/<name> for each name in `sha256`, verified; return their paths in that order.
+
+    mirrors: base URLs (http, https, file) or folder paths, tried in order. timeout: seconds for the
+    connection and for each read. retries: extra attempts per mirror after a transient failure, pausing
+    backoff * 2**k seconds. max_bytes: {name: size cap} (default: the known size of MNIST's files, else
+    64 MiB). progress(bytes_done, bytes_total or None, name) is called as bytes arrive.
+    Raises UserError for a bad scheme or file name, PipelineError listing every mirror's failure.
+    """
+    dest = Path(dest)
+    bases = [normalize_mirror(m) for m in mirrors]
+    if not bases:
+        raise UserError("data.mirrors: no mirror to download from")
+    sha256 = _check_sha256(sha256)
+    max_bytes = max_bytes or {}
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, digest in sha256.items():
+        target, part = dest / name, dest / f".{name}.part"
+        part.unlink(missing_ok=True)  # left by a run that was killed
+        paths.append(target)
+        if target.exists():
+            if sha256_of(target) == digest:
+                continue
+            target.unlink()  # unverified: never leave it in place
+        limit = max_bytes.get(name) or KNOWN_SIZES.get(digest, DEFAULT_MAX_BYTES)
+        failures = []
+        try:
+            for base in bases:
+                url = base + urllib.parse.quote(name)
+                try:
+                    _from_mirror(_Download(url, part, name, limit, timeout, progress), digest, retries, backoff)
+                except _NextMirrorError as exc:
+                    failures.append(f"{url}: {exc}")
+                    part.unlink(missing_ok=True)
+                    continue
+                os.replace(part, target)
+                break
+            else:
+                raise PipelineError(
+                    f"could not download {name} from any mirror: {'; '.join(failures)}; "
+                    "check the network, data.mirrors and data.sha256 in params.yaml"
+                )
+        finally:
+            part.unlink(missing_ok=True)
+    return paths
