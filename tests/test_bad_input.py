@@ -194,6 +194,8 @@ def test_limit_larger_than_split_uses_what_there_is(workspace: Path) -> None:
     args = with_params(workspace, "data", "limit_per_class", 450)
     result = run_cli(workspace, "preprocess", *args, "--out", str(workspace / "big"))
     assert result.returncode == 0, result.stderr
-    assert result.stderr.count("fewer than limit_per_class") == 1  # said once: the test split has 100 per digit
+    assert (
+        result.stderr.count("fewer images than data.limit_per_class") == 1
+    )  # said once: the test split has 100 per digit
     with np.load(workspace / "big" / "train.npz") as train, np.load(workspace / "big" / "test.npz") as test:
         assert len(train["labels"]) == 800 and len(test["labels"]) == 200
