@@ -1,0 +1,71 @@
+"""python -m benchmarks: train the notebook's network with the notebook's code, this project and PyTorch,
+side by side in one process; print tables and write benchmarks/results/latest.json."""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a few steps per variant, 2 rounds: a smoke test")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5, quick 2)")
+    parser.add_argument("--seconds", type=float, default=0.4, help="wall time of one measurement (default 0.4)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"result file (default {DEFAULT_JSON})")
+    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
+    parser.add_argument("--threads", type=int, default=None, help="BLAS and torch threads (default: numpy's)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    parser.add_argument("--accuracy", action="store_true", help="only the accuracy check of recommended settings")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the accuracy check")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the accuracy check")
+    args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.seconds <= 0:
+        parser.error(f"--seconds must be > 0, got {args.seconds}")
+    return args
+
+
+def write_json(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from benchmarks import accuracy, bench, report
+
+    if args.accuracy:
+        result = {"accuracy": accuracy.check(seeds=tuple(args.seeds))}
+        print(report.accuracy_table(result))
+        write_json(args.json, result)
+        return 0 if all(a["met"] for a in result["accuracy"]) else 1
+    opts = bench.Options(
+        rounds=args.rounds or (2 if args.quick else 5),
+        seconds=args.seconds,
+        quick=args.quick,
+        torch=not args.no_torch,
+        threads=args.threads,
+        accuracy_seeds=tuple(args.seeds),
+        memory=not args.no_memory,
+        extras=not args.quick,
+        accuracy=not (args.quick or args.no_accuracy),
+    )
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    result = bench.run(opts, log)
+    print(report.format_report(result))
+    write_json(args.json, result)
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The benchmark's data: the shipped MNIST sample (data/sample/*.gz, IDX), digits 0 and 1, read with gzip + numpy."""
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
+PREFIXES = {"train": "train", "test": "t10k"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One gzip IDX file (magic 0x0000080D: uint8, D dims) -> uint8 array of its shape."""
+    with gzip.open(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise ValueError(f"{path}: not an IDX file of unsigned bytes; restore it from git (data/sample/)")
+    ndim = raw[3]
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def read_split(split: str, directory: Path = SAMPLE_DIR) -> tuple[np.ndarray, np.ndarray]:
+    """ "train" or "test" -> (images (N, 28, 28) uint8, labels (N,) uint8) in file order."""
+    prefix = PREFIXES[split]
+    images = read_idx(directory / f"{prefix}-images-idx3-ubyte.gz")
+    labels = read_idx(directory / f"{prefix}-labels-idx1-ubyte.gz")
+    return images, labels
+
+
+def select(
+    images: np.ndarray, labels: np.ndarray, digits=(0, 1), limit: int | None = None, rng=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first `limit` images of each digit (all when None), permuted by `rng` if given, like the pipeline.
+
+    -> x (M, 1, 28, 28) float32 in [0, 1], y (M,) int64 class index (position of the digit in `digits`).
+    """
+    keep = np.concatenate([np.flatnonzero(labels == d)[:limit] for d in digits])
+    if rng is not None:
+        keep = rng.permutation(keep)
+    x = images[keep].reshape(-1, 1, 28, 28).astype(np.float32) / np.float32(255)
+    lookup = {d: i for i, d in enumerate(digits)}
+    return x, np.array([lookup[int(d)] for d in labels[keep]], dtype=np.int64)
+
+
+def one_hot(y: np.ndarray, n_classes: int = 2, dtype="float64") -> np.ndarray:
+    """(N,) class indices -> (N, n_classes) one-hot."""
+    out = np.zeros((len(y), n_classes), dtype=dtype)
+    out[np.arange(len(y)), y] = 1
+    return out
+
+
+def training_images(digits=(0, 1)) -> tuple[np.ndarray, np.ndarray]:
+    """Every train image of `digits` in the sample (800 for 0/1): x (N, 1, 28, 28) float32, y (N,) class index."""
+    return select(*read_split("train"), digits)
+
+
+def default_sample(seed: int = 42, limit: int = 100, digits=(0, 1)):
+    """params.yaml's default data: the first `limit` per digit of each split, shuffled by one rng(seed)
+    (train first, then test), as pipeline.preprocess does. -> (x_train, y_train), (x_test, y_test)."""
+    rng = np.random.default_rng(seed)
+    train = select(*read_split("train"), digits, limit, rng)
+    test = select(*read_split("test"), digits, limit, rng)
+    return train, test
+
+
+def tile(x: np.ndarray, n: int) -> np.ndarray:
+    """The first n rows of x repeated as often as needed (a contiguous copy)."""
+    reps = -(-n // len(x))
+    return np.ascontiguousarray(np.concatenate([x] * reps)[:n])
