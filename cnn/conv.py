@@ -3,7 +3,6 @@
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from . import init as initializers
 from .errors import ArchitectureError
@@ -18,7 +17,8 @@ class Convolutional(Layer):
     x (N, C, H, W) -> y (N, D, H', W') with H' = H - k + 1, W' = W - k + 1.
     kernels (D, C, k, k); biases (D, H', W') when "untied" (the notebook's: one per output position) or
     (D,) when "tied" (one per filter).
-    im2col: cols (N, C*k*k, H'*W') is a contiguous copy of the strided window view; y = kernels @ cols.
+    im2col: cols (N, C*k*k, H'*W') is a contiguous copy of a strided view of the windows (a buffer kept
+    while the batch size holds); y = kernels @ cols.
     """
 
     param_names = ("kernels", "biases")
@@ -47,9 +47,15 @@ class Convolutional(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         N, C, k = x.shape[0], self.input_shape[0], self.kernel_size
         D, Ho, Wo = self.output_shape
-        windows = sliding_window_view(x, (k, k), axis=(2, 3))  # (N, C, H', W', k, k), no copy
-        self._cols = windows.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * k * k, Ho * Wo)  # the copy
-        y = np.matmul(self.params["kernels"].reshape(D, C * k * k), self._cols).reshape(N, D, Ho, Wo)
+        x = np.ascontiguousarray(x)
+        s = x.strides  # windows[n, c, i, j, h, w] = x[n, c, h + i, w + j]: what sliding_window_view builds,
+        windows = np.ndarray((N, C, k, k, Ho, Wo), x.dtype, x, 0, (*s, s[2], s[3]))  # without its 20 us
+        cols = getattr(self, "_cols", None)
+        if cols is None or cols.shape[0] != N or cols.dtype != x.dtype:  # reused while the batch size holds
+            cols = np.empty((N, C * k * k, Ho * Wo), dtype=x.dtype)
+        np.copyto(cols.reshape(N, C, k, k, Ho, Wo), windows)
+        self._cols = cols
+        y = np.matmul(self.params["kernels"].reshape(D, C * k * k), cols).reshape(N, D, Ho, Wo)
         b = self.params["biases"]
         y += b if self.bias == "untied" else b[:, None, None]
         return y

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import init as initializers
 from .errors import ArchitectureError
+from .gradients import Gradients
 
 LAYER_CLASSES: dict[str, type["Layer"]] = {}
 
@@ -31,7 +32,7 @@ class Layer:
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
+        self.grads: Gradients = Gradients({})
 
     def connect(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Check that this layer accepts per-sample `input_shape`; return its per-sample output shape."""
@@ -47,7 +48,7 @@ class Layer:
 
     def _set_params(self, **arrays: np.ndarray) -> None:
         self.params = dict(arrays)
-        self.grads = {name: np.zeros_like(value) for name, value in arrays.items()}
+        self.grads = Gradients({name: np.zeros_like(value) for name, value in arrays.items()})
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -85,7 +86,7 @@ class Dense(Layer):
     """Fully connected: y = x @ W.T + b.
 
     x (N, input_size) -> y (N, output_size); weights (output_size, input_size) like the notebook's W in
-    y = W x, biases (output_size,).
+    y = W x, biases (output_size,). The weight gradient g.T @ x is recorded as its factors (cnn.gradients).
     """
 
     param_names = ("weights", "biases")
@@ -107,11 +108,8 @@ class Dense(Layer):
         return y
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
-        g, x = output_gradient, self._x
-        if g.shape[0] == 1:  # an outer product: `g.T @ x` with inner dimension 1 misses BLAS (10x slower)
-            np.multiply.outer(g[0], x[0], out=self.grads["weights"])
-        else:
-            np.matmul(g.T, x, out=self.grads["weights"])
+        g = output_gradient
+        self.grads.set_product("weights", g, self._x)
         np.sum(g, axis=0, out=self.grads["biases"])
         if not self.needs_input_gradient:
             return None

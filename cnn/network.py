@@ -113,33 +113,43 @@ class Sequential:
         fused = self._fused_gradient(loss)
         rng = np.random.default_rng(seed)
         params = self.param_layers
+        outputs = np.empty(y.shape, dtype=self.dtype)  # the epoch's outputs, for one loss evaluation per epoch
         history = []
         for epoch in range(1, epochs + 1):
             order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            total = 0.0
+            targets = y[order]
             for start in range(0, len(x), batch_size):
-                idx = order[start : start + batch_size]
-                xb, yb = x[idx], y[idx]
+                stop = start + batch_size
+                xb, yb = x[order[start:stop]], targets[start:stop]
                 out = self.forward(xb)
-                batch_loss = loss.value(yb, out)
-                if not math.isfinite(batch_loss):
-                    raise TrainingDivergedError(
-                        f"training diverged in epoch {epoch} (loss {batch_loss} in batch {start // batch_size + 1}); "
-                        f"lower the learning rate (now {optimizer.learning_rate:g})"
-                    )
-                total += batch_loss * len(idx)
+                outputs[start:stop] = out
                 if fused is None:
                     self.backward(loss.gradient(yb, out))
                 else:  # dLoss/dz of the last activation's input: (a - y) / n, exact and stable
                     self.backward((out - yb) / fused(yb), start=len(self.layers) - 2)
                 optimizer.step(params)
-            record: dict[str, Any] = {"epoch": epoch, "loss": total / max(len(x), 1)}
+            epoch_loss = loss.value(targets, outputs) if len(x) else 0.0
+            if not math.isfinite(epoch_loss):
+                raise TrainingDivergedError(
+                    f"training diverged in epoch {epoch} (loss {epoch_loss}, first in batch "
+                    f"{self._first_bad_batch(loss, targets, outputs, batch_size)}); "
+                    f"lower the learning rate (now {optimizer.learning_rate:g})"
+                )
+            record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss}
             if validation_data is not None:
                 record["val_loss"] = loss.value(yv, self.predict(xv))
             history.append(record)
             if callback is not None:
                 callback(record)
         return history
+
+    @staticmethod
+    def _first_bad_batch(loss: Loss, targets: np.ndarray, outputs: np.ndarray, batch_size: int) -> int:
+        """1-based number of the first batch whose loss is nan or inf (the losses are evaluated per epoch)."""
+        for start in range(0, len(targets), batch_size):
+            if not math.isfinite(loss.value(targets[start : start + batch_size], outputs[start : start + batch_size])):
+                return start // batch_size + 1
+        return len(targets) // batch_size + 1
 
     def _fused_gradient(self, loss: Loss) -> Callable[[np.ndarray], int] | None:
         """The normaliser n of (a - y) / n when the last layer and the loss combine, else None."""

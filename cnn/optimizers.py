@@ -5,6 +5,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.linalg import blas
 
+from .gradients import Gradients
 from .layers import Layer
 
 _scipy_blas_limited = False
@@ -27,22 +28,44 @@ def _limit_scipy_blas_threads() -> None:
             lib.set_num_threads(1)
 
 
+_AXPY = {np.dtype(np.float64): blas.daxpy, np.dtype(np.float32): blas.saxpy}
+_GER = {np.dtype(np.float64): blas.dger, np.dtype(np.float32): blas.sger}
+
+
+def _blas_ready(*arrays: np.ndarray) -> bool:
+    """True when scipy's BLAS can update arrays[0] in place: one float dtype, all C-contiguous."""
+    first = arrays[0]
+    if first.dtype not in _AXPY or not all(a.dtype == first.dtype and a.flags.c_contiguous for a in arrays):
+        return False
+    if not _scipy_blas_limited:
+        _limit_scipy_blas_threads()
+    return True
+
+
 def axpy(param: np.ndarray, grad: np.ndarray, a: float) -> None:
     """param += a * grad in place, in one pass (BLAS axpy) when both are contiguous and alike.
 
     The numpy form writes a temporary the size of the weights and reads it back: 2-4x slower at batch 1,
     where the update of Dense(3380, 100) is a large part of the step.
     """
-    if param.dtype == grad.dtype and param.flags.c_contiguous and grad.flags.c_contiguous:
-        if not _scipy_blas_limited:
-            _limit_scipy_blas_threads()
-        if param.dtype == np.float64:
-            blas.daxpy(grad.reshape(-1), param.reshape(-1), a=a)
-            return
-        if param.dtype == np.float32:
-            blas.saxpy(grad.reshape(-1), param.reshape(-1), a=a)
-            return
-    param += a * grad
+    if _blas_ready(param, grad):
+        _AXPY[param.dtype](grad.reshape(-1), param.reshape(-1), a=a)
+    else:
+        param += a * grad
+
+
+def add_product(param: np.ndarray, g: np.ndarray, x: np.ndarray, a: float) -> bool:
+    """param += a * g.T @ x in place when g and x are single rows (a BLAS rank-1 update, ger); else False.
+
+    param (P, Q), g (1, P), x (1, Q). The gradient is never written: 2x less memory traffic over the
+    weights at batch 1. Larger batches return False: numpy's threaded GEMM plus axpy beats scipy's
+    one-threaded gemm there.
+    """
+    if len(g) != 1 or not _blas_ready(param, g, x):
+        return False
+    # param.T is Fortran-ordered (Q, P), what BLAS updates in place: param.T += a * x[0] g[0]^T
+    _GER[param.dtype](a, x[0], g[0], a=param.T, overwrite_a=True)
+    return True
 
 
 class Optimizer:
@@ -70,10 +93,17 @@ class SGD(Optimizer):
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum = float(momentum)
 
-    def _update(self, key: tuple[int, str], param: np.ndarray, grad: np.ndarray) -> None:
-        if self.momentum == 0.0:
-            axpy(param, grad, -self.learning_rate)
+    def step(self, layers: Iterable[Layer]) -> None:
+        if self.momentum != 0.0:
+            super().step(layers)
             return
+        for layer in layers:
+            for name, param in layer.params.items():
+                factors = layer.grads.product(name) if isinstance(layer.grads, Gradients) else None
+                if factors is None or not add_product(param, *factors, -self.learning_rate):
+                    axpy(param, layer.grads[name], -self.learning_rate)
+
+    def _update(self, key: tuple[int, str], param: np.ndarray, grad: np.ndarray) -> None:
         if key not in self._state:
             self._state[key] = (np.zeros_like(param),)
         (v,) = self._state[key]
