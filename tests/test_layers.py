@@ -198,3 +198,42 @@ def test_config_round_trip(kind: str) -> None:
 def test_layer_from_config_rejects_unknown_type() -> None:
     with pytest.raises(ValueError, match="unknown layer type 'Attention'"):
         cnn.layer_from_config({"type": "Attention"})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 3])
+def test_sgd_applies_a_pending_dense_gradient_like_the_materialized_one(dtype, n: int) -> None:
+    rng = np.random.default_rng(5)
+    fused, plain = cnn.Dense(7, 4), cnn.Dense(7, 4)
+    for layer in (fused, plain):
+        layer.initialize("normal", np.random.default_rng(0), dtype)
+    x, g = rng.standard_normal((n, 7)).astype(dtype), rng.standard_normal((n, 4)).astype(dtype)
+    for layer in (fused, plain):
+        layer.forward(x)
+        layer.backward(g)
+    assert fused.grads.product("weights") is not None  # kept as factors until read
+    np.testing.assert_allclose(plain.grads["weights"], g.T @ x, rtol=1e-6)  # reading computes it
+    assert plain.grads.product("weights") is None
+    start = fused.params["weights"].copy()
+    cnn.SGD(0.1).step([fused])
+    cnn.SGD(0.1).step([plain])
+    np.testing.assert_allclose(fused.params["weights"], start - 0.1 * (g.T @ x), rtol=1e-5)
+    np.testing.assert_allclose(fused.params["weights"], plain.params["weights"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fused.grads["weights"], g.T @ x, rtol=1e-6)  # still the gradient after the step
+
+
+def test_conv_reuses_its_columns_buffer_only_for_the_same_batch_size() -> None:
+    layer = cnn.Convolutional((2, 6, 6), 3, 4)
+    layer.initialize("he", np.random.default_rng(0), np.float64)
+    rng = np.random.default_rng(1)
+    x4, x1 = rng.standard_normal((4, 2, 6, 6)), rng.standard_normal((1, 2, 6, 6))
+    y4 = layer.forward(x4).copy()
+    layer.forward(x1)
+    np.testing.assert_allclose(layer.forward(x4), y4, rtol=1e-12)  # buffer sized afresh, same result
+    g = rng.standard_normal(y4.shape)
+    layer.backward(g)
+    expected = layer.grads["kernels"].copy()
+    layer.forward(x4[::-1].copy())
+    layer.forward(x4)  # the last forward is the one backward differentiates
+    layer.backward(g)
+    np.testing.assert_allclose(layer.grads["kernels"], expected, rtol=1e-12)
