@@ -17,6 +17,12 @@ def stages_run(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
 
 
+def restore(project: Project) -> None:
+    """Back to the committed run: params, lock and metrics from git, the outputs from DVC's cache."""
+    project.run("git", "checkout", "--", ".")
+    project.dvc("checkout", "-f")
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The project after one `dvc repro` on the default params, committed with its dvc.lock."""
@@ -65,8 +71,7 @@ def test_changing_epochs_reruns_train_and_evaluate_only(project: Project) -> Non
         params = json.loads(project.dvc("params", "diff", "--json").stdout)
         assert params["params.yaml"]["train.epochs"] == {"old": 20, "new": 3}
     finally:
-        project.run("git", "checkout", "params.yaml")
-        project.dvc("checkout", "-f")
+        restore(project)
     assert "up to date" in project.dvc("status").stdout
 
 
@@ -84,8 +89,7 @@ def test_exp_run_with_a_set_param_is_listed_with_its_metrics(project: Project) -
     data = found[0]["revs"][0]["data"]
     assert data["params"]["params.yaml"]["data"]["train"]["learning_rate"] == 0.05
     assert data["metrics"]["metrics.json"]["data"]["accuracy"] >= 0.9
-    project.run("git", "checkout", "params.yaml")
-    project.dvc("checkout", "-f")
+    restore(project)
 
 
 def test_push_then_pull_restores_identical_files(project: Project, tmp_path: Path) -> None:
