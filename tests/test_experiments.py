@@ -79,7 +79,7 @@ def test_queued_sweep_runs_with_two_workers(tmp_path: Path) -> None:
 def test_experiment_pushed_from_one_clone_is_pulled_and_reproduced_by_another(tmp_path: Path) -> None:
     origin = tmp_path / "origin.git"
     first = Project.create(tmp_path / "first")
-    first.run("git", "init", "-q", "--bare", str(origin))
+    first.run("git", "init", "-q", "--bare", "-b", "main", str(origin))
     first.dvc("remote", "add", "-d", "shared", str(tmp_path / "dvc-store"))
     first.set_param("train.epochs", "3")
     first.dvc("repro")
