@@ -1,23 +1,13 @@
-"""The benchmark's data: the shipped MNIST sample (data/sample/*.gz, IDX), digits 0 and 1, read with gzip + numpy."""
+"""The benchmark's data: the shipped MNIST sample (data/sample/*.gz, IDX), digits 0 and 1, read by pipeline.idx."""
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.idx import read_idx
+
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 PREFIXES = {"train": "train", "test": "t10k"}
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """One gzip IDX file (magic 0x0000080D: uint8, D dims) -> uint8 array of its shape."""
-    with gzip.open(path, "rb") as handle:
-        raw = handle.read()
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
-        raise ValueError(f"{path}: not an IDX file of unsigned bytes; restore it from git (data/sample/)")
-    ndim = raw[3]
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def read_split(split: str, directory: Path = SAMPLE_DIR) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,5 @@
 """predict: MNIST-style preparation of the user's pictures, and predictions that match the original arrays."""
 
-import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -12,33 +10,25 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 import cnn
+from pipeline import idx
 from pipeline.errors import UserError
 from pipeline.predict import Failure, Prediction, predict_command, predict_images, prepare_image
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX gzip file (big-endian header: magic with the number of dimensions, then the sizes) as uint8."""
-    with gzip.open(path) as handle:
-        raw = handle.read()
-    ndim = raw[3]
-    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 @pytest.fixture(scope="module")
 def test_split() -> tuple[np.ndarray, np.ndarray]:
-    images = read_idx(SAMPLE / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx(SAMPLE / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    images = idx.read_idx(SAMPLE / "t10k-images-idx3-ubyte.gz")
+    labels = idx.read_idx(SAMPLE / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
     return images, labels
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     """A small ten-digit CNN trained for a few seconds on the shipped sample's train split."""
-    images = read_idx(SAMPLE / "train-images-idx3-ubyte.gz")[:, None].astype(np.float32) / 255
-    labels = read_idx(SAMPLE / "train-labels-idx1-ubyte.gz").astype(np.int64)
+    images = idx.read_idx(SAMPLE / "train-images-idx3-ubyte.gz")[:, None].astype(np.float32) / 255
+    labels = idx.read_idx(SAMPLE / "train-labels-idx1-ubyte.gz").astype(np.int64)
     specs = [
         {"type": "conv", "depth": 4, "kernel_size": 3, "bias": "tied"},
         {"type": "relu"},
