@@ -12,20 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import cnn
 from benchmarks import data
 
 LEARNING_RATE = 0.1
 SEED = 0
-# params.yaml's train.layers: the notebook's network.
-NOTEBOOK_LAYERS = [
-    {"type": "conv", "depth": 5, "kernel_size": 3, "bias": "untied"},
-    {"type": "sigmoid"},
-    {"type": "flatten"},
-    {"type": "dense", "units": 100},
-    {"type": "sigmoid"},
-    {"type": "dense"},
-    {"type": "sigmoid"},
-]
+NOTEBOOK_LAYERS = cnn.NOTEBOOK_LAYERS
 IMPLS = ("notebook", "cnn", "torch")
 
 

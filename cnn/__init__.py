@@ -9,7 +9,7 @@ net.fit(x, cnn.one_hot(labels, 2), cnn.BinaryCrossEntropy(), cnn.SGD(0.1), epoch
 """
 
 from .activations import ReLU, Sigmoid, Softmax, Tanh
-from .builder import LAYER_TYPES, build
+from .builder import LAYER_TYPES, NOTEBOOK_LAYERS, build
 from .conv import Convolutional
 from .errors import ArchitectureError, ModelFileError, TrainingDivergedError
 from .init import INITIALIZERS
@@ -24,6 +24,7 @@ __all__ = [
     "INITIALIZERS",
     "LAYER_TYPES",
     "LOSSES",
+    "NOTEBOOK_LAYERS",
     "OPTIMIZERS",
     "SGD",
     "Adam",

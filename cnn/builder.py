@@ -27,6 +27,17 @@ _KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 LAYER_TYPES = tuple(_KEYS)
 
+# The notebook's network: Conv(1->5, 3x3) -> Sigmoid -> Reshape -> Dense(3380->100) -> Sigmoid -> Dense -> Sigmoid.
+NOTEBOOK_LAYERS: list[dict[str, Any]] = [
+    {"type": "conv", "depth": 5, "kernel_size": 3, "bias": "untied"},
+    {"type": "sigmoid"},
+    {"type": "flatten"},
+    {"type": "dense", "units": 100},
+    {"type": "sigmoid"},
+    {"type": "dense"},
+    {"type": "sigmoid"},
+]
+
 
 def _positive_int(value: Any, where: str, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -5,19 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import cnn
 from pipeline import idx
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 
-NOTEBOOK_SPECS = [
-    {"type": "conv", "depth": 5, "kernel_size": 3},
-    {"type": "sigmoid"},
-    {"type": "flatten"},
-    {"type": "dense", "units": 100},
-    {"type": "sigmoid"},
-    {"type": "dense"},
-    {"type": "sigmoid"},
-]
+NOTEBOOK_SPECS = cnn.NOTEBOOK_LAYERS
 
 
 def _digits01(prefix: str, per_class: int) -> tuple[np.ndarray, np.ndarray]:

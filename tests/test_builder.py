@@ -1,6 +1,9 @@
 """cnn.build: shapes inferred from specs, and one clear ArchitectureError per kind of mistake."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 import cnn
 from tests.conftest import NOTEBOOK_SPECS
@@ -101,3 +104,8 @@ def test_invalid_specs_raise_architecture_error(specs, message: str) -> None:
     with pytest.raises(cnn.ArchitectureError, match=message) as info:
         cnn.build(specs)
     assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+
+
+def test_params_yaml_default_network_is_the_notebooks() -> None:
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    assert params["train"]["layers"] == cnn.NOTEBOOK_LAYERS
