@@ -1,7 +1,8 @@
 """PNG figures for evaluate and the README: loss curve, confusion matrix, ROC, mistakes, kernels, feature maps.
 
-Every function writes one PNG atomically, of a fixed size in pixels (`SIZES`, width x height) and with
-no metadata that changes between runs, so the same inputs give byte-identical files (stable DVC hashes).
+Every function writes one PNG atomically, of a known size in pixels (width x height: `SIZES`, or for the
+grids `misclassified_size` and `feature_maps_size`, which follow the panel count) and with no metadata
+that changes between runs, so the same inputs give byte-identical files (stable DVC hashes).
 """
 
 import math
@@ -13,6 +14,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pipeline.atomic import atomic_path
 
@@ -21,11 +23,12 @@ SIZES: dict[str, tuple[int, int]] = {
     "loss_curve": (640, 400),
     "confusion_matrix": (560, 480),
     "roc_curve": (480, 480),
-    "misclassified_grid": (960, 1040),
     "no_misclassified": (320, 80),
     "kernels": (720, 480),
 }
 PANEL = 90  # pixels per image panel in the feature-map grid, whose size follows its rows and columns
+MISTAKE_PANEL = (130, 150)  # (width, height) pixels per panel of the misclassified grid, its title included
+MISTAKE_COLUMNS = 8
 _PNG_METADATA = {"Software": None}
 
 
@@ -37,6 +40,13 @@ def _figure(kind: str, size: tuple[int, int] | None = None) -> Figure:
 def feature_maps_size(examples: int, columns: int) -> tuple[int, int]:
     """Pixel size (width, height) of a feature-map figure of `examples` rows and `columns` panels."""
     return max(360, columns * PANEL + 60), examples * PANEL + 100
+
+
+def misclassified_size(panels: int) -> tuple[int, int]:
+    """Pixel size (width, height) of a misclassified grid of `panels` images, in rows of up to 8."""
+    cols = min(panels, MISTAKE_COLUMNS)
+    rows = math.ceil(panels / cols)
+    return max(360, cols * MISTAKE_PANEL[0] + 20), rows * MISTAKE_PANEL[1] + 50
 
 
 def _save(fig: Figure, path: str | os.PathLike) -> None:
@@ -53,6 +63,7 @@ def loss_curve(history: list[dict], path: str | os.PathLike) -> None:
     if any("val_loss" in record for record in history):
         val = [(record["epoch"], record["val_loss"]) for record in history if "val_loss" in record]
         ax.plot(*zip(*val, strict=True), marker="o", markersize=3, label="validation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title("Loss per epoch")
@@ -165,7 +176,8 @@ def misclassified_grid(
     """Grid of the misclassified images, most confident mistakes first, each titled "true 3 / pred 5 (0.87)".
 
     images (N, 28, 28) (or (N, 1, 28, 28)) in [0, 1]; true, pred (N,) labels; confidence (N,) the
-    probability of the predicted class. Draws at most `max_images`; with no mistakes, a small image
+    probability of the predicted class. Draws at most `max_images`, in rows of up to 8 panels of a fixed
+    size, so the PNG's size follows the count: misclassified_size(drawn); with no mistakes, a small image
     saying so. Returns the indices into `images` that were drawn, in drawing order.
     """
     images = np.asarray(images).reshape(len(images), *np.shape(images)[-2:])
@@ -177,17 +189,20 @@ def misclassified_grid(
         _save(fig, path)
         return wrong
     shown = wrong[np.argsort(-confidence[wrong], kind="stable")][:max_images]
-    cols = math.ceil(math.sqrt(shown.size))
-    rows = math.ceil(shown.size / cols)
-    fig = _figure("misclassified_grid")
-    fig.suptitle(f"{wrong.size} misclassified of {len(true)} (showing {shown.size})")
-    fontsize = min(11.0, SIZES["misclassified_grid"][0] / DPI / cols * 72 / 13.5)  # a title is ~22 characters
+    cols = min(shown.size, MISTAKE_COLUMNS)
+    width, height = misclassified_size(shown.size)
+    fig = _figure("misclassified_grid", (width, height))
+    fig.suptitle(f"{wrong.size} misclassified of {len(true)} (showing {shown.size})", y=1 - 12 / height, va="top")
+    left = (width - cols * MISTAKE_PANEL[0]) / 2
     for panel, i in enumerate(shown):
-        ax = fig.add_subplot(rows, cols, panel + 1)
+        row, col = divmod(panel, cols)
+        x0 = left + col * MISTAKE_PANEL[0] + 10
+        y0 = height - 50 - (row + 1) * MISTAKE_PANEL[1] + 10
+        side = MISTAKE_PANEL[0] - 20  # square image panel; the title sits in the space above it
+        ax = fig.add_axes((x0 / width, y0 / height, side / width, side / height))
         ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(f"true {true[i]} / pred {pred[i]} ({confidence[i]:.2f})", fontsize=fontsize)
+        ax.set_title(f"true {true[i]} / pred {pred[i]} ({confidence[i]:.2f})", fontsize=7)
         _hide_axes(ax)
-    fig.tight_layout()
     _save(fig, path)
     return shown
 

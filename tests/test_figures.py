@@ -63,7 +63,10 @@ RENDERERS = {
 }
 
 
-EXPECTED_SIZES = figures.SIZES | {"feature_maps": figures.feature_maps_size(2, 1 + 3 + 2)}  # input + conv maps
+EXPECTED_SIZES = figures.SIZES | {
+    "feature_maps": figures.feature_maps_size(2, 1 + 3 + 2),  # input + conv maps
+    "misclassified_grid": figures.misclassified_size(3),  # _misclassified makes 3 mistakes
+}
 
 
 @pytest.mark.parametrize("kind", RENDERERS)
@@ -106,7 +109,23 @@ def test_misclassified_grid_holds_exactly_the_mistakes(tmp_path, monkeypatch):
         assert ax.get_title() == f"true {true[i]} / pred {pred[i]} ({confidence[i]:.2f})"
     assert re.fullmatch(r"true \d / pred \d \(0\.\d\d\)", panels[0].get_title())
     with Image.open(tmp_path / "grid.png") as image:
-        assert image.size == figures.SIZES["misclassified_grid"]
+        assert image.size == figures.misclassified_size(len(mistakes))
+
+
+def test_misclassified_panels_keep_their_size_and_the_figure_grows_with_their_count(tmp_path):
+    sizes = {}
+    for mistakes in (1, 3, 8, 9, 17):
+        true = np.zeros(20, dtype=int)
+        pred = (np.arange(20) < mistakes).astype(int)
+        figures.misclassified_grid(np.zeros((20, 28, 28)), true, pred, np.ones(20), tmp_path / f"{mistakes}.png")
+        with Image.open(tmp_path / f"{mistakes}.png") as image:
+            sizes[mistakes] = image.size
+        assert sizes[mistakes] == figures.misclassified_size(mistakes)
+    panel_width, panel_height = figures.MISTAKE_PANEL
+    assert sizes[1][0] < 400 and sizes[1][1] < 250  # one mistake: a small picture, not one giant panel
+    assert sizes[8][0] - sizes[3][0] == 5 * panel_width  # a row holds up to 8 panels
+    assert sizes[9] == (sizes[8][0], sizes[8][1] + panel_height)  # the 9th starts a second row
+    assert sizes[17] == (sizes[8][0], sizes[8][1] + 2 * panel_height)
 
 
 def test_misclassified_grid_caps_the_panels_and_says_when_there_are_none(tmp_path):
