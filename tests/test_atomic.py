@@ -63,3 +63,12 @@ def test_sigkill_while_writing_the_largest_output_keeps_the_old_one(tmp_path: Pa
     assert "up to date" in project.dvc("status").stdout
     assert not list((project.path / "data" / "processed").glob(".*.tmp"))
     assert os.path.getsize(project.path / largest) > 0
+
+
+def test_outputs_get_the_usual_permissions_not_mkstemps_0600(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        atomic.write_text(tmp_path / "out.txt", "x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
