@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .buffers import reuse
 from .layers import Layer
 
 
@@ -14,11 +15,13 @@ class Activation(Layer):
 
 
 class Sigmoid(Activation):
-    """y = 1 / (1 + exp(-x)), computed as 0.5 * tanh(x / 2) + 0.5.
+    """y = 1 / (1 + exp(-x)), computed as 0.5 * tanh(x / 2) + 0.5; dy/dx = y * (1 - y).
 
     Same value, but it never overflows (1 / (1 + exp(-x)) warns for x < -709 in float64, -88 in float32)
     and is as fast as the naive form; scipy.special.expit is 2-4x slower on these arrays.
     """
+
+    _dx: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = np.multiply(x, 0.5)
@@ -31,7 +34,9 @@ class Sigmoid(Activation):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_gradient:
             return None
-        d = 1 - self._y
+        d = reuse(self._dx, self._y.shape, np.result_type(self._y, output_gradient))
+        self._dx = d
+        np.subtract(1, self._y, out=d)
         d *= self._y
         d *= output_gradient
         return d

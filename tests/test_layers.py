@@ -237,3 +237,29 @@ def test_conv_reuses_its_columns_buffer_only_for_the_same_batch_size() -> None:
     layer.forward(x4)  # the last forward is the one backward differentiates
     layer.backward(g)
     np.testing.assert_allclose(layer.grads["kernels"], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["conv_untied", "dense", "sigmoid"])
+def test_reused_buffers_never_change_a_result_the_caller_kept(kind: str) -> None:
+    layer, shape = make_layer(kind)
+    rng = np.random.default_rng(2)
+    x1, x2 = random_input(kind, shape, 3, rng), random_input(kind, shape, 3, rng)
+    forward_reuses = kind == "conv_untied"  # Sigmoid's output is held by the next layer; Dense's is small
+
+    def call(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        y = layer.forward(x)
+        return y if forward_reuses else layer.backward(g)
+
+    g1, g2 = rng.standard_normal(layer.forward(x1).shape), rng.standard_normal(layer.forward(x1).shape)
+    kept = call(x1, g1)
+    kept_view = kept[1:]
+    expected = kept.copy()
+    second = call(x2, g2)
+    assert not np.shares_memory(kept, second)  # held by the caller: a fresh array, the kept one unchanged
+    np.testing.assert_array_equal(kept, expected)
+    address = second.__array_interface__["data"][0]
+    expected_second = second.copy()
+    del kept, kept_view, second
+    third = call(x2, g2)
+    assert third.__array_interface__["data"][0] == address  # released: written into the same buffer
+    np.testing.assert_array_equal(third, expected_second)
