@@ -47,6 +47,9 @@ def save(net: Sequential, path: str | os.PathLike) -> None:
     for i, layer in enumerate(net.layers):
         members += [(f"{i}.{name}", value) for name, value in layer.params.items()]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is as readable as any other output
     try:
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
