@@ -5,34 +5,34 @@ from pathlib import Path
 import numpy as np
 
 import cnn
-from pipeline import atomic, dataset, figures
+from pipeline import atomic, dataset, figures, predict
 
 
 def classification_report(true: np.ndarray, pred: np.ndarray, classes: list[int]) -> dict[str, dict]:
-    """Per-class precision, recall, F1 and support; true/pred (N,) hold digit labels."""
-    report = {}
-    for digit in classes:
-        tp = int(np.sum((pred == digit) & (true == digit)))
-        predicted, actual = int(np.sum(pred == digit)), int(np.sum(true == digit))
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / actual if actual else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        report[str(digit)] = {
-            "precision": round(precision, 6),
-            "recall": round(recall, 6),
-            "f1": round(f1, 6),
-            "support": actual,
+    """Per-class precision, recall, F1 and support from the confusion matrix; true/pred (N,) hold digit labels."""
+    counts = figures.confusion_counts(true, pred, classes)
+    hits, actual, predicted = np.diag(counts), counts.sum(axis=1), counts.sum(axis=0)
+    precision = np.divide(hits, predicted, out=np.zeros(len(classes)), where=predicted > 0)
+    recall = np.divide(hits, actual, out=np.zeros(len(classes)), where=actual > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros(len(classes)), where=both > 0)
+    return {
+        str(digit): {
+            "precision": round(float(precision[i]), 6),
+            "recall": round(float(recall[i]), 6),
+            "f1": round(float(f1[i]), 6),
+            "support": int(actual[i]),
         }
-    return report
+        for i, digit in enumerate(classes)
+    }
 
 
-def roc_inputs(target: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def roc_inputs(target: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(is positive, score) pairs for a ROC curve: the second class against the first for two classes,
-    micro-averaged one-vs-rest over every output for more (target one-hot and outputs (N, K))."""
-    score = outputs / outputs.sum(axis=1, keepdims=True)
+    micro-averaged one-vs-rest over every output for more (target one-hot and class probabilities (N, K))."""
     if target.shape[1] == 2:
-        return target[:, 1] == 1, score[:, 1]
-    return target.ravel() == 1, score.ravel()
+        return target[:, 1] == 1, probs[:, 1]
+    return target.ravel() == 1, probs.ravel()
 
 
 def csv_text(columns: dict[str, np.ndarray]) -> str:
@@ -56,15 +56,15 @@ def run(model_path: Path, data_path: Path, metrics_path: Path, report_dir: Path)
         "test_images": len(test.labels),
         "per_class": classification_report(test.labels, pred, classes),
     }
-    confidence = outputs.max(axis=1) / outputs.sum(axis=1)
+    probs = predict.probabilities(net, outputs)
     atomic.write_text(report_dir / "predictions.csv", csv_text({"actual": test.labels, "predicted": pred}))
     fig_dir = report_dir / "figures"
-    positive, score = roc_inputs(target, outputs)
+    positive, score = roc_inputs(target, probs)
     fpr, tpr, thresholds = figures.roc_points(positive, score)
     atomic.write_text(report_dir / "roc.csv", csv_text({"fpr": fpr, "tpr": tpr, "threshold": thresholds}))
     metrics["roc_auc"] = round(figures.roc_curve(positive, score, fig_dir / "roc.png"), 6)
     figures.confusion_matrix(test.labels, pred, classes, fig_dir / "confusion_matrix.png")
-    figures.misclassified_grid(test.images[:, 0], test.labels, pred, confidence, fig_dir / "misclassified.png")
+    figures.misclassified_grid(test.images[:, 0], test.labels, pred, probs.max(axis=1), fig_dir / "misclassified.png")
     conv = [layer for layer in net.layers if isinstance(layer, cnn.Convolutional)]
     if conv:
         figures.kernels(conv[0].params["kernels"], fig_dir / "kernels.png")

@@ -11,13 +11,15 @@ from typing import Any
 
 import yaml
 
+import cnn
+from pipeline import download
 from pipeline.errors import UserError
 
 DEFAULT_PARAMS = Path("params.yaml")
-SOURCES = ("sample", "mnist")
-OPTIMIZERS = ("sgd", "adam")
-LOSSES = ("binary_cross_entropy", "categorical_cross_entropy", "mse")
-INITS = ("normal", "xavier", "glorot", "he")
+SOURCES = download.SOURCES
+OPTIMIZERS = tuple(cnn.OPTIMIZERS)
+LOSSES = tuple(cnn.LOSSES)
+INITS = cnn.INITIALIZERS
 DTYPES = ("float64", "float32")
 
 
