@@ -90,7 +90,6 @@ class NotebookRunner(Runner):
 class CnnRunner(Runner):
     def __init__(self, variant: Variant, x: np.ndarray, labels: np.ndarray, threads: int) -> None:
         super().__init__(variant, x, labels, threads)
-        import cnn
 
         self.net = cnn.Sequential(cnn.build(NOTEBOOK_LAYERS), init="normal", seed=SEED, dtype=variant.dtype)
         self.loss, self.optimizer = cnn.BinaryCrossEntropy(), cnn.SGD(LEARNING_RATE)
