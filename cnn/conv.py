@@ -74,7 +74,7 @@ class Convolutional(Layer):
             np.matmul(g[0], self._cols[0].T, out=dk)
         else:
             np.matmul(g, self._cols.transpose(0, 2, 1)).sum(axis=0, out=dk)
-        np.sum(output_gradient, axis=0 if self.bias == "untied" else (0, 2, 3), out=self.grads["biases"])
+        np.add.reduce(output_gradient, axis=0 if self.bias == "untied" else (0, 2, 3), out=self.grads["biases"])
         if not self.needs_input_gradient:
             return None
         # col2im: scatter each column entry back to its pixel; one vectorized add per kernel offset.

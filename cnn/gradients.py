@@ -28,6 +28,10 @@ class Gradients(MutableMapping):
         """The factors (g, x) of a pending grads[name] = g.T @ x, or None when it is a plain array."""
         return self._products.get(name)
 
+    def discard_products(self) -> None:
+        """Forget pending products (their arrays are about to be overwritten)."""
+        self._products.clear()
+
     def __getitem__(self, name: str) -> np.ndarray:
         out = self._arrays[name]
         factors = self._products.pop(name, None)

@@ -6,6 +6,7 @@ shapes); an optimizer applies them. ``needs_input_gradient = False`` (set by Seq
 layer) lets backward skip dLoss/dx and return None.
 """
 
+import copy
 import math
 from typing import Any, ClassVar
 
@@ -50,6 +51,15 @@ class Layer:
     def _set_params(self, **arrays: np.ndarray) -> None:
         self.params = dict(arrays)
         self.grads = Gradients({name: np.zeros_like(value) for name, value in arrays.items()})
+
+    def replica(self) -> "Layer":
+        """A copy sharing this layer's params (the very arrays) with its own grads and no cached forward
+        state (the underscored attributes): it can run forward/backward on another part of a batch, in
+        another thread, while this layer runs on its own part."""
+        twin = copy.copy(self)
+        twin.__dict__ = {key: value for key, value in self.__dict__.items() if not key.startswith("_")}
+        twin.grads = Gradients({name: np.zeros_like(value) for name, value in self.params.items()})
+        return twin
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -112,7 +122,7 @@ class Dense(Layer):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         g = output_gradient
         self.grads.set_product("weights", g, self._x)
-        np.sum(g, axis=0, out=self.grads["biases"])
+        np.add.reduce(g, axis=0, out=self.grads["biases"])  # np.sum, without its Python wrapper
         if not self.needs_input_gradient:
             return None
         w = self.params["weights"]

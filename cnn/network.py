@@ -12,6 +12,7 @@ from .init import check_init
 from .layers import Layer
 from .losses import BinaryCrossEntropy, CategoricalCrossEntropy, Loss
 from .optimizers import Optimizer
+from .parallel import SPLIT_FROM, DataParallel, single_threaded_blas
 
 DTYPES = ("float32", "float64")
 
@@ -61,6 +62,13 @@ class Sequential:
             layer.needs_input_gradient = True
         self.layers[0].needs_input_gradient = False  # nobody uses dLoss/dx of the data
 
+    def replica(self) -> "Sequential":
+        """The same network (shared parameter arrays) with its own gradients and caches (Layer.replica)."""
+        twin = object.__new__(Sequential)
+        twin.__dict__.update(self.__dict__)
+        twin.layers = [layer.replica() for layer in self.layers]
+        return twin
+
     @property
     def param_layers(self) -> list[Layer]:
         return [layer for layer in self.layers if layer.params]
@@ -102,7 +110,9 @@ class Sequential:
 
         Returns one record per epoch {"epoch", "loss" (mean over the epoch's samples), "val_loss" if
         validation_data}; `callback(record)` is called after each epoch. Raises TrainingDivergedError
-        when a batch loss is nan or inf.
+        when a batch loss is nan or inf. Batches of cnn.parallel.SPLIT_FROM samples or more run as two
+        halves on two threads (BLAS single-threaded meanwhile): the same update, the same bits on any number
+        of cores.
         """
         x, y = self._check_x(x), self._check_y(y, len(x))
         if batch_size < 1 or epochs < 0:
@@ -115,33 +125,55 @@ class Sequential:
         params = self.param_layers
         outputs = np.empty(y.shape, dtype=self.dtype)  # the epoch's outputs, for one loss evaluation per epoch
         history = []
-        for epoch in range(1, epochs + 1):
-            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            targets = y[order]
-            for start in range(0, len(x), batch_size):
-                stop = start + batch_size
-                xb, yb = x[order[start:stop]], targets[start:stop]
-                out = self.forward(xb)
-                outputs[start:stop] = out
-                if fused is None:
-                    self.backward(loss.gradient(yb, out))
-                else:  # dLoss/dz of the last activation's input: (a - y) / n, exact and stable
-                    self.backward((out - yb) / fused(yb), start=len(self.layers) - 2)
-                optimizer.step(params)
-            epoch_loss = loss.value(targets, outputs) if len(x) else 0.0
-            if not math.isfinite(epoch_loss):
-                raise TrainingDivergedError(
-                    f"training diverged in epoch {epoch} (loss {epoch_loss}, first in batch "
-                    f"{self._first_bad_batch(loss, targets, outputs, batch_size)}); "
-                    f"lower the learning rate (now {optimizer.learning_rate:g})"
-                )
-            record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss}
-            if validation_data is not None:
-                record["val_loss"] = loss.value(yv, self.predict(xv))
-            history.append(record)
-            if callback is not None:
-                callback(record)
+        split = batch_size >= SPLIT_FROM and len(x) >= SPLIT_FROM
+        parallel = DataParallel(self) if split else None
+        with single_threaded_blas(split):  # each half's thread does its own products (cnn.parallel)
+            for epoch in range(1, epochs + 1):
+                order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+                targets = y[order]
+                for start in range(0, len(x), batch_size):
+                    rows = order[start : start + batch_size]
+                    xb, yb, out = x[rows], targets[start : start + batch_size], outputs[start : start + batch_size]
+                    if parallel is not None and len(rows) >= SPLIT_FROM:
+                        parallel.forward_backward(xb, yb, out, loss, fused)
+                    else:
+                        self._forward_backward(xb, yb, out, loss, fused, len(rows))
+                    optimizer.step(params)
+                epoch_loss = loss.value(targets, outputs) if len(x) else 0.0
+                if not math.isfinite(epoch_loss):
+                    raise TrainingDivergedError(
+                        f"training diverged in epoch {epoch} (loss {epoch_loss}, first in batch "
+                        f"{self._first_bad_batch(loss, targets, outputs, batch_size)}); "
+                        f"lower the learning rate (now {optimizer.learning_rate:g})"
+                    )
+                record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss}
+                if validation_data is not None:
+                    record["val_loss"] = loss.value(yv, self.predict(xv))
+                history.append(record)
+                if callback is not None:
+                    callback(record)
         return history
+
+    def _forward_backward(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        outputs: np.ndarray,
+        loss: Loss,
+        fused: Callable[[int], int] | None,
+        batch_rows: int,
+    ) -> None:
+        """Forward x, keep its outputs, fill the grads: x may be part of a batch of batch_rows samples,
+        and the gradient is that of the whole batch's mean loss."""
+        out = self.forward(x)
+        outputs[...] = out
+        if fused is not None:  # dLoss/dz of the last activation's input: (a - y) / n, exact and stable
+            self.backward((out - y) / fused(batch_rows), start=len(self.layers) - 2)
+            return
+        grad = loss.gradient(y, out)  # normalised by this part's rows
+        if len(x) != batch_rows:
+            grad *= len(x) / batch_rows
+        self.backward(grad)
 
     @staticmethod
     def _first_bad_batch(loss: Loss, targets: np.ndarray, outputs: np.ndarray, batch_size: int) -> int:
@@ -151,15 +183,15 @@ class Sequential:
                 return start // batch_size + 1
         return len(targets) // batch_size + 1
 
-    def _fused_gradient(self, loss: Loss) -> Callable[[np.ndarray], int] | None:
-        """The normaliser n of (a - y) / n when the last layer and the loss combine, else None."""
+    def _fused_gradient(self, loss: Loss) -> Callable[[int], int] | None:
+        """The normaliser n(rows) of (a - y) / n when the last layer and the loss combine, else None."""
         if len(self.layers) < 2:
             return None
         last = self.layers[-1]
         if isinstance(last, Sigmoid) and isinstance(loss, BinaryCrossEntropy):
-            return lambda y: y.size
+            return lambda rows: rows * math.prod(self.output_shape)
         if isinstance(last, Softmax) and isinstance(loss, CategoricalCrossEntropy):
-            return lambda y: y.shape[0]
+            return lambda rows: rows
         return None
 
     def _check_x(self, x: np.ndarray) -> np.ndarray:

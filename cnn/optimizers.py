@@ -34,9 +34,12 @@ _GER = {np.dtype(np.float64): blas.dger, np.dtype(np.float32): blas.sger}
 
 def _blas_ready(*arrays: np.ndarray) -> bool:
     """True when scipy's BLAS can update arrays[0] in place: one float dtype, all C-contiguous."""
-    first = arrays[0]
-    if first.dtype not in _AXPY or not all(a.dtype == first.dtype and a.flags.c_contiguous for a in arrays):
+    dtype = arrays[0].dtype
+    if dtype not in _AXPY:
         return False
+    for a in arrays:  # a loop, not all(genexpr): this runs for every parameter of every step
+        if a.dtype != dtype or not a.flags.c_contiguous:
+            return False
     if not _scipy_blas_limited:
         _limit_scipy_blas_threads()
     return True

@@ -1,0 +1,83 @@
+"""Data-parallel training steps: a large batch split in two halves, each half's forward and backward run by
+a replica of the network (the same parameter arrays, its own gradients and caches) in a thread of its own.
+
+Why: at batch 128 about half of a step is element-wise work (sigmoids, im2col, the conv's small products)
+that numpy runs on one core, and OpenBLAS's two threads run these small products at well under twice the
+speed of one. numpy releases the GIL inside ufunc loops and BLAS calls, so two threads, each on half of the
+batch with single-threaded BLAS, keep both cores busy for the whole step. At batch 32 the halves are too
+small to gain (the Python overhead of a step is paid twice), hence SPLIT_FROM.
+
+The halves' gradients are summed (first half + second half), then the optimizer applies the sum as usual.
+A split batch gives the same bits on any number of cores (one core runs the halves one after the other);
+they differ in the last bits from an unsplit pass (another order of summation), so whether a batch is
+split depends on its size alone.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .network import Sequential
+
+SPLIT_FROM = 64  # batches of at least this many samples are split in two halves
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _second_thread() -> ThreadPoolExecutor | None:
+    global _pool
+    if _pool is None and available_cores() > 1:
+        _pool = ThreadPoolExecutor(1, thread_name_prefix="cnn")
+    return _pool
+
+
+def single_threaded_blas(enabled: bool = True) -> AbstractContextManager[Any]:
+    """Within: every BLAS library on one thread (each half's thread does its own products)."""
+    if not enabled:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+class DataParallel:
+    """Forward and backward of a batch as two halves on two replicas of `net`; their grads summed into net's."""
+
+    def __init__(self, net: "Sequential") -> None:
+        self.net = net
+        self.replicas = (net.replica(), net.replica())
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray, outputs: np.ndarray, loss: Any, fused: Any) -> None:
+        """What net._forward_backward(x, y, outputs, loss, fused, len(x)) does, on two threads."""
+        n, half = len(x), len(x) // 2
+
+        def run(replica: "Sequential", part: slice) -> None:
+            replica._forward_backward(x[part], y[part], outputs[part], loss, fused, n)
+            for layer in replica.param_layers:
+                for name in layer.params:
+                    layer.grads[name]  # computes a pending product (Dense's g.T @ x) here, in this thread
+
+        first, second = (self.replicas[0], slice(0, half)), (self.replicas[1], slice(half, n))
+        pool = _second_thread()
+        if pool is None:
+            run(*first)
+            run(*second)
+        else:
+            pending = pool.submit(run, *second)
+            run(*first)
+            pending.result()
+        for layer, a, b in zip(*(r.param_layers for r in (self.net, *self.replicas)), strict=True):
+            layer.grads.discard_products()
+            for name in layer.params:
+                np.add(a.grads[name], b.grads[name], out=layer.grads[name])

@@ -1,0 +1,107 @@
+"""Data-parallel steps (cnn.parallel): a batch of SPLIT_FROM or more samples is trained as two halves on two
+threads. The update must be the one of the whole batch, the same on any number of cores, and seeded runs
+must repeat bit for bit."""
+
+import numpy as np
+import pytest
+
+import cnn
+from cnn import parallel
+
+SPECS = {
+    "sigmoid+bce": ([{"type": "conv", "depth": 2, "kernel_size": 3}, {"type": "sigmoid"}, {"type": "flatten"},
+                     {"type": "dense", "units": 6}, {"type": "sigmoid"}, {"type": "dense"}, {"type": "sigmoid"}],
+                    cnn.BinaryCrossEntropy),
+    "softmax+cce": ([{"type": "conv", "depth": 2, "kernel_size": 3, "bias": "tied"}, {"type": "relu"},
+                     {"type": "maxpool"}, {"type": "flatten"}, {"type": "dense"}, {"type": "softmax"}],
+                    cnn.CategoricalCrossEntropy),
+    "tanh+mse": ([{"type": "conv", "depth": 2, "kernel_size": 3}, {"type": "tanh"}, {"type": "flatten"},
+                  {"type": "dense"}, {"type": "tanh"}], cnn.MeanSquaredError),
+}  # fmt: skip
+
+
+def problem(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 1, 8, 8))
+    labels = (x[:, 0, :4].sum(axis=(1, 2)) > 0).astype(np.int64)
+    return x, cnn.one_hot(labels, 2)
+
+
+def network(specs, seed: int = 0, dtype: str = "float64") -> cnn.Sequential:
+    return cnn.Sequential(cnn.build(specs, input_shape=(1, 8, 8), n_classes=2), init="xavier", seed=seed, dtype=dtype)
+
+
+def params(net: cnn.Sequential) -> list[np.ndarray]:
+    return [p.copy() for layer in net.param_layers for p in layer.params.values()]
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_a_split_step_applies_the_whole_batch_gradient(name: str) -> None:
+    specs, loss_class = SPECS[name]
+    n = parallel.SPLIT_FROM + 6  # odd halves are fine too
+    x, y = problem(n)
+    split, whole = network(specs), network(specs)
+    split.fit(x, y, loss_class(), cnn.SGD(0.5), epochs=1, batch_size=n, shuffle=False)
+    out = whole.forward(x)  # the plain whole-batch step, by hand
+    whole.backward(loss_class().gradient(y, out))
+    cnn.SGD(0.5).step(whole.param_layers)
+    moved = False
+    for got, want, before in zip(params(split), params(whole), params(network(specs)), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+        moved |= not np.allclose(got, before)
+    assert moved
+
+
+def test_split_steps_do_not_depend_on_the_number_of_cores(monkeypatch) -> None:
+    x, y = problem(2 * parallel.SPLIT_FROM)
+    specs, _ = SPECS["sigmoid+bce"]
+    runs = []
+    for cores in (1, 2):
+        monkeypatch.setattr(parallel, "_pool", None)
+        monkeypatch.setattr(parallel, "available_cores", lambda cores=cores: cores)
+        net = network(specs, dtype="float32")
+        net.fit(x, y, cnn.BinaryCrossEntropy(), cnn.SGD(0.5), epochs=3, batch_size=parallel.SPLIT_FROM, seed=4)
+        runs.append(params(net))
+    assert parallel._pool is not None  # the second run did use a second thread
+    for one_core, two_cores in zip(*runs, strict=True):
+        np.testing.assert_array_equal(one_core, two_cores)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_split_training_repeats_bit_for_bit_and_learns(dtype: str) -> None:
+    x, y = problem(512)
+    specs, _ = SPECS["sigmoid+bce"]
+    nets = [network(specs, seed=3, dtype=dtype) for _ in range(2)]
+    histories = [
+        net.fit(x, y, cnn.BinaryCrossEntropy(), cnn.SGD(3.0), epochs=40, batch_size=128, seed=1) for net in nets
+    ]
+    assert histories[0] == histories[1]
+    for a, b in zip(params(nets[0]), params(nets[1]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert histories[0][-1]["loss"] < 0.5 * histories[0][0]["loss"]
+    assert np.mean(nets[0].predict(x).argmax(axis=1) == y.argmax(axis=1)) > 0.9
+
+
+def test_a_replica_shares_parameters_but_not_gradients_or_caches() -> None:
+    specs, _ = SPECS["sigmoid+bce"]
+    net = network(specs)
+    x, _ = problem(4)
+    net.forward(x)
+    twin = net.replica()
+    for layer, copy in zip(net.layers, twin.layers, strict=True):
+        for name in layer.params:
+            assert copy.params[name] is layer.params[name]
+            assert copy.grads[name] is not layer.grads[name]
+        assert not [key for key in vars(copy) if key.startswith("_")]
+    twin.forward(x[:2])
+    assert net.layers[0]._cols.shape[0] == 4  # the original's cache is untouched
+
+
+def test_blas_threads_are_restored_after_a_split_fit() -> None:
+    from threadpoolctl import threadpool_info
+
+    before = [lib["num_threads"] for lib in threadpool_info()]
+    specs, _ = SPECS["sigmoid+bce"]
+    x, y = problem(parallel.SPLIT_FROM)
+    network(specs).fit(x, y, cnn.BinaryCrossEntropy(), cnn.SGD(0.1), epochs=1, batch_size=parallel.SPLIT_FROM)
+    assert [lib["num_threads"] for lib in threadpool_info()] == before
