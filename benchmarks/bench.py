@@ -46,7 +46,8 @@ def calibrate(runner: runners.Runner, opts: Options) -> int:
 
 
 def time_variants(variant_list: list[runners.Variant], opts: Options, threads: int, log=print) -> list[dict]:
-    """Round-robin over the variants for opts.rounds rounds (each round starts one variant later)."""
+    """Round-robin over the variants for opts.rounds rounds (each round starts one variant later); each
+    measurement follows an untimed lead-in of its own variant."""
     x, labels = data.training_images()
     active = []
     for v in variant_list:
@@ -57,8 +58,11 @@ def time_variants(variant_list: list[runners.Variant], opts: Options, threads: i
         log(f"  calibrated {v.name}: {samples} samples ({samples // v.batch_size} steps) per measurement")
     for r in range(opts.rounds):
         shift = r % len(active)
-        for _, runner, samples, rec in active[shift:] + active[:shift]:
+        for v, runner, samples, rec in active[shift:] + active[:shift]:
             gc.collect()
+            # untimed lead-in of the same variant (a quarter of a measurement): the previous variant's BLAS or
+            # OpenMP workers spin for a while after their last call, and would slow this one's first steps
+            runner.run(max(v.batch_size, samples // 4 // v.batch_size * v.batch_size))
             with system.LoadMeter() as load:
                 seconds = runner.run(samples)
             rec["samples_per_s"].append(samples / seconds)
