@@ -35,16 +35,24 @@ def params(net: cnn.Sequential) -> list[np.ndarray]:
     return [p.copy() for layer in net.param_layers for p in layer.params.values()]
 
 
+OPTIMIZERS = {
+    "sgd": lambda: cnn.SGD(0.5),
+    "momentum": lambda: cnn.SGD(0.5, momentum=0.9),
+    "adam": lambda: cnn.Adam(0.01),
+}
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("name", SPECS)
-def test_a_split_step_applies_the_whole_batch_gradient(name: str) -> None:
+def test_a_split_step_applies_the_whole_batch_gradient(name: str, optimizer: str) -> None:
     specs, loss_class = SPECS[name]
-    n = parallel.SPLIT_FROM + 6  # odd halves are fine too
+    n = parallel.SPLIT_FROM + 5  # halves of 34 and 35 samples
     x, y = problem(n)
     split, whole = network(specs), network(specs)
-    split.fit(x, y, loss_class(), cnn.SGD(0.5), epochs=1, batch_size=n, shuffle=False)
+    split.fit(x, y, loss_class(), OPTIMIZERS[optimizer](), epochs=1, batch_size=n, shuffle=False)
     out = whole.forward(x)  # the plain whole-batch step, by hand
     whole.backward(loss_class().gradient(y, out))
-    cnn.SGD(0.5).step(whole.param_layers)
+    OPTIMIZERS[optimizer]().step(whole.param_layers)
     moved = False
     for got, want, before in zip(params(split), params(whole), params(network(specs)), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
