@@ -133,7 +133,8 @@ class Sequential:
                 targets = y[order]
                 for start in range(0, len(x), batch_size):
                     rows = order[start : start + batch_size]
-                    xb, yb, out = x[rows], targets[start : start + batch_size], outputs[start : start + batch_size]
+                    xb = x[rows] if batch_size > 1 else x[rows[0] : rows[0] + 1]  # batch 1: a view, no copy
+                    yb, out = targets[start : start + batch_size], outputs[start : start + batch_size]
                     if parallel is not None and len(rows) >= SPLIT_FROM:
                         parallel.forward_backward(xb, yb, out, loss, fused)
                     else:
