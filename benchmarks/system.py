@@ -8,6 +8,8 @@ import time
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+import cnn.threads
+
 ENV_PREFIXES = ("OPENBLAS_", "OMP_", "MKL_", "GOTO", "BLIS_", "MALLOC_")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -29,6 +31,9 @@ def limit_threads(numpy_threads: int | None, scipy_threads: int | None) -> list[
     """Set numpy's BLAS pool and scipy's own bundled OpenBLAS pool (scipy.libs) to these thread counts
     (None: leave). scipy's pool spinning after a call can starve numpy's next product on 2 cores."""
     done = []
+    if numpy_threads is not None:  # cnn's own threads (cnn.threads) follow numpy's
+        cnn.threads.set_num_threads(numpy_threads)
+        done.append(f"cnn: {numpy_threads} thread(s)")
     for lib in ThreadpoolController().lib_controllers:
         path = lib.filepath or ""
         if lib.user_api != "blas":

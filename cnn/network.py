@@ -12,7 +12,8 @@ from .init import check_init
 from .layers import Layer
 from .losses import BinaryCrossEntropy, CategoricalCrossEntropy, Loss
 from .optimizers import Optimizer
-from .parallel import SPLIT_FROM, DataParallel, single_threaded_blas
+from .parallel import SPLIT_FROM, DataParallel
+from .threads import training_threads
 
 DTYPES = ("float32", "float64")
 
@@ -127,7 +128,7 @@ class Sequential:
         history = []
         split = batch_size >= SPLIT_FROM and len(x) >= SPLIT_FROM
         parallel = DataParallel(self) if split else None
-        with single_threaded_blas(split):  # each half's thread does its own products (cnn.parallel)
+        with training_threads(batch_size, split):  # which BLAS pool may use how many cores (cnn.threads)
             for epoch in range(1, epochs + 1):
                 order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
                 targets = y[order]

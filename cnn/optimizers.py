@@ -7,26 +7,7 @@ from scipy.linalg import blas
 
 from .gradients import Gradients
 from .layers import Layer
-
-_scipy_blas_limited = False
-
-
-def _limit_scipy_blas_threads() -> None:
-    """Give scipy's own OpenBLAS (not numpy's) one thread, once per process.
-
-    scipy wheels carry a second OpenBLAS with its own pool; on 2 cores its spinning threads starve
-    numpy's next matrix product (measured: the training step became 3-5x slower).
-    """
-    global _scipy_blas_limited
-    _scipy_blas_limited = True
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - threadpoolctl is a declared dependency
-        return
-    for lib in ThreadpoolController().lib_controllers:
-        if "scipy.libs" in lib.filepath or "scipy/.dylibs" in lib.filepath:
-            lib.set_num_threads(1)
-
+from .threads import limit_scipy_blas
 
 _AXPY = {np.dtype(np.float64): blas.daxpy, np.dtype(np.float32): blas.saxpy}
 _GER = {np.dtype(np.float64): blas.dger, np.dtype(np.float32): blas.sger}
@@ -40,8 +21,7 @@ def _blas_ready(*arrays: np.ndarray) -> bool:
     for a in arrays:  # a loop, not all(genexpr): this runs for every parameter of every step
         if a.dtype != dtype or not a.flags.c_contiguous:
             return False
-    if not _scipy_blas_limited:
-        _limit_scipy_blas_threads()
+    limit_scipy_blas()  # once: its spinning workers would starve numpy's products (cnn.threads)
     return True
 
 

@@ -13,12 +13,12 @@ they differ in the last bits from an unsplit pass (another order of summation), 
 split depends on its size alone.
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from . import threads
 
 if TYPE_CHECKING:
     from .network import Sequential
@@ -28,27 +28,14 @@ SPLIT_FROM = 64  # batches of at least this many samples are split in two halves
 _pool: ThreadPoolExecutor | None = None
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
-
-
 def _second_thread() -> ThreadPoolExecutor | None:
+    """The worker for second halves, or None when cnn may use one thread only (cnn.threads)."""
     global _pool
-    if _pool is None and available_cores() > 1:
+    if threads.num_threads() < 2:
+        return None
+    if _pool is None:
         _pool = ThreadPoolExecutor(1, thread_name_prefix="cnn")
     return _pool
-
-
-def single_threaded_blas(enabled: bool = True) -> AbstractContextManager[Any]:
-    """Within: every BLAS library on one thread (each half's thread does its own products)."""
-    if not enabled:
-        return nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 class DataParallel:

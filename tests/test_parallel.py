@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn import parallel
+from cnn import parallel, threads
 
 SPECS = {
     "sigmoid+bce": ([{"type": "conv", "depth": 2, "kernel_size": 3}, {"type": "sigmoid"}, {"type": "flatten"},
@@ -64,9 +64,9 @@ def test_split_steps_do_not_depend_on_the_number_of_cores(monkeypatch) -> None:
     x, y = problem(2 * parallel.SPLIT_FROM)
     specs, _ = SPECS["sigmoid+bce"]
     runs = []
+    monkeypatch.setattr(parallel, "_pool", None)
     for cores in (1, 2):
-        monkeypatch.setattr(parallel, "_pool", None)
-        monkeypatch.setattr(parallel, "available_cores", lambda cores=cores: cores)
+        monkeypatch.setattr(threads, "_max_threads", cores)
         net = network(specs, dtype="float32")
         net.fit(x, y, cnn.BinaryCrossEntropy(), cnn.SGD(0.5), epochs=3, batch_size=parallel.SPLIT_FROM, seed=4)
         runs.append(params(net))
@@ -105,11 +105,30 @@ def test_a_replica_shares_parameters_but_not_gradients_or_caches() -> None:
     assert net.layers[0]._cols.shape[0] == 4  # the original's cache is untouched
 
 
-def test_blas_threads_are_restored_after_a_split_fit() -> None:
+@pytest.mark.parametrize("batch_size", [1, 8, parallel.SPLIT_FROM])
+def test_blas_threads_follow_the_policy_during_fit_and_are_restored(batch_size: int) -> None:
     from threadpoolctl import threadpool_info
 
-    before = [lib["num_threads"] for lib in threadpool_info()]
+    def scipy_and_numpy() -> tuple[int, int]:
+        libs = threadpool_info()
+        scipy = [lib["num_threads"] for lib in libs if "scipy.libs" in lib["filepath"]]
+        numpy = [lib["num_threads"] for lib in libs if "numpy.libs" in lib["filepath"]]
+        return scipy[0], numpy[0]
+
     specs, _ = SPECS["sigmoid+bce"]
     x, y = problem(parallel.SPLIT_FROM)
-    network(specs).fit(x, y, cnn.BinaryCrossEntropy(), cnn.SGD(0.1), epochs=1, batch_size=parallel.SPLIT_FROM)
-    assert [lib["num_threads"] for lib in threadpool_info()] == before
+    net = network(specs, dtype="float32")
+    net.fit(x[:1], y[:1], cnn.BinaryCrossEntropy(), cnn.SGD(0.1), epochs=1)  # the once-only scipy limit
+    before = scipy_and_numpy()
+    during = []
+    net.fit(
+        x, y, cnn.BinaryCrossEntropy(), cnn.SGD(0.1), 1, batch_size, callback=lambda _: during.append(scipy_and_numpy())
+    )
+    assert scipy_and_numpy() == before
+    assert before[0] == 1
+    if batch_size == 1:  # scipy's rank-1 updates may use every core; numpy's pool is left alone
+        assert during == [(threads.num_threads(), before[1])]
+    elif batch_size >= parallel.SPLIT_FROM:  # one BLAS thread per half
+        assert during == [(1, 1)]
+    else:
+        assert during == [before]
