@@ -128,10 +128,10 @@ class Sequential:
         history = []
         split = batch_size >= SPLIT_FROM and len(x) >= SPLIT_FROM
         parallel = DataParallel(self) if split else None
-        with training_threads(batch_size, split):  # which BLAS pool may use how many cores (cnn.threads)
-            for epoch in range(1, epochs + 1):
-                order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-                targets = y[order]
+        for epoch in range(1, epochs + 1):
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            targets = y[order]
+            with training_threads(batch_size, split):  # which BLAS pool may use how many cores (cnn.threads)
                 for start in range(0, len(x), batch_size):
                     rows = order[start : start + batch_size]
                     xb = x[rows] if batch_size > 1 else x[rows[0] : rows[0] + 1]  # batch 1: a view, no copy
@@ -141,19 +141,19 @@ class Sequential:
                     else:
                         self._forward_backward(xb, yb, out, loss, fused, len(rows))
                     optimizer.step(params)
-                epoch_loss = loss.value(targets, outputs) if len(x) else 0.0
-                if not math.isfinite(epoch_loss):
-                    raise TrainingDivergedError(
-                        f"training diverged in epoch {epoch} (loss {epoch_loss}, first in batch "
-                        f"{self._first_bad_batch(loss, targets, outputs, batch_size)}); "
-                        f"lower the learning rate (now {optimizer.learning_rate:g})"
-                    )
-                record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss}
-                if validation_data is not None:
-                    record["val_loss"] = loss.value(yv, self.predict(xv))
-                history.append(record)
-                if callback is not None:
-                    callback(record)
+            epoch_loss = loss.value(targets, outputs) if len(x) else 0.0
+            if not math.isfinite(epoch_loss):
+                raise TrainingDivergedError(
+                    f"training diverged in epoch {epoch} (loss {epoch_loss}, first in batch "
+                    f"{self._first_bad_batch(loss, targets, outputs, batch_size)}); "
+                    f"lower the learning rate (now {optimizer.learning_rate:g})"
+                )
+            record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss}
+            if validation_data is not None:
+                record["val_loss"] = loss.value(yv, self.predict(xv))
+            history.append(record)
+            if callback is not None:
+                callback(record)
         return history
 
     def _forward_backward(
