@@ -6,7 +6,6 @@ shapes); an optimizer applies them. ``needs_input_gradient = False`` (set by Seq
 layer) lets backward skip dLoss/dx and return None.
 """
 
-import copy
 import math
 from typing import Any, ClassVar
 
@@ -56,8 +55,8 @@ class Layer:
         """A copy sharing this layer's params (the very arrays) with its own grads and no cached forward
         state (the underscored attributes): it can run forward/backward on another part of a batch, in
         another thread, while this layer runs on its own part."""
-        twin = copy.copy(self)
-        twin.__dict__ = {key: value for key, value in self.__dict__.items() if not key.startswith("_")}
+        twin = object.__new__(type(self))
+        twin.__dict__.update((key, value) for key, value in self.__dict__.items() if not key.startswith("_"))
         twin.grads = Gradients({name: np.zeros_like(value) for name, value in self.params.items()})
         return twin
 

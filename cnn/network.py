@@ -126,12 +126,13 @@ class Sequential:
         params = self.param_layers
         outputs = np.empty(y.shape, dtype=self.dtype)  # the epoch's outputs, for one loss evaluation per epoch
         history = []
-        split = batch_size >= SPLIT_FROM and len(x) >= SPLIT_FROM
-        parallel = DataParallel(self) if split else None
+        parallel = DataParallel(self) if min(batch_size, len(x)) >= SPLIT_FROM else None
         for epoch in range(1, epochs + 1):
             order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
             targets = y[order]
-            with training_threads(batch_size, split):  # which BLAS pool may use how many cores (cnn.threads)
+            with training_threads(
+                batch_size, split=parallel is not None
+            ):  # which BLAS pool may use how many cores (cnn.threads)
                 for start in range(0, len(x), batch_size):
                     rows = order[start : start + batch_size]
                     xb = x[rows] if batch_size > 1 else x[rows[0] : rows[0] + 1]  # batch 1: a view, no copy

@@ -44,18 +44,20 @@ class DataParallel:
     def __init__(self, net: "Sequential") -> None:
         self.net = net
         self.replicas = (net.replica(), net.replica())
+        # (net's layer, first replica's, second replica's), for each layer with parameters
+        self._layers = list(zip(*(r.param_layers for r in (net, *self.replicas)), strict=True))
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray, outputs: np.ndarray, loss: Any, fused: Any) -> None:
         """What net._forward_backward(x, y, outputs, loss, fused, len(x)) does, on two threads."""
         n, half = len(x), len(x) // 2
 
-        def run(replica: "Sequential", part: slice) -> None:
-            replica._forward_backward(x[part], y[part], outputs[part], loss, fused, n)
-            for layer in replica.param_layers:
-                for name in layer.params:
-                    layer.grads[name]  # computes a pending product (Dense's g.T @ x) here, in this thread
+        def run(i: int, part: slice) -> None:
+            self.replicas[i]._forward_backward(x[part], y[part], outputs[part], loss, fused, n)
+            for layers in self._layers:
+                for name in layers[i + 1].params:
+                    layers[i + 1].grads[name]  # computes a pending product (Dense's g.T @ x) here, in this thread
 
-        first, second = (self.replicas[0], slice(0, half)), (self.replicas[1], slice(half, n))
+        first, second = (0, slice(0, half)), (1, slice(half, n))
         pool = _second_thread()
         if pool is None:
             run(*first)
@@ -64,7 +66,7 @@ class DataParallel:
             pending = pool.submit(run, *second)
             run(*first)
             pending.result()
-        for layer, a, b in zip(*(r.param_layers for r in (self.net, *self.replicas)), strict=True):
+        for layer, a, b in self._layers:
             layer.grads.discard_products()
             for name in layer.params:
                 np.add(a.grads[name], b.grads[name], out=layer.grads[name])
