@@ -15,12 +15,13 @@ from .errors import ArchitectureError, ModelFileError, TrainingDivergedError
 from .init import INITIALIZERS
 from .layers import Dense, Flatten, Layer, Reshape, layer_from_config
 from .losses import LOSSES, BinaryCrossEntropy, CategoricalCrossEntropy, Loss, MeanSquaredError
-from .network import Sequential, one_hot
+from .network import DTYPES, Sequential, one_hot
 from .optimizers import OPTIMIZERS, SGD, Adam, Optimizer
 from .pool import MaxPool
 from .serialize import load, save
 
 __all__ = [
+    "DTYPES",
     "INITIALIZERS",
     "LAYER_TYPES",
     "LOSSES",
