@@ -13,7 +13,7 @@ from .layers import Layer
 from .losses import BinaryCrossEntropy, CategoricalCrossEntropy, Loss
 from .optimizers import Optimizer
 from .parallel import SPLIT_FROM, DataParallel
-from .threads import training_threads
+from .threads import blas_threads
 
 DTYPES = ("float32", "float64")
 
@@ -92,7 +92,8 @@ class Sequential:
         x = self._check_x(x)
         if len(x) == 0:
             return np.zeros((0, *self.output_shape), dtype=self.dtype)
-        return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        with blas_threads():
+            return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
     def fit(
         self,
@@ -130,9 +131,7 @@ class Sequential:
         for epoch in range(1, epochs + 1):
             order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
             targets = y[order]
-            with training_threads(
-                batch_size, split=parallel is not None
-            ):  # which BLAS pool may use how many cores (cnn.threads)
+            with blas_threads(batch_size):  # which BLAS pool may use how many cores (cnn.threads)
                 for start in range(0, len(x), batch_size):
                     rows = order[start : start + batch_size]
                     xb = x[rows] if batch_size > 1 else x[rows[0] : rows[0] + 1]  # batch 1: a view, no copy

@@ -1,12 +1,12 @@
-"""Which threads a training run uses. Three pools can compete for the cores: numpy's OpenBLAS, the second
-OpenBLAS that scipy's wheels carry (scipy.linalg.blas: the in-place SGD updates), and cnn's own second
-thread (cnn.parallel). An idle OpenBLAS worker spins for a while after each call, so two pools busy in
-turn on 2 cores starve each other (measured: a training step 3-5x slower). The policy:
+"""Which threads a training run uses, chosen so that results never depend on the number of threads or cores.
 
-- scipy's pool has one thread (set once, on the first update), except
-- at batch 1, while fit runs: its rank-1 updates are the only threaded work then (numpy's matrix-vector
-  products are below OpenBLAS's threading threshold), and on all cores they are 1.2x faster in float64;
-- batches that cnn.parallel splits in two run every BLAS call single-threaded, one per half.
+OpenBLAS splits a matrix product among its threads, and the split changes which elements its edge kernels
+compute, so a product's last bits depend on the thread count (measured: 64x3380x100 differs between 1 and 2
+threads). cnn therefore runs every BLAS product single-threaded inside fit and predict and gets its
+parallelism from its own split (cnn.parallel: two halves, chosen by the batch size alone). The exception is
+the rank-1 SGD update at batch 1 (scipy's ger): it writes each weight once, in the same arithmetic whatever
+the split, so it may use every core. Also, an idle OpenBLAS worker spins for a while after each call, so
+two pools busy in turn on 2 cores starve each other: scipy's pool stays at one thread otherwise.
 """
 
 import os
@@ -61,20 +61,18 @@ def limit_scipy_blas() -> None:
 
 
 @contextmanager
-def training_threads(batch_size: int, split: bool) -> Iterator[None]:
-    """The thread policy above for a fit at this batch size (`split`: cnn.parallel halves its batches)."""
+def blas_threads(batch_size: int | None = None) -> Iterator[None]:
+    """The policy above while the block runs: every BLAS pool at one thread, except scipy's at batch 1
+    (`batch_size` None: not training, e.g. predict)."""
     limit_scipy_blas()
-    chosen = {}
-    for lib in _blas_libraries():
-        if split:
-            chosen[lib] = 1
-        elif batch_size == 1 and _is_scipys(lib):
-            chosen[lib] = num_threads()
+    chosen = {lib: num_threads() if batch_size == 1 and _is_scipys(lib) else 1 for lib in _blas_libraries()}
     saved = {lib: lib.num_threads for lib in chosen}
     try:
         for lib, n in chosen.items():
-            lib.set_num_threads(n)
+            if n != saved[lib]:
+                lib.set_num_threads(n)
         yield
     finally:
         for lib, n in saved.items():
-            lib.set_num_threads(n)
+            if lib.num_threads != n:
+                lib.set_num_threads(n)

@@ -1,1 +1,6 @@
-"""The DVC pipeline around the `cnn` core: download -> preprocess -> train -> evaluate."""
+"""The DVC pipeline around the `cnn` core: download -> preprocess -> train -> evaluate.
+
+Importing the package pins the canonical numerics before numpy loads (pipeline.numerics).
+"""
+
+from pipeline import numerics as numerics

@@ -14,7 +14,6 @@ import typer
 
 import cnn
 from pipeline import errors, params
-from pipeline.predict import predict_command
 
 app = typer.Typer(
     add_completion=False,
@@ -115,15 +114,19 @@ def train(
 ) -> None:
     """Train the network of train.layers on data/processed/train.npz; write models/model.npz.
 
-    Reads the train section. Also writes reports/train/loss.csv (mean loss per epoch, for `dvc plots`) and
-    reports/train/metrics.json (training time, samples per second, parameter count).
+    Reads the train section. Also writes reports/train/loss.csv (mean loss per epoch, for `dvc plots`),
+    metrics.json (parameter and image counts), platform.json (numerics mode, BLAS kernel, library
+    versions, dtype) and timing.json (seconds and samples per second; not tracked by git or DVC).
     """
+    from pipeline import numerics
     from pipeline import train as trainer
     from pipeline.progress import Progress
 
     config = params.section(params_file, "train")
+    if note := numerics.CURRENT.note():
+        typer.echo(note, err=True)
     progress = Progress()
-    history = trainer.run(
+    result = trainer.run(
         config,
         data,
         model,
@@ -131,7 +134,10 @@ def train(
         on_epoch=lambda record: progress.update(trainer.format_epoch(record, config.epochs), force=True),
     )
     progress.done()
-    typer.echo(f"train: {trainer.format_epoch(history[-1], config.epochs)}; model in {model}")
+    typer.echo(
+        f"train: {trainer.format_epoch(result.history[-1], config.epochs)}; model in {model} "
+        f"({result.seconds:.1f} s, {result.samples_per_second:,.0f} samples/s)"
+    )
 
 
 @app.command()
@@ -153,7 +159,20 @@ def evaluate(
     typer.echo(f"evaluate: accuracy {result['accuracy']:.4f}, loss {result['loss']:.6f} on {result['test_images']}")
 
 
-app.command("predict")(predict_command)
+@app.command()
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="Digit pictures (PNG/JPEG, any size and colours).")],
+    model: Annotated[Path, typer.Option(help="The model file to use.")] = Path("models/model.npz"),
+) -> None:
+    """Predict the digit in each image and print the class probabilities, one line per image.
+
+    Each picture is prepared like MNIST (grayscale, inverted when dark-on-light, cropped to the digit, fit
+    into 20x20, centred by centre of mass in 28x28). Images that cannot be read get one error line on
+    stderr; the others are still predicted, and the exit code is then 2.
+    """
+    from pipeline.predict import predict_command
+
+    predict_command(images, model)
 
 
 def run() -> None:

@@ -36,8 +36,10 @@ def roc_inputs(target: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def csv_text(columns: dict[str, np.ndarray]) -> str:
+    """CSV of equal-length columns; floats at 12 significant digits, above the last-bit noise of libm."""
     rows = zip(*(values.tolist() for values in columns.values()), strict=True)
-    return "\n".join([",".join(columns)] + [",".join(map(str, row)) for row in rows]) + "\n"
+    cell = lambda v: f"{v:.12g}" if isinstance(v, float) else str(v)  # noqa: E731
+    return "\n".join([",".join(columns)] + [",".join(map(cell, row)) for row in rows]) + "\n"
 
 
 def run(model_path: Path, data_path: Path, metrics_path: Path, report_dir: Path) -> dict:

@@ -1,12 +1,13 @@
 """train stage: data/processed/train.npz + params.yaml:train -> models/model.npz and reports/train/."""
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import cnn
-from pipeline import atomic, dataset, figures
+from pipeline import atomic, dataset, figures, numerics
 from pipeline.errors import UserError
 from pipeline.params import TrainParams
 
@@ -43,8 +44,17 @@ def hold_out(split: dataset.Split, fraction: float) -> tuple[dataset.Split, data
     )
 
 
-def run(params: TrainParams, data_path: Path, model_path: Path, report_dir: Path, on_epoch=None) -> list[dict]:
-    """Train and write the model, the per-epoch losses (loss.csv) and the cost metrics (metrics.json)."""
+@dataclass(frozen=True)
+class TrainResult:
+    history: list[dict]  # one record per epoch: {"epoch", "loss", "val_loss" if held out}
+    seconds: float  # wall-clock time of fit
+    samples_per_second: float
+
+
+def run(params: TrainParams, data_path: Path, model_path: Path, report_dir: Path, on_epoch=None) -> TrainResult:
+    """Train and write the model and reports/train/: loss.csv (per epoch), metrics.json (size of the run),
+    platform.json (what decides the bits) and timing.json (wall-clock cost: untracked, as it differs on
+    every run)."""
     split = dataset.load(data_path)
     train, val = hold_out(split, params.validation_fraction)
     classes = split.classes.tolist()
@@ -68,19 +78,25 @@ def run(params: TrainParams, data_path: Path, model_path: Path, report_dir: Path
     model_path.parent.mkdir(parents=True, exist_ok=True)
     cnn.save(net, model_path)
     columns = ["epoch", "loss"] + (["val_loss"] if val else [])
-    rows = [",".join(columns)] + [",".join(repr(rec[c]) for c in columns) for rec in history]
+    rows = [",".join(columns)] + [",".join(format_float(rec[c]) for c in columns) for rec in history]
     atomic.write_text(report_dir / "loss.csv", "\n".join(rows) + "\n")
     figures.loss_curve(history, report_dir / "loss.png")
     atomic.write_json(
-        report_dir / "metrics.json",
-        {
-            "train_seconds": round(seconds, 3),
-            "samples_per_second": round(params.epochs * len(train.labels) / seconds, 1),
-            "parameters": count_parameters(net),
-            "train_images": len(train.labels),
-        },
+        report_dir / "metrics.json", {"parameters": count_parameters(net), "train_images": len(train.labels)}
     )
-    return history
+    atomic.write_json(report_dir / "platform.json", numerics.fingerprint(params.dtype))
+    result = TrainResult(history, seconds, params.epochs * len(train.labels) / max(seconds, 1e-9))
+    atomic.write_json(
+        report_dir / "timing.json",
+        {"train_seconds": round(seconds, 3), "samples_per_second": round(result.samples_per_second)},
+    )
+    return result
+
+
+def format_float(value: float) -> str:
+    """12 significant digits: far above the last-bit noise of libm (a loss differs in its 17th digit
+    between numpy's SIMD paths), so tracked files do not change with the machine."""
+    return f"{value:.12g}"
 
 
 def format_epoch(record: dict, epochs: int) -> str:
