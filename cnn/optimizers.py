@@ -7,7 +7,6 @@ from scipy.linalg import blas
 
 from .gradients import Gradients
 from .layers import Layer
-from .threads import limit_scipy_blas
 
 _AXPY = {np.dtype(np.float64): blas.daxpy, np.dtype(np.float32): blas.saxpy}
 _GER = {np.dtype(np.float64): blas.dger, np.dtype(np.float32): blas.sger}
@@ -21,7 +20,6 @@ def _blas_ready(*arrays: np.ndarray) -> bool:
     for a in arrays:  # a loop, not all(genexpr): this runs for every parameter of every step
         if a.dtype != dtype or not a.flags.c_contiguous:
             return False
-    limit_scipy_blas()  # once: its spinning workers would starve numpy's products (cnn.threads)
     return True
 
 

@@ -1,12 +1,12 @@
-"""Which threads a training run uses, chosen so that results never depend on the number of threads or cores.
+"""Which threads cnn uses, chosen so that results never depend on the number of threads or cores.
 
 OpenBLAS splits a matrix product among its threads, and the split changes which elements its edge kernels
-compute, so a product's last bits depend on the thread count (measured: 64x3380x100 differs between 1 and 2
-threads). cnn therefore runs every BLAS product single-threaded inside fit and predict and gets its
-parallelism from its own split (cnn.parallel: two halves, chosen by the batch size alone). The exception is
-the rank-1 SGD update at batch 1 (scipy's ger): it writes each weight once, in the same arithmetic whatever
-the split, so it may use every core. Also, an idle OpenBLAS worker spins for a while after each call, so
-two pools busy in turn on 2 cores starve each other: scipy's pool stays at one thread otherwise.
+compute, so a product's last bits depend on the thread count (64x3380x100 differs between 1 and 2
+threads). So inside fit and predict every BLAS pool (numpy's OpenBLAS and the second one scipy's wheels
+carry) runs one thread, and cnn gets its parallelism from a split of its own (cnn.parallel: two halves,
+chosen by the batch size alone). The exception is batch 1: its products are matrix-vector products and
+rank-1 updates, whose threads each compute whole output elements, so they give the same bits on any number
+of threads and may use every core.
 """
 
 import os
@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _controller = None
-_scipy_limited = False
 _max_threads: int | None = None
 
 
@@ -29,8 +28,7 @@ def num_threads() -> int:
 
 
 def set_num_threads(n: int | None) -> None:
-    """Let cnn use at most n threads (n >= 1) for its own work and scipy's updates; None: all cores.
-    numpy's BLAS threads are not changed (threadpoolctl does that)."""
+    """Let cnn use at most n threads (n >= 1); None: all cores this process may run on."""
     global _max_threads
     if n is not None and int(n) < 1:
         raise ValueError(f"the number of threads must be >= 1, got {n}")
@@ -46,31 +44,16 @@ def _blas_libraries() -> list:
     return [lib for lib in _controller.lib_controllers if lib.user_api == "blas"]
 
 
-def _is_scipys(lib) -> bool:
-    return "scipy.libs" in lib.filepath or "scipy/.dylibs" in lib.filepath
-
-
-def limit_scipy_blas() -> None:
-    """Give scipy's own OpenBLAS (not numpy's) one thread, once per process."""
-    global _scipy_limited
-    if not _scipy_limited:
-        _scipy_limited = True
-        for lib in _blas_libraries():
-            if _is_scipys(lib):
-                lib.set_num_threads(1)
-
-
 @contextmanager
 def blas_threads(batch_size: int | None = None) -> Iterator[None]:
-    """The policy above while the block runs: every BLAS pool at one thread, except scipy's at batch 1
-    (`batch_size` None: not training, e.g. predict)."""
-    limit_scipy_blas()
-    chosen = {lib: num_threads() if batch_size == 1 and _is_scipys(lib) else 1 for lib in _blas_libraries()}
-    saved = {lib: lib.num_threads for lib in chosen}
+    """Every BLAS pool at num_threads() for batch 1, else at one thread, while the block runs; restored
+    after. `batch_size` None: not training (predict)."""
+    wanted = num_threads() if batch_size == 1 else 1
+    saved = {lib: lib.num_threads for lib in _blas_libraries()}
     try:
-        for lib, n in chosen.items():
-            if n != saved[lib]:
-                lib.set_num_threads(n)
+        for lib, n in saved.items():
+            if n != wanted:
+                lib.set_num_threads(wanted)
         yield
     finally:
         for lib, n in saved.items():
