@@ -132,3 +132,19 @@ def test_native_run_says_its_numbers_are_not_canonical(processed: Path, tmp_path
     notes = [line for line in result.stderr.splitlines() if line.startswith("note: native numerics")]
     assert len(notes) == 1 and "MNIST_CNN_NUMERICS=native" in notes[0]
     assert json.loads((tmp_path / "r" / "platform.json").read_text())["numerics"] == "native"
+
+
+def test_after_a_fresh_repro_plots_diff_shows_head_next_to_an_experiment(tmp_path: Path) -> None:
+    """HEAD's images are cached outputs: a fresh clone has them only if its run reproduced HEAD's lock."""
+    project = Project.create(tmp_path / "repo")
+    project.dvc("repro")
+    assert json.loads(project.dvc("metrics", "diff", "--json").stdout) == {}
+    project.dvc("exp", "run", "-S", "train.epochs=2", "-n", "short")
+    result = project.dvc("plots", "diff", "HEAD", "short", "--json")
+    plots = json.loads(result.stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    images = [entry for entries in plots["data"].values() for entry in entries if entry["type"] == "image"]
+    revisions = {rev for entry in images for rev in entry["revisions"]}
+    assert revisions == {"HEAD", "short"}
+    for entry in images:
+        assert Path(entry["url"]).stat().st_size > 0
