@@ -5,12 +5,11 @@ Specs: {type: conv, depth: 5, kernel_size: 3, bias: untied|tied}  {type: maxpool
 {type: sigmoid|tanh|relu|softmax}
 """
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from .activations import ReLU, Sigmoid, Softmax, Tanh
-from .conv import BIAS_MODES, Convolutional
+from .conv import Convolutional
 from .errors import ArchitectureError
 from .layers import Dense, Flatten, Layer, Reshape
 from .pool import MaxPool
@@ -43,6 +42,14 @@ def _positive_int(value: Any, where: str, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ArchitectureError(f"{where}: {key} must be a positive integer, got {value!r}")
     return value
+
+
+def _construct(where: str, cls: type[Layer], *args: Any, **kwargs: Any) -> Layer:
+    """cls(*args, **kwargs), its ArchitectureError prefixed with where the spec is."""
+    try:
+        return cls(*args, **kwargs)
+    except ArchitectureError as exc:
+        raise ArchitectureError(f"{where}: {exc}") from None
 
 
 def build(
@@ -92,20 +99,11 @@ def _build_one(i: int, spec: Any, shape: tuple[int, ...], n_classes: int) -> Lay
     if kind == "conv":
         depth = _positive_int(spec["depth"], where, "depth")
         k = _positive_int(spec["kernel_size"], where, "kernel_size")
-        bias = spec.get("bias", "untied")
-        if bias not in BIAS_MODES:
-            raise ArchitectureError(f"{where}: bias must be untied or tied, got {bias!r}")
-        if k > min(shape[1:]):
-            raise ArchitectureError(
-                f"{where}: kernel_size {k} is larger than the input {shape}; use <= {min(shape[1:])}"
-            )
-        return Convolutional(shape, k, depth, bias=bias)
+        return _construct(where, Convolutional, shape, k, depth, bias=spec.get("bias", "untied"))
     if kind == "maxpool":
         size = _positive_int(spec.get("size", 2), where, "size")
         stride = _positive_int(spec.get("stride", size), where, "stride")
-        if size > min(shape[1:]):
-            raise ArchitectureError(f"{where}: size {size} is larger than the input {shape}; use <= {min(shape[1:])}")
-        return MaxPool(shape, size, stride)
+        return _construct(where, MaxPool, shape, size, stride)
     if kind == "flatten":
         return Flatten(shape)
     if kind == "reshape":
@@ -113,11 +111,7 @@ def _build_one(i: int, spec: Any, shape: tuple[int, ...], n_classes: int) -> Lay
         if not isinstance(target, (list, tuple)) or not target:
             raise ArchitectureError(f"{where}: shape must be a list of positive integers, got {target!r}")
         target = tuple(_positive_int(d, where, "shape") for d in target)
-        if math.prod(target) != math.prod(shape):
-            raise ArchitectureError(
-                f"{where}: cannot reshape {shape} ({math.prod(shape)} values) to {target} ({math.prod(target)} values)"
-            )
-        return Reshape(shape, target)
+        return _construct(where, Reshape, shape, target)
     if kind == "dense":
         if len(shape) != 1:
             raise ArchitectureError(f"{where}: expects a flat input, got {shape}; add {{type: flatten}} before it")

@@ -1,4 +1,5 @@
-"""Errors raised by the cnn package; all are ValueError subclasses with one-line messages."""
+"""Errors raised by the cnn package, each with a one-line message: bad architectures and model files are
+ValueErrors (bad input); a diverging run is a RuntimeError (the input was valid, training failed)."""
 
 
 class ArchitectureError(ValueError):

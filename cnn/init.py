@@ -1,9 +1,11 @@
-"""Parameter initialisation. All randomness comes from the caller's numpy Generator.
+"""Parameter initialisation. All randomness comes from one numpy Generator, drawn in layer order.
 
 "normal" is the notebook's ``np.random.randn``: std 1 for weights and biases alike.
 "xavier"/"glorot" (std sqrt(2 / (fan_in + fan_out))) and "he" (std sqrt(2 / fan_in)) scale the weights
 and start the biases at zero.
 """
+
+from typing import Any
 
 import numpy as np
 
@@ -15,14 +17,19 @@ def check_init(init: str) -> None:
         raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITIALIZERS)}")
 
 
-def weights(init: str, rng: np.random.Generator | None, shape: tuple, fan_in: int, fan_out: int, dtype):
-    """Weights of `shape`. Drawn in float64 then cast, so float32 and float64 nets start alike.
+def generator(init: str | None, rng: int | np.random.Generator | None) -> np.random.Generator | None:
+    """The Generator to draw from: `rng` itself, or a new one seeded with it; None when init is None."""
+    if init is None:
+        return None
+    check_init(init)
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
-    rng=None gives zeros (used when the values are about to be overwritten, e.g. by load).
-    """
+
+def weights(init: str | None, rng: np.random.Generator | None, shape: tuple, fan_in: int, fan_out: int, dtype: Any):
+    """Weights of `shape`. Drawn in float64 then cast, so float32 and float64 nets start alike.
+    rng None gives zeros (used when the values are about to be overwritten, e.g. by load)."""
     if rng is None:
         return np.zeros(shape, dtype=dtype)
-    check_init(init)
     if init == "normal":
         std = 1.0
     elif init in ("xavier", "glorot"):
@@ -35,10 +42,8 @@ def weights(init: str, rng: np.random.Generator | None, shape: tuple, fan_in: in
     return w.astype(dtype, copy=False)
 
 
-def biases(init: str, rng: np.random.Generator | None, shape: tuple, dtype):
+def biases(init: str | None, rng: np.random.Generator | None, shape: tuple, dtype: Any):
     """Biases of `shape`: std-1 normal for "normal" (the notebook's), zeros otherwise."""
     if rng is None or init != "normal":
-        if rng is not None:
-            check_init(init)
         return np.zeros(shape, dtype=dtype)
     return rng.standard_normal(shape).astype(dtype, copy=False)

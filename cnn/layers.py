@@ -1,22 +1,23 @@
 """Layer base class, Dense, Reshape and Flatten. Batch dimension first everywhere.
 
-Every layer: forward(x) -> y and backward(output_gradient) -> input_gradient (dLoss/dx). A layer with
-parameters keeps them in ``params`` and the gradients of its last backward in ``grads`` (same keys and
-shapes); an optimizer applies them. ``needs_input_gradient = False`` (set by Sequential on the first
-layer) lets backward skip dLoss/dx and return None.
+Every layer: forward(x) -> y caches what backward needs; backward(dy) -> dx fills ``grads`` and returns
+dLoss/dx. A layer with parameters holds them in ``params`` and the gradients of its last backward in
+``grads``: plain arrays, same names and shapes, created at construction, so a layer works on its own.
+An optimizer applies the gradients. ``needs_input_gradient = False`` (Sequential sets it on the first
+layer, whose input is the data) lets backward skip dx and return None.
 """
 
+import copy
 import math
 from typing import Any, ClassVar
 
 import numpy as np
 
 from . import init as initializers
-from .buffers import reuse
 from .errors import ArchitectureError
-from .gradients import Gradients
 
 LAYER_CLASSES: dict[str, type["Layer"]] = {}
+Seed = int | np.random.Generator
 
 
 class Layer:
@@ -25,15 +26,16 @@ class Layer:
     input_shape: tuple[int, ...] | None = None
     output_shape: tuple[int, ...] | None = None
     needs_input_gradient: bool = True
-    param_names: ClassVar[tuple[str, ...]] = ()
+    abstract: ClassVar[bool] = False  # a base class that layer_from_config must not build
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        LAYER_CLASSES[cls.__name__] = cls
+        if not cls.__dict__.get("abstract", False):
+            LAYER_CLASSES[cls.__name__] = cls
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
-        self.grads: Gradients = Gradients({})
+        self.grads: dict[str, np.ndarray] = {}
 
     def connect(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Check that this layer accepts per-sample `input_shape`; return its per-sample output shape."""
@@ -44,20 +46,20 @@ class Layer:
             )
         return self.output_shape
 
-    def initialize(self, init: str, rng: np.random.Generator | None, dtype: Any) -> None:
-        """Create params (and zeroed grads) in `dtype`; parameterless layers have nothing to do."""
+    def initialize(self, init: str | None, rng: Seed | None, dtype: Any) -> None:
+        """(Re)create params in `dtype` from `rng` (a Generator, or a seed) and zero grads; init=None gives
+        zeros (values about to be loaded). Parameterless layers have nothing to do."""
 
     def _set_params(self, **arrays: np.ndarray) -> None:
         self.params = dict(arrays)
-        self.grads = Gradients({name: np.zeros_like(value) for name, value in arrays.items()})
+        self.grads = {name: np.zeros_like(value) for name, value in arrays.items()}
 
     def replica(self) -> "Layer":
-        """A copy sharing this layer's params (the very arrays) with its own grads and no cached forward
-        state (the underscored attributes): it can run forward/backward on another part of a batch, in
-        another thread, while this layer runs on its own part."""
-        twin = object.__new__(type(self))
-        twin.__dict__.update((key, value) for key, value in self.__dict__.items() if not key.startswith("_"))
-        twin.grads = Gradients({name: np.zeros_like(value) for name, value in self.params.items()})
+        """A twin for data-parallel training: it shares this layer's `params` (the very arrays) and has
+        zeroed `grads` of its own; every other attribute is its own as soon as its forward rebinds it (a
+        layer's forward and backward bind new arrays to their caches, never write into old ones)."""
+        twin = copy.copy(self)
+        twin.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
         return twin
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -82,9 +84,8 @@ def layer_from_config(config: dict[str, Any]) -> Layer:
     kwargs = dict(config)
     name = kwargs.pop("type")
     cls = LAYER_CLASSES.get(name)
-    if cls is None or name == "Layer":
-        known = ", ".join(sorted(k for k in LAYER_CLASSES if k != "Layer"))
-        raise ValueError(f"unknown layer type {name!r}; known types: {known}")
+    if cls is None:
+        raise ValueError(f"unknown layer type {name!r}; known types: {', '.join(sorted(LAYER_CLASSES))}")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     try:
         return cls(**kwargs)
@@ -95,38 +96,39 @@ def layer_from_config(config: dict[str, Any]) -> Layer:
 class Dense(Layer):
     """Fully connected: y = x @ W.T + b.
 
-    x (N, input_size) -> y (N, output_size); weights (output_size, input_size) like the notebook's W in
-    y = W x, biases (output_size,). The weight gradient g.T @ x is recorded as its factors (cnn.gradients).
+    x (N, input_size) -> y (N, output_size); weights W (output_size, input_size), like the notebook's W in
+    y = W x; biases b (output_size,).
+    backward(dy): dW = dy.T @ x, db = sum of dy over the batch, dx = dy @ W.
     """
 
-    param_names = ("weights", "biases")
-    _dx: np.ndarray | None = None
-
-    def __init__(self, input_size: int, output_size: int) -> None:
+    def __init__(
+        self, input_size: int, output_size: int, init: str = "normal", rng: Seed = 0, dtype: Any = "float64"
+    ) -> None:
         super().__init__()
         self.input_size, self.output_size = int(input_size), int(output_size)
+        if self.input_size < 1 or self.output_size < 1:
+            raise ArchitectureError(f"Dense needs sizes >= 1, got {self.input_size} -> {self.output_size}")
         self.input_shape, self.output_shape = (self.input_size,), (self.output_size,)
+        self.initialize(init, rng, dtype)
 
-    def initialize(self, init: str, rng: np.random.Generator | None, dtype: Any) -> None:
+    def initialize(self, init: str | None, rng: Seed | None, dtype: Any) -> None:
+        rng = initializers.generator(init, rng)
         shape = (self.output_size, self.input_size)
-        w = initializers.weights(init, rng, shape, self.input_size, self.output_size, dtype)
-        self._set_params(weights=w, biases=initializers.biases(init, rng, (self.output_size,), dtype))
+        weights = initializers.weights(init, rng, shape, self.input_size, self.output_size, dtype)
+        self._set_params(weights=weights, biases=initializers.biases(init, rng, (self.output_size,), dtype))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._x = x
-        y = np.ascontiguousarray((self.params["weights"] @ x.T).T)  # OpenBLAS: 10-15% faster than x @ W.T
-        y += self.params["biases"]
-        return y
+        self.x = x
+        return x @ self.params["weights"].T + self.params["biases"]
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
-        g = output_gradient
-        self.grads.set_product("weights", g, self._x)
-        np.add.reduce(g, axis=0, out=self.grads["biases"])  # np.sum, without its Python wrapper
-        if not self.needs_input_gradient:
-            return None
-        w = self.params["weights"]
-        self._dx = reuse(self._dx, (len(g), self.input_size), np.result_type(g, w))
-        return np.matmul(g, w, out=self._dx)
+        np.matmul(output_gradient.T, self.x, out=self.grads["weights"])
+        np.sum(output_gradient, axis=0, out=self.grads["biases"])
+        return self.input_gradient(output_gradient)
+
+    def input_gradient(self, output_gradient: np.ndarray) -> np.ndarray | None:
+        """dLoss/dx = dy @ W, (N, input_size); None when not needed."""
+        return output_gradient @ self.params["weights"] if self.needs_input_gradient else None
 
     def config(self) -> dict[str, Any]:
         return {"type": "Dense", "input_size": self.input_size, "output_size": self.output_size}

@@ -1,18 +1,17 @@
 """Sequential network: forward/backward through a list of layers, mini-batch training, batched predict."""
 
-import math
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from .activations import Sigmoid, Softmax
-from .errors import ArchitectureError, TrainingDivergedError
+from . import training
+from .errors import ArchitectureError
 from .init import check_init
 from .layers import Layer
-from .losses import BinaryCrossEntropy, CategoricalCrossEntropy, Loss
+from .losses import Loss
 from .optimizers import Optimizer
-from .parallel import SPLIT_FROM, DataParallel
 from .threads import blas_threads
 
 DTYPES = ("float32", "float64")
@@ -57,7 +56,7 @@ class Sequential:
             except ArchitectureError as exc:
                 raise ArchitectureError(f"layers[{i}]: {exc}") from None
         self.input_shape, self.output_shape = self.layers[0].input_shape, shape
-        rng = None if init is None else np.random.default_rng(seed)  # init=None: zeros, to be overwritten
+        rng = None if init is None else np.random.default_rng(seed)  # init=None: zeros, to be loaded
         for layer in self.layers:
             layer.initialize(init, rng, self.dtype)
             layer.needs_input_gradient = True
@@ -65,8 +64,7 @@ class Sequential:
 
     def replica(self) -> "Sequential":
         """The same network (shared parameter arrays) with its own gradients and caches (Layer.replica)."""
-        twin = object.__new__(Sequential)
-        twin.__dict__.update(self.__dict__)
+        twin = copy.copy(self)
         twin.layers = [layer.replica() for layer in self.layers]
         return twin
 
@@ -108,93 +106,17 @@ class Sequential:
         validation_data: tuple[np.ndarray, np.ndarray] | None = None,
         callback: Callable[[dict[str, Any]], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Train on x (N, *input_shape) with targets y (N, *output_shape) for `epochs` epochs.
+        """Train on x (N, *input_shape) with targets y (N, *output_shape) for `epochs` epochs (cnn.training).
 
         Returns one record per epoch {"epoch", "loss" (mean over the epoch's samples), "val_loss" if
         validation_data}; `callback(record)` is called after each epoch. Raises TrainingDivergedError
-        when a batch loss is nan or inf. Batches of cnn.parallel.SPLIT_FROM samples or more run as two
-        halves on two threads (BLAS single-threaded meanwhile): the same update, the same bits on any number
-        of cores.
+        when the loss becomes nan or inf. The same arguments give the same bits on any number of cores.
         """
         x, y = self._check_x(x), self._check_y(y, len(x))
-        if batch_size < 1 or epochs < 0:
-            raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size} and {epochs}")
         if validation_data is not None:
             xv = self._check_x(validation_data[0])
-            yv = self._check_y(validation_data[1], len(xv))
-        fused = self._fused_gradient(loss)
-        rng = np.random.default_rng(seed)
-        params = self.param_layers
-        outputs = np.empty(y.shape, dtype=self.dtype)  # the epoch's outputs, for one loss evaluation per epoch
-        history = []
-        parallel = DataParallel(self) if min(batch_size, len(x)) >= SPLIT_FROM else None
-        for epoch in range(1, epochs + 1):
-            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            targets = y[order]
-            with blas_threads(batch_size):  # which BLAS pool may use how many cores (cnn.threads)
-                for start in range(0, len(x), batch_size):
-                    rows = order[start : start + batch_size]
-                    xb = x[rows] if batch_size > 1 else x[rows[0] : rows[0] + 1]  # batch 1: a view, no copy
-                    yb, out = targets[start : start + batch_size], outputs[start : start + batch_size]
-                    if parallel is not None and len(rows) >= SPLIT_FROM:
-                        parallel.forward_backward(xb, yb, out, loss, fused)
-                    else:
-                        self._forward_backward(xb, yb, out, loss, fused, len(rows))
-                    optimizer.step(params)
-            epoch_loss = loss.value(targets, outputs) if len(x) else 0.0
-            if not math.isfinite(epoch_loss):
-                raise TrainingDivergedError(
-                    f"training diverged in epoch {epoch} (loss {epoch_loss}, first in batch "
-                    f"{self._first_bad_batch(loss, targets, outputs, batch_size)}); "
-                    f"lower the learning rate (now {optimizer.learning_rate:g})"
-                )
-            record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss}
-            if validation_data is not None:
-                record["val_loss"] = loss.value(yv, self.predict(xv))
-            history.append(record)
-            if callback is not None:
-                callback(record)
-        return history
-
-    def _forward_backward(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        outputs: np.ndarray,
-        loss: Loss,
-        fused: Callable[[int], int] | None,
-        batch_rows: int,
-    ) -> None:
-        """Forward x, keep its outputs, fill the grads: x may be part of a batch of batch_rows samples,
-        and the gradient is that of the whole batch's mean loss."""
-        out = self.forward(x)
-        outputs[...] = out
-        if fused is not None:  # dLoss/dz of the last activation's input: (a - y) / n, exact and stable
-            self.backward((out - y) / fused(batch_rows), start=len(self.layers) - 2)
-            return
-        grad = loss.gradient(y, out)  # normalised by this part's rows
-        if len(x) != batch_rows:
-            grad *= len(x) / batch_rows
-        self.backward(grad)
-
-    @staticmethod
-    def _first_bad_batch(loss: Loss, targets: np.ndarray, outputs: np.ndarray, batch_size: int) -> int:
-        """1-based number of the first batch whose loss is nan or inf (the losses are evaluated per epoch)."""
-        for start in range(0, len(targets), batch_size):
-            if not math.isfinite(loss.value(targets[start : start + batch_size], outputs[start : start + batch_size])):
-                return start // batch_size + 1
-        return len(targets) // batch_size + 1
-
-    def _fused_gradient(self, loss: Loss) -> Callable[[int], int] | None:
-        """The normaliser n(rows) of (a - y) / n when the last layer and the loss combine, else None."""
-        if len(self.layers) < 2:
-            return None
-        last = self.layers[-1]
-        if isinstance(last, Sigmoid) and isinstance(loss, BinaryCrossEntropy):
-            return lambda rows: rows * math.prod(self.output_shape)
-        if isinstance(last, Softmax) and isinstance(loss, CategoricalCrossEntropy):
-            return lambda rows: rows
-        return None
+            validation_data = (xv, self._check_y(validation_data[1], len(xv)))
+        return training.fit(self, x, y, loss, optimizer, epochs, batch_size, shuffle, seed, validation_data, callback)
 
     def _check_x(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)

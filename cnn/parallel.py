@@ -1,16 +1,15 @@
-"""Data-parallel training steps: a large batch split in two halves, each half's forward and backward run by
+"""Data-parallel training step: a large batch split in two halves, each half's forward and backward run by
 a replica of the network (the same parameter arrays, its own gradients and caches) in a thread of its own.
 
 Why: at batch 128 about half of a step is element-wise work (sigmoids, im2col, the conv's small products)
-that numpy runs on one core, and OpenBLAS's two threads run these small products at well under twice the
-speed of one. numpy releases the GIL inside ufunc loops and BLAS calls, so two threads, each on half of the
-batch with single-threaded BLAS, keep both cores busy for the whole step. At batch 32 the halves are too
-small to gain (the Python overhead of a step is paid twice), hence SPLIT_FROM.
+that numpy runs on one core. numpy releases the GIL inside ufunc loops and BLAS calls, so two threads,
+each on half of the batch with single-threaded BLAS (cnn.threads), keep both cores busy. Below SPLIT_FROM
+the halves are too small to gain.
 
-The halves' gradients are summed (first half + second half), then the optimizer applies the sum as usual.
-A split batch gives the same bits on any number of cores (one core runs the halves one after the other);
-they differ in the last bits from an unsplit pass (another order of summation), so whether a batch is
-split depends on its size alone.
+The halves' gradients are summed (first half + second half) into the network's grads, then the
+optimizer applies the sum as usual. A split batch gives the same bits on any number of cores (one core
+runs the halves one after the other); they differ in the last bits from an unsplit pass (another order of
+summation), so whether a batch is split depends on its size alone.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -38,35 +37,35 @@ def _second_thread() -> ThreadPoolExecutor | None:
     return _pool
 
 
-class DataParallel:
-    """Forward and backward of a batch as two halves on two replicas of `net`; their grads summed into net's."""
+class SplitStep:
+    """A training step (see cnn.training.plain_step) on two replicas of `net`, one per half batch."""
 
     def __init__(self, net: "Sequential") -> None:
         self.net = net
         self.replicas = (net.replica(), net.replica())
         # (net's layer, first replica's, second replica's), for each layer with parameters
-        self._layers = list(zip(*(r.param_layers for r in (net, *self.replicas)), strict=True))
+        self.layers = list(zip(*(r.param_layers for r in (net, *self.replicas)), strict=True))
 
-    def forward_backward(self, x: np.ndarray, y: np.ndarray, outputs: np.ndarray, loss: Any, fused: Any) -> None:
-        """What net._forward_backward(x, y, outputs, loss, fused, len(x)) does, on two threads."""
+    def __call__(
+        self, net: "Sequential", x: np.ndarray, y: np.ndarray, outputs: np.ndarray, loss_gradient: Any, optimizer: Any
+    ) -> None:
+        """Like plain_step: outputs of x (N, ...) into `outputs`, the whole batch's gradient, one update."""
         n, half = len(x), len(x) // 2
 
-        def run(i: int, part: slice) -> None:
-            self.replicas[i]._forward_backward(x[part], y[part], outputs[part], loss, fused, n)
-            for layers in self._layers:
-                for name in layers[i + 1].params:
-                    layers[i + 1].grads[name]  # computes a pending product (Dense's g.T @ x) here, in this thread
+        def forward_backward(replica: "Sequential", part: slice) -> None:
+            outputs[part] = replica.forward(x[part])
+            loss_gradient.backward(replica, outputs[part], y[part], n)
 
-        first, second = (0, slice(0, half)), (1, slice(half, n))
+        first, second = (self.replicas[0], slice(0, half)), (self.replicas[1], slice(half, n))
         pool = _second_thread()
         if pool is None:
-            run(*first)
-            run(*second)
+            forward_backward(*first)
+            forward_backward(*second)
         else:
-            pending = pool.submit(run, *second)
-            run(*first)
+            pending = pool.submit(forward_backward, *second)
+            forward_backward(*first)
             pending.result()
-        for layer, a, b in self._layers:
-            layer.grads.discard_products()
+        for layer, a, b in self.layers:
             for name in layer.params:
                 np.add(a.grads[name], b.grads[name], out=layer.grads[name])
+        optimizer.step(net.param_layers)

@@ -23,11 +23,10 @@ class MaxPool(Layer):
         C, H, W = (int(d) for d in input_shape)
         size = int(size)
         stride = size if stride is None else int(stride)
-        if not 1 <= size <= min(H, W) or stride < 1:
-            raise ArchitectureError(
-                f"MaxPool size {size} / stride {stride} does not fit input ({C}, {H}, {W}); "
-                f"use 1 <= size <= {min(H, W)} and stride >= 1"
-            )
+        if not 1 <= size <= min(H, W):
+            raise ArchitectureError(f"size {size} is larger than the input {(C, H, W)}; use 1..{min(H, W)}")
+        if stride < 1:
+            raise ArchitectureError(f"stride must be >= 1, got {stride}")
         self.input_shape, self.size, self.stride = (C, H, W), size, stride
         self.output_shape = (C, (H - size) // stride + 1, (W - size) // stride + 1)
 
@@ -36,8 +35,8 @@ class MaxPool(Layer):
         N, (C, Ho, Wo) = x.shape[0], self.output_shape
         windows = sliding_window_view(x, (s, s), axis=(2, 3))[:, :, ::st, ::st]  # (N, C, H', W', s, s)
         windows = windows.reshape(N, C, Ho, Wo, s * s)
-        self._argmax = windows.argmax(axis=-1)
-        return np.take_along_axis(windows, self._argmax[..., None], axis=-1)[..., 0]
+        self.argmax = windows.argmax(axis=-1)
+        return np.take_along_axis(windows, self.argmax[..., None], axis=-1)[..., 0]
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_gradient:
@@ -48,7 +47,7 @@ class MaxPool(Layer):
         for offset in range(s * s):  # loop over window positions only (s*s is tiny)
             i, j = divmod(offset, s)
             rows, cols = slice(i, i + st * (Ho - 1) + 1, st), slice(j, j + st * (Wo - 1) + 1, st)
-            dx[:, :, rows, cols] += np.where(self._argmax == offset, output_gradient, 0)
+            dx[:, :, rows, cols] += np.where(self.argmax == offset, output_gradient, 0)
         return dx
 
     def config(self) -> dict[str, Any]:

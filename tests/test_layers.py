@@ -200,66 +200,10 @@ def test_layer_from_config_rejects_unknown_type() -> None:
         cnn.layer_from_config({"type": "Attention"})
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", [1, 3])
-def test_sgd_applies_a_pending_dense_gradient_like_the_materialized_one(dtype, n: int) -> None:
-    rng = np.random.default_rng(5)
-    fused, plain = cnn.Dense(7, 4), cnn.Dense(7, 4)
-    for layer in (fused, plain):
-        layer.initialize("normal", np.random.default_rng(0), dtype)
-    x, g = rng.standard_normal((n, 7)).astype(dtype), rng.standard_normal((n, 4)).astype(dtype)
-    for layer in (fused, plain):
-        layer.forward(x)
-        layer.backward(g)
-    assert fused.grads.product("weights") is not None  # kept as factors until read
-    np.testing.assert_allclose(plain.grads["weights"], g.T @ x, rtol=1e-6)  # reading computes it
-    assert plain.grads.product("weights") is None
-    start = fused.params["weights"].copy()
-    cnn.SGD(0.1).step([fused])
-    cnn.SGD(0.1).step([plain])
-    np.testing.assert_allclose(fused.params["weights"], start - 0.1 * (g.T @ x), rtol=1e-5)
-    np.testing.assert_allclose(fused.params["weights"], plain.params["weights"], rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(fused.grads["weights"], g.T @ x, rtol=1e-6)  # still the gradient after the step
-
-
-def test_conv_reuses_its_columns_buffer_only_for_the_same_batch_size() -> None:
-    layer = cnn.Convolutional((2, 6, 6), 3, 4)
-    layer.initialize("he", np.random.default_rng(0), np.float64)
-    rng = np.random.default_rng(1)
-    x4, x1 = rng.standard_normal((4, 2, 6, 6)), rng.standard_normal((1, 2, 6, 6))
-    y4 = layer.forward(x4).copy()
-    layer.forward(x1)
-    np.testing.assert_allclose(layer.forward(x4), y4, rtol=1e-12)  # buffer sized afresh, same result
-    g = rng.standard_normal(y4.shape)
-    layer.backward(g)
-    expected = layer.grads["kernels"].copy()
-    layer.forward(x4[::-1].copy())
-    layer.forward(x4)  # the last forward is the one backward differentiates
-    layer.backward(g)
-    np.testing.assert_allclose(layer.grads["kernels"], expected, rtol=1e-12)
-
-
-@pytest.mark.parametrize("kind", ["conv_untied", "dense", "sigmoid"])
-def test_reused_buffers_never_change_a_result_the_caller_kept(kind: str) -> None:
-    layer, shape = make_layer(kind)
-    rng = np.random.default_rng(2)
-    x1, x2 = random_input(kind, shape, 3, rng), random_input(kind, shape, 3, rng)
-    forward_reuses = kind == "conv_untied"  # Sigmoid's output is held by the next layer; Dense's is small
-
-    def call(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-        y = layer.forward(x)
-        return y if forward_reuses else layer.backward(g)
-
-    g1, g2 = rng.standard_normal(layer.forward(x1).shape), rng.standard_normal(layer.forward(x1).shape)
-    kept = call(x1, g1)
-    kept_view = kept[1:]
-    expected = kept.copy()
-    second = call(x2, g2)
-    assert not np.shares_memory(kept, second)  # held by the caller: a fresh array, the kept one unchanged
-    np.testing.assert_array_equal(kept, expected)
-    address = second.__array_interface__["data"][0]
-    expected_second = second.copy()
-    del kept, kept_view, second
-    third = call(x2, g2)
-    assert third.__array_interface__["data"][0] == address  # released: written into the same buffer
-    np.testing.assert_array_equal(third, expected_second)
+def test_maxpool_sends_the_gradient_of_a_tie_to_the_first_maximum() -> None:
+    pool = cnn.MaxPool((1, 2, 4), size=2)
+    x = np.array([[[[3.0, 3.0, 1.0, 2.0], [3.0, 0.0, 2.0, 2.0]]]])  # window 1: three 3s; window 2: three 2s
+    np.testing.assert_array_equal(pool.forward(x), [[[[3.0, 2.0]]]])
+    dx = pool.backward(np.array([[[[5.0, 7.0]]]]))
+    expected = np.array([[[[5.0, 0.0, 0.0, 7.0], [0.0, 0.0, 0.0, 0.0]]]])  # row-major first: (0,0) and (0,3)
+    np.testing.assert_array_equal(dx, expected)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import cnn
+from cnn import training
 from tests.test_layers import numerical_gradient, rel_error
 
 
@@ -47,14 +48,28 @@ def test_outputs_of_exactly_0_and_1_stay_finite_in_float32(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("activation", "loss", "n"),
-    [(cnn.Sigmoid, cnn.BinaryCrossEntropy, lambda y: y.size), (cnn.Softmax, cnn.CategoricalCrossEntropy, len)],
+    ("activation", "loss"), [(cnn.Sigmoid, cnn.BinaryCrossEntropy), (cnn.Softmax, cnn.CategoricalCrossEntropy)]
 )
-def test_fused_gradient_equals_the_chain_rule(activation, loss, n) -> None:
+def test_the_loss_gradient_shortcut_equals_the_chain_rule(activation, loss) -> None:
+    """training.LossGradient starts backward below a sigmoid/softmax output with (a - y) / n: the chain
+    rule through the activation gives the same, for a whole batch and for part of one."""
     rng = np.random.default_rng(1)
-    z = rng.standard_normal((5, 3))
-    y = cnn.one_hot(rng.integers(0, 3, 5), 3)
-    layer = activation()
-    a = layer.forward(z)
-    chained = layer.backward(loss().gradient(y, a))
-    np.testing.assert_allclose(chained, (a - y) / n(y), rtol=1e-10, atol=1e-15)
+    net = cnn.Sequential([cnn.Dense(4, 3), activation()], init="xavier", seed=0)
+    x, y = rng.standard_normal((5, 4)), cnn.one_hot(rng.integers(0, 3, 5), 3)
+    out = net.forward(x)
+    chained = net.layers[1].backward(loss().gradient(y, out))
+    shortcut = training.LossGradient.for_network(net, loss())
+    grad, start = shortcut.start(net, out, y, batch_rows=5)
+    assert start == 0  # below the activation
+    np.testing.assert_allclose(grad, chained, rtol=1e-10, atol=1e-15)
+    part, _ = shortcut.start(net, out[:2], y[:2], batch_rows=5)  # the first half of a split batch
+    np.testing.assert_allclose(part, chained[:2], rtol=1e-10, atol=1e-15)
+
+
+def test_without_a_matching_output_backward_starts_at_the_last_layer() -> None:
+    net = cnn.Sequential([cnn.Dense(4, 3), cnn.Sigmoid()], init="xavier", seed=0)
+    out = net.forward(np.ones((2, 4)))
+    y = cnn.one_hot(np.array([0, 2]), 3)
+    grad, start = training.LossGradient.for_network(net, cnn.MeanSquaredError()).start(net, out, y, 2)
+    assert start == 1
+    np.testing.assert_allclose(grad, cnn.MeanSquaredError().gradient(y, out))

@@ -243,3 +243,21 @@ def test_first_layer_skips_its_input_gradient() -> None:
     assert not net.layers[0].needs_input_gradient
     assert all(layer.needs_input_gradient for layer in net.layers[1:])
     assert net.layers[0].output_shape == (2, 4, 4) and net.output_shape == (2,) and net.input_shape == (1, 6, 6)
+
+
+def test_adam_two_steps_by_hand() -> None:
+    """Kingma & Ba's algorithm written out: m_hat / (sqrt(v_hat) + eps), bias corrections by hand."""
+    layer = cnn.Dense(1, 1, init="xavier")
+    layer.params["weights"][...] = 1.0
+    adam = cnn.Adam(learning_rate=0.1, beta1=0.9, beta2=0.999, epsilon=1e-8)
+    p, m, v = 1.0, 0.0, 0.0
+    for t, g in ((1, 0.5), (2, -0.2)):
+        layer.grads["weights"][...] = g
+        layer.grads["biases"][...] = 0.0
+        adam.step([layer])
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        p -= 0.1 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        assert layer.params["weights"][0, 0] == pytest.approx(p, rel=1e-12)
+    # by hand: t=1: m_hat = 0.5, v_hat = 0.25, p = 1 - 0.1 * 0.5 / 0.5 = 0.9;
+    # t=2: m = 0.025, v = 0.00028975, m_hat = 0.025 / 0.19, v_hat = 0.00028975 / 0.001999, p = 0.86544
+    assert layer.params["weights"][0, 0] == pytest.approx(0.86544, abs=1e-5)

@@ -97,12 +97,15 @@ def test_a_replica_shares_parameters_but_not_gradients_or_caches() -> None:
     net.forward(x)
     twin = net.replica()
     for layer, copy in zip(net.layers, twin.layers, strict=True):
+        assert type(copy) is type(layer)
         for name in layer.params:
             assert copy.params[name] is layer.params[name]
             assert copy.grads[name] is not layer.grads[name]
-        assert not [key for key in vars(copy) if key.startswith("_")]
     twin.forward(x[:2])
-    assert net.layers[0]._cols.shape[0] == 4  # the original's cache is untouched
+    twin.backward(np.ones((2, 2)))
+    assert net.layers[0].cols.shape[0] == 4  # the original's caches are untouched
+    assert net.layers[3].x.shape[0] == 4
+    assert not any(np.any(g) for layer in net.param_layers for g in layer.grads.values())
 
 
 @pytest.mark.parametrize("batch_size", [1, 8, parallel.SPLIT_FROM])
@@ -120,10 +123,9 @@ def test_blas_threads_follow_the_policy_during_fit_and_are_restored(batch_size: 
     assert len(before) == 2  # numpy's OpenBLAS and scipy's
     during = []
 
-    class WatchingSGD(cnn.SGD):  # step() runs while the batches do
-        def step(self, layers) -> None:
+    class WatchingSGD(cnn.SGD):  # every step begins while the batches run
+        def begin_step(self) -> None:
             during.append(blas_threads())
-            super().step(layers)
 
     after_epoch = []
     net.fit(
