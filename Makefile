@@ -2,10 +2,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+OTHER_PYTHONS := 3.12 3.13
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test lint bench clean
+.PHONY: setup repro test test-all lint bench clean
 
 $(BIN)/dvc: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,22 @@ repro: setup
 test: setup
 	pytest
 
+# The whole suite on this Python, then the core suite (no dvc end-to-end runs) on every other Python the
+# project supports that this machine has; MNIST_CNN_REQUIRE_ALL_PYTHONS=1 (CI) turns a missing one into a failure.
+test-all: test
+	@set -e; for v in $(OTHER_PYTHONS); do \
+	  py=$$(tools/find-python $$v) || { \
+	    if [ -n "$${MNIST_CNN_REQUIRE_ALL_PYTHONS:-}" ]; then echo "test-all: Python $$v not found" >&2; exit 1; fi; \
+	    echo "test-all: Python $$v not found on this machine; not tested"; continue; }; \
+	  venv=.venv-$$v; \
+	  if [ ! -x $$venv/bin/pytest ] || [ pyproject.toml -nt $$venv/bin/pytest ] || [ constraints.txt -nt $$venv/bin/pytest ]; then \
+	    $$py -m venv $$venv && $$venv/bin/pip install --quiet --upgrade pip && \
+	    $$venv/bin/pip install --quiet -c constraints.txt -e '.[dev]' && touch $$venv/bin/pytest; \
+	  fi; \
+	  echo "test-all: core suite on Python $$v ($$py)"; \
+	  PATH=$(CURDIR)/$$venv/bin:$$PATH $$venv/bin/pytest -q -m 'not slow' -p no:cacheprovider; \
+	done
+
 lint: setup
 	ruff check . && ruff format --check .
 
@@ -29,4 +46,4 @@ bench: setup
 	python -m benchmarks
 
 clean:
-	rm -rf $(VENV) dvc_plots .pytest_cache
+	rm -rf $(VENV) .venv-3.* dvc_plots .pytest_cache

@@ -4,7 +4,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from . import fast
+from . import blas
 from .layers import Layer
 
 
@@ -41,7 +41,7 @@ class SGD(Optimizer):
 
     def update(self, key: tuple[int, str], param: np.ndarray, grad: np.ndarray) -> None:
         if self.momentum == 0.0:
-            fast.axpy(param, grad, -self.learning_rate)  # p -= lr * g, in one pass
+            blas.axpy(param, grad, -self.learning_rate)  # p -= lr * g, in one pass
             return
         if key not in self._state:
             self._state[key] = (np.zeros_like(param),)
@@ -52,10 +52,10 @@ class SGD(Optimizer):
 
     def update_outer(self, param: np.ndarray, g: np.ndarray, x: np.ndarray) -> None:
         """p -= lr * g.T @ x for a gradient given by its factors g (1, P), x (1, Q): a rank-1 update that
-        never forms the (P, Q) gradient (plain SGD only; see cnn.fast.rank1_sgd_step)."""
+        never forms the (P, Q) gradient (plain SGD only; cnn.fast.rank1_sgd_step uses it)."""
         if self.momentum != 0.0:
             raise ValueError("update_outer applies plain SGD; momentum needs the gradient itself")
-        fast.ger(param, g, x, -self.learning_rate)
+        blas.ger(param, g, x, -self.learning_rate)
 
 
 class Adam(Optimizer):

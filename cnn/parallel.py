@@ -13,14 +13,12 @@ summation), so whether a batch is split depends on its size alone.
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import threads
-
-if TYPE_CHECKING:
-    from .network import Sequential
+from .optimizers import Optimizer
+from .step import LossGradient, Network
 
 SPLIT_FROM = 64  # batches of at least this many samples are split in two halves
 
@@ -38,21 +36,27 @@ def _second_thread() -> ThreadPoolExecutor | None:
 
 
 class SplitStep:
-    """A training step (see cnn.training.plain_step) on two replicas of `net`, one per half batch."""
+    """A training step (see cnn.step.plain_step) on two replicas of `net`, one per half batch."""
 
-    def __init__(self, net: "Sequential") -> None:
+    def __init__(self, net: Network) -> None:
         self.net = net
         self.replicas = (net.replica(), net.replica())
         # (net's layer, first replica's, second replica's), for each layer with parameters
         self.layers = list(zip(*(r.param_layers for r in (net, *self.replicas)), strict=True))
 
     def __call__(
-        self, net: "Sequential", x: np.ndarray, y: np.ndarray, outputs: np.ndarray, loss_gradient: Any, optimizer: Any
+        self,
+        net: Network,
+        x: np.ndarray,
+        y: np.ndarray,
+        outputs: np.ndarray,
+        loss_gradient: LossGradient,
+        optimizer: Optimizer,
     ) -> None:
         """Like plain_step: outputs of x (N, ...) into `outputs`, the whole batch's gradient, one update."""
         n, half = len(x), len(x) // 2
 
-        def forward_backward(replica: "Sequential", part: slice) -> None:
+        def forward_backward(replica: Network, part: slice) -> None:
             outputs[part] = replica.forward(x[part])
             loss_gradient.backward(replica, outputs[part], y[part], n)
 

@@ -1,91 +1,30 @@
-"""Training: the epoch and batch loop behind Sequential.fit.
+"""Training: the epoch and batch loop behind Sequential.fit, and the choice of step.
 
-One step is forward, backward, update:
-
-    outputs = net.forward(x)
-    net.backward(dLoss/d outputs)          # fills every layer's grads
-    optimizer.step(net.param_layers)       # applies them
-
-`plain_step` is exactly that. Two faster steps compute the same update and are tested against it:
-cnn.fast.rank1_sgd_step (batch 1, plain SGD) and cnn.parallel.SplitStep (batches of SPLIT_FROM or more,
-two halves on two threads). `choose_step` picks one from the batch size and optimizer alone, so a given
-configuration always runs the same arithmetic.
+A step is forward, backward, update (cnn.step.plain_step). Two faster steps compute the same update and are
+tested against it: cnn.fast.rank1_sgd_step (batch 1, plain SGD) and cnn.parallel.SplitStep (batches of
+SPLIT_FROM or more, two halves on two threads). `choose_step` picks one from the batch size and optimizer
+alone, so a given configuration always runs the same arithmetic.
 """
 
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from . import fast
-from .activations import Sigmoid, Softmax
 from .errors import TrainingDivergedError
-from .losses import BinaryCrossEntropy, CategoricalCrossEntropy, Loss
+from .losses import Loss
 from .optimizers import SGD, Optimizer
 from .parallel import SPLIT_FROM, SplitStep
+from .step import LossGradient, Network, plain_step
 from .threads import blas_threads
 
-if TYPE_CHECKING:
-    from .network import Sequential
-
-Step = Callable[["Sequential", np.ndarray, np.ndarray, np.ndarray, "LossGradient", Optimizer], None]
+Step = Callable[[Network, np.ndarray, np.ndarray, np.ndarray, LossGradient, Optimizer], None]
 
 
-@dataclass(frozen=True)
-class LossGradient:
-    """Where backward starts, and with which gradient, for the mean loss of a batch of `batch_rows` rows.
-
-    A sigmoid output with binary cross-entropy, or a softmax output with categorical cross-entropy, has
-    the simple gradient dLoss/dz = (a - y) / n with respect to z, the input of that last activation
-    (n = rows * K for BCE's mean over every element, n = rows for CCE's mean over samples). It is exact
-    and stays finite where a saturates to 0 or 1, so backward then starts below the activation
-    (`logits_divisor` K or 1). Otherwise it starts at the last layer with loss.gradient.
-    """
-
-    loss: Loss
-    logits_divisor: int | None
-
-    @classmethod
-    def for_network(cls, net: "Sequential", loss: Loss) -> "LossGradient":
-        last = net.layers[-1] if len(net.layers) >= 2 else None
-        if isinstance(last, Sigmoid) and isinstance(loss, BinaryCrossEntropy):
-            return cls(loss, math.prod(net.output_shape))
-        if isinstance(last, Softmax) and isinstance(loss, CategoricalCrossEntropy):
-            return cls(loss, 1)
-        return cls(loss, None)
-
-    def start(self, net: "Sequential", outputs: np.ndarray, y: np.ndarray, batch_rows: int) -> tuple[np.ndarray, int]:
-        """(gradient, index of the layer backward starts at) for outputs/targets (n, K), n rows of a batch
-        of batch_rows (n < batch_rows for one half of a split batch)."""
-        if self.logits_divisor is not None:
-            return (outputs - y) / (batch_rows * self.logits_divisor), len(net.layers) - 2
-        grad = self.loss.gradient(y, outputs)  # normalised by this part's rows
-        if len(y) != batch_rows:
-            grad *= len(y) / batch_rows
-        return grad, len(net.layers) - 1
-
-    def backward(self, net: "Sequential", outputs: np.ndarray, y: np.ndarray, batch_rows: int) -> None:
-        net.backward(*self.start(net, outputs, y, batch_rows))
-
-
-def plain_step(
-    net: "Sequential",
-    x: np.ndarray,
-    y: np.ndarray,
-    outputs: np.ndarray,
-    loss_gradient: LossGradient,
-    optimizer: Optimizer,
-) -> None:
-    """Forward x (N, ...), keep the outputs (N, K) in `outputs`, backward, update."""
-    outputs[...] = net.forward(x)
-    loss_gradient.backward(net, outputs, y, len(x))
-    optimizer.step(net.param_layers)
-
-
-def choose_step(net: "Sequential", optimizer: Optimizer, batch_size: int) -> Step:
+def choose_step(net: Network, optimizer: Optimizer, batch_size: int) -> Step:
     """The step for this configuration: the rank-1 SGD step at batch 1 with plain SGD, the two-thread
     split from SPLIT_FROM samples on, the plain step otherwise."""
     if batch_size == 1 and isinstance(optimizer, SGD) and optimizer.momentum == 0.0:
@@ -96,7 +35,7 @@ def choose_step(net: "Sequential", optimizer: Optimizer, batch_size: int) -> Ste
 
 
 def fit(
-    net: "Sequential",
+    net: Network,
     x: np.ndarray,
     y: np.ndarray,
     loss: Loss,
@@ -138,7 +77,7 @@ def fit(
 
 
 def run_epoch(
-    net: "Sequential",
+    net: Network,
     x: np.ndarray,
     order: np.ndarray,
     targets: np.ndarray,

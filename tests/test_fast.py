@@ -1,10 +1,10 @@
-"""The fast paths (cnn.fast, cnn.parallel) against the plain math they replace (cnn.training.plain_step)."""
+"""The fast paths (cnn.fast, cnn.parallel) against the plain math they replace (cnn.step.plain_step)."""
 
 import numpy as np
 import pytest
 
 import cnn
-from cnn import fast, training
+from cnn import blas, fast, step, training
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -17,10 +17,10 @@ def test_axpy_and_ger_equal_their_numpy_formulas(dtype) -> None:
     for sliced in (False, True):  # a non-contiguous parameter takes numpy's path
         p = param.copy()[:, ::2] if sliced else param.copy()
         expected = p + (-0.3) * (grad[:, ::2] if sliced else grad)
-        fast.axpy(p, grad[:, ::2] if sliced else grad, -0.3)
+        blas.axpy(p, grad[:, ::2] if sliced else grad, -0.3)
         np.testing.assert_allclose(p, expected, **tol)
     p = param.copy()
-    fast.ger(p, g, x, -0.3)
+    blas.ger(p, g, x, -0.3)
     np.testing.assert_allclose(p, param - 0.3 * np.outer(g[0], x[0]), **tol)
 
 
@@ -38,8 +38,8 @@ def test_rank1_sgd_step_equals_the_plain_step(notebook_data, dtype: str) -> None
     x = x_train[:20].astype(dtype)
     y = cnn.one_hot(y_train[:20], 2, dtype)
     nets = {"plain": notebook_net(dtype), "rank1": notebook_net(dtype)}
-    steps = {"plain": training.plain_step, "rank1": fast.rank1_sgd_step}
-    loss = training.LossGradient.for_network(nets["plain"], cnn.BinaryCrossEntropy())
+    steps = {"plain": step.plain_step, "rank1": fast.rank1_sgd_step}
+    loss = step.LossGradient.for_network(nets["plain"], cnn.BinaryCrossEntropy())
     for i in range(len(x)):
         for name, net in nets.items():
             out = np.empty((1, 2), dtype=dtype)
@@ -54,9 +54,9 @@ def test_rank1_sgd_step_equals_the_plain_step(notebook_data, dtype: str) -> None
 def test_fit_chooses_the_step_by_configuration_alone() -> None:
     net = notebook_net()
     assert training.choose_step(net, cnn.SGD(0.1), 1) is fast.rank1_sgd_step
-    assert training.choose_step(net, cnn.SGD(0.1, momentum=0.9), 1) is training.plain_step
-    assert training.choose_step(net, cnn.Adam(), 1) is training.plain_step
-    assert training.choose_step(net, cnn.SGD(0.1), 32) is training.plain_step
+    assert training.choose_step(net, cnn.SGD(0.1, momentum=0.9), 1) is step.plain_step
+    assert training.choose_step(net, cnn.Adam(), 1) is step.plain_step
+    assert training.choose_step(net, cnn.SGD(0.1), 32) is step.plain_step
     assert isinstance(training.choose_step(net, cnn.SGD(0.1), 64), cnn.parallel.SplitStep)
 
 

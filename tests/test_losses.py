@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn import training
+from cnn import step
 from tests.test_layers import numerical_gradient, rel_error
 
 
@@ -51,14 +51,14 @@ def test_outputs_of_exactly_0_and_1_stay_finite_in_float32(name: str) -> None:
     ("activation", "loss"), [(cnn.Sigmoid, cnn.BinaryCrossEntropy), (cnn.Softmax, cnn.CategoricalCrossEntropy)]
 )
 def test_the_loss_gradient_shortcut_equals_the_chain_rule(activation, loss) -> None:
-    """training.LossGradient starts backward below a sigmoid/softmax output with (a - y) / n: the chain
+    """step.LossGradient starts backward below a sigmoid/softmax output with (a - y) / n: the chain
     rule through the activation gives the same, for a whole batch and for part of one."""
     rng = np.random.default_rng(1)
     net = cnn.Sequential([cnn.Dense(4, 3), activation()], init="xavier", seed=0)
     x, y = rng.standard_normal((5, 4)), cnn.one_hot(rng.integers(0, 3, 5), 3)
     out = net.forward(x)
     chained = net.layers[1].backward(loss().gradient(y, out))
-    shortcut = training.LossGradient.for_network(net, loss())
+    shortcut = step.LossGradient.for_network(net, loss())
     grad, start = shortcut.start(net, out, y, batch_rows=5)
     assert start == 0  # below the activation
     np.testing.assert_allclose(grad, chained, rtol=1e-10, atol=1e-15)
@@ -70,6 +70,6 @@ def test_without_a_matching_output_backward_starts_at_the_last_layer() -> None:
     net = cnn.Sequential([cnn.Dense(4, 3), cnn.Sigmoid()], init="xavier", seed=0)
     out = net.forward(np.ones((2, 4)))
     y = cnn.one_hot(np.array([0, 2]), 3)
-    grad, start = training.LossGradient.for_network(net, cnn.MeanSquaredError()).start(net, out, y, 2)
+    grad, start = step.LossGradient.for_network(net, cnn.MeanSquaredError()).start(net, out, y, 2)
     assert start == 1
     np.testing.assert_allclose(grad, cnn.MeanSquaredError().gradient(y, out))
