@@ -6,7 +6,7 @@ OTHER_PYTHONS := 3.12 3.13
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-all lint bench clean
+.PHONY: setup repro test test-all mutate lint bench clean
 
 $(BIN)/dvc: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test-all: test
 	  echo "test-all: core suite on Python $$v ($$py)"; \
 	  PATH=$(CURDIR)/$$venv/bin:$$PATH $$venv/bin/pytest -q -m 'not slow' -p no:cacheprovider; \
 	done
+
+# Plausible bugs put into a copy of the project one at a time; each must make its tests fail.
+mutate: setup
+	python tools/mutate.py
 
 lint: setup
 	ruff check . && ruff format --check .

@@ -1,0 +1,159 @@
+"""make mutate: put plausible bugs into a copy of the project, one at a time, and check the tests catch each.
+
+Each mutation names a file, a snippet that must occur there exactly once, its replacement, and the tests
+that should fail. A mutation the tests let pass ("survived") is a gap in the suite; a snippet no longer
+found ("stale") means the code moved on and the list must follow. Exit code 0 only if every mutation is
+caught.
+
+    python tools/mutate.py            # all
+    python tools/mutate.py adam ties  # the mutations whose names contain these words
+"""
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = (
+    Mutation(
+        "adam: bias correction without its square root",
+        "cnn/optimizers.py",
+        "correction = np.sqrt(1 - self.beta2**self.t)",
+        "correction = 1 - self.beta2**self.t",
+        ("tests/test_network.py::test_adam_two_steps_by_hand",),
+    ),
+    Mutation(
+        "sgd: momentum adds the velocity with the wrong sign",
+        "cnn/optimizers.py",
+        "        param += v\n",
+        "        param -= v\n",
+        ("tests/test_network.py::test_sgd_momentum_and_adam_follow_their_formulas",),
+    ),
+    Mutation(
+        "dense: bias gradient averaged over the batch instead of summed",
+        "cnn/layers.py",
+        'np.sum(output_gradient, axis=0, out=self.grads["biases"])',
+        'np.mean(output_gradient, axis=0, out=self.grads["biases"])',
+        ("tests/test_layers.py", "tests/test_network.py"),
+    ),
+    Mutation(
+        "loss shortcut: BCE divided by rows only, not rows x outputs",
+        "cnn/step.py",
+        "return cls(loss, math.prod(net.output_shape))",
+        "return cls(loss, 1)",
+        ("tests/test_losses.py", "tests/test_network.py"),
+    ),
+    Mutation(
+        "loss shortcut: a half batch normalised by its own rows",
+        "cnn/step.py",
+        "return (outputs - y) / (batch_rows * self.logits_divisor), len(net.layers) - 2",
+        "return (outputs - y) / (len(y) * self.logits_divisor), len(net.layers) - 2",
+        ("tests/test_losses.py", "tests/test_parallel.py"),
+    ),
+    Mutation(
+        "split step: the second half's gradient dropped",
+        "cnn/parallel.py",
+        "np.add(a.grads[name], b.grads[name], out=layer.grads[name])",
+        "np.add(a.grads[name], 0 * b.grads[name], out=layer.grads[name])",
+        ("tests/test_parallel.py",),
+    ),
+    Mutation(
+        "rank-1 step: weights updated before their input gradient is taken",
+        "cnn/fast.py",
+        """            dx = layer.input_gradient(grad)
+            sgd.update_outer(layer.params["weights"], grad, layer.x)""",
+        """            sgd.update_outer(layer.params["weights"], grad, layer.x)
+            dx = layer.input_gradient(grad)""",
+        ("tests/test_fast.py",),
+    ),
+    Mutation(
+        "ger: the rank-1 update with the factors swapped",
+        "cnn/blas.py",
+        "_GER[param.dtype](a, x[0], g[0], a=param.T, overwrite_a=True)",
+        "_GER[param.dtype](-a, x[0], g[0], a=param.T, overwrite_a=True)",
+        ("tests/test_fast.py",),
+    ),
+    Mutation(
+        "threads: products keep the caller's thread count",
+        "cnn/threads.py",
+        "wanted = num_threads() if batch_size == 1 else 1",
+        "wanted = num_threads()",
+        ("tests/test_parallel.py",),
+    ),
+    Mutation(
+        "numerics: the canonical kernel not pinned",
+        "pipeline/numerics.py",
+        'environ["OPENBLAS_CORETYPE"] = BLAS_CORE',
+        "pass",
+        ("tests/test_reproducible.py::test_canonical_mode_overrides_the_kernel_the_environment_asks_for",),
+    ),
+)
+
+
+def project_copy(target: Path) -> None:
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
+    for name in filter(None, listing.stdout.decode().split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def run(mutation: Mutation, workdir: Path) -> tuple[str, float]:
+    """'caught', 'survived' or 'stale', and the seconds its tests took."""
+    path = workdir / mutation.path
+    original = path.read_text()
+    if original.count(mutation.old) != 1:
+        return "stale", 0.0
+    path.write_text(original.replace(mutation.old, mutation.new))
+    start = time.perf_counter()
+    try:
+        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation.tests]
+        result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    finally:
+        path.write_text(original)
+    return ("caught" if result.returncode != 0 else "survived"), time.perf_counter() - start
+
+
+def main(words: list[str]) -> int:
+    chosen = [m for m in MUTATIONS if all(w.lower() in m.name.lower() for w in words)]
+    if not chosen:
+        print(f"no mutation matches {' '.join(words)!r}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="mutate-") as tmp:
+        workdir = Path(tmp)
+        project_copy(workdir)
+        outcomes = []
+        for mutation in chosen:
+            outcome, seconds = run(mutation, workdir)
+            outcomes.append(outcome)
+            print(f"{outcome:8}  {seconds:5.1f} s  {mutation.name}  ({mutation.path})", flush=True)
+    caught = outcomes.count("caught")
+    print(f"\n{caught} of {len(chosen)} mutations caught", end="")
+    gaps = [o for o in outcomes if o != "caught"]
+    print(f"; {len(gaps)} not ({', '.join(sorted(set(gaps)))})" if gaps else "")
+    return 0 if not gaps else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
