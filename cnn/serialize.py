@@ -1,38 +1,34 @@
 """Model files: one .npz holding the weights ("<layer index>.<param name>") and, under "__model__", the
 architecture, dtype and meta as UTF-8 JSON bytes (a uint8 array, so np.load needs no pickle).
 
-The zip is written by hand with fixed timestamps and a fixed member order, so the same network always
-gives the same bytes; it is written to a temporary file in the target folder and moved into place.
+Written with np.savez (uncompressed; zip members in a fixed order with zipfile's fixed 1980 timestamp, so
+the same network always gives the same bytes) to a temporary file that is then renamed into place.
+Read with bounded work: the zip directory and each member's .npy header (declared shape and dtype) are
+checked against the architecture and a size cap before any weights are read.
 """
 
-import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_open
 from .errors import ModelFileError
 from .layers import layer_from_config
-from .network import Sequential
+from .network import DTYPES, Sequential
 
 FORMAT = "mnist-cnn-dvc/model/1"
 _HEADER = "__model__"
-_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return buf.getvalue()
+MAX_HEADER_BYTES = 1 << 20  # the architecture JSON; a real one is about 1 kB
+MAX_WEIGHT_BYTES = 1 << 28  # 256 MiB of weights: 30x the largest network the README trains
+_FIX = "re-create it with the train stage (or cnn.save)"
 
 
 def save(net: Sequential, path: str | os.PathLike) -> None:
     """Write `net` to `path` (a .npz file), atomically and with deterministic bytes."""
-    path = Path(path)
     header = {
         "format": FORMAT,
         "dtype": str(net.dtype),
@@ -43,83 +39,156 @@ def save(net: Sequential, path: str | os.PathLike) -> None:
         header_bytes = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     except TypeError as exc:
         raise ValueError(f"net.meta must be JSON-serialisable: {exc}") from None
-    members = [(_HEADER, np.frombuffer(header_bytes, dtype=np.uint8))]
+    members = {_HEADER: np.frombuffer(header_bytes, dtype=np.uint8)}
     for i, layer in enumerate(net.layers):
-        members += [(f"{i}.{name}", value) for name, value in layer.params.items()]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is as readable as any other output
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name, array in members:
-                    info = zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH)
-                    info.external_attr = 0o644 << 16
-                    zf.writestr(info, _npy_bytes(array))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        members.update((f"{i}.{name}", np.ascontiguousarray(value)) for name, value in layer.params.items())
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, allow_pickle=False, **members)
+
+
+def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
+    """The declared (shape, dtype) of one .npy member, from its first bytes only."""
+    with zf.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    return tuple(shape), dtype
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    with zf.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+class _Reader:
+    """One model file being read; `fail(what)` makes the ModelFileError that names it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, what: str) -> ModelFileError:
+        return ModelFileError(f"{self.path}: {what}; {_FIX}")
+
+    def header(self, zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo]) -> dict[str, Any]:
+        info = members.pop(_HEADER, None)
+        if info is None:
+            raise self.fail(f"an .npz without the {_HEADER!r} architecture entry, not a model")
+        if info.file_size > MAX_HEADER_BYTES:
+            raise self.fail(f"the architecture entry is {info.file_size} bytes, more than {MAX_HEADER_BYTES}")
+        raw = _read_member(zf, info)
+        try:
+            header = json.loads(raw.tobytes().decode())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise self.fail(f"unreadable architecture JSON ({_short(exc)})") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            found = header.get("format") if isinstance(header, dict) else None
+            raise self.fail(f"unknown model format {_short(found)} (expected {FORMAT!r})")
+        if not isinstance(header.get("layers"), list) or not header["layers"]:
+            raise self.fail("the architecture lists no layers")
+        if header.get("dtype") not in DTYPES:
+            raise self.fail(f"dtype {_short(header.get('dtype'))} is not one of {', '.join(DTYPES)}")
+        if not isinstance(header.get("meta", {}), dict):
+            raise self.fail(f"meta must be a mapping, got {_short(header.get('meta'))}")
+        return header
+
+    def declared(self, zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo]) -> dict[str, tuple]:
+        """{weights key: (shape, dtype)} from the members' headers, their total size capped."""
+        declared, total = {}, 0
+        for key, info in members.items():
+            shape, dtype = _npy_header(zf, info)
+            if dtype.kind != "f":
+                raise self.fail(f"weights {key} are {dtype}, not floating point")
+            total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if total > MAX_WEIGHT_BYTES:
+                raise self.fail(f"the weights declare more than {MAX_WEIGHT_BYTES >> 20} MiB ({key}: {shape})")
+            declared[key] = (shape, dtype)
+        return declared
+
+    def network(self, header: dict[str, Any]) -> Sequential:
+        layers = []
+        for i, config in enumerate(header["layers"]):
+            try:
+                layers.append(layer_from_config(config))
+            except ValueError as exc:
+                raise self.fail(f"layers[{i}]: {_short(exc, 200)}") from None
+        try:
+            net = Sequential(layers, init=None, dtype=header["dtype"])
+        except ValueError as exc:
+            raise self.fail(f"bad architecture: {_short(exc, 200)}") from None
+        net.meta = header.get("meta") or {}
+        return net
+
+    def check_meta(self, net: Sequential) -> None:
+        if "classes" not in net.meta:
+            return
+        classes, outputs = net.meta["classes"], int(np.prod(net.output_shape))
+        if not (
+            isinstance(classes, list)
+            and all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
+            and len(set(classes)) == len(classes)
+        ):
+            raise self.fail(f"meta.classes must be a list of distinct integers, got {_short(classes)}")
+        if len(classes) != outputs:
+            raise self.fail(f"meta.classes lists {len(classes)} classes but the network has {outputs} outputs")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """A one-line rendering of `value` (an exception's message, else its repr), cut to `limit` characters."""
+    if isinstance(value, Exception):
+        text = str(value).splitlines()[0] if str(value) else type(value).__name__
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load(path: str | os.PathLike) -> Sequential:
-    """Rebuild the network saved at `path`. Raises ModelFileError if it is missing or not a valid model."""
+    """Rebuild the network saved at `path`. Raises ModelFileError if it is missing or not a valid model.
+
+    Bounded work: at most MAX_HEADER_BYTES of JSON and MAX_WEIGHT_BYTES of weights are read, and only after
+    every member's declared shape and dtype fit the architecture.
+    """
     path = Path(path)
-    fix = "re-create it with the train stage (or cnn.save)"
+    reader = _Reader(path)
     if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file; {fix}")
+        raise reader.fail("no such model file" if not path.exists() else "a folder, not a model file")
     try:
-        npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"{path}: not a model file (a single .npy array, not an .npz); {fix}")
-        with npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
-        raise ModelFileError(f"{path}: not a model file or truncated ({type(exc).__name__}: {exc}); {fix}") from None
-    header = _read_header(path, arrays.pop(_HEADER, None), fix)
-    layers = []
-    for i, config in enumerate(header["layers"]):
-        try:
-            layers.append(layer_from_config(config))
-        except ValueError as exc:
-            raise ModelFileError(f"{path}: layers[{i}]: {exc}; {fix}") from None
-    try:
-        net = Sequential(layers, init=None, dtype=header["dtype"])
-    except ValueError as exc:
-        raise ModelFileError(f"{path}: bad architecture: {exc}; {fix}") from None
-    net.meta = header.get("meta") or {}
-    for i, layer in enumerate(net.layers):
-        for name, param in layer.params.items():
-            key = f"{i}.{name}"
-            if key not in arrays:
-                raise ModelFileError(f"{path}: weights {key} are missing; {fix}")
-            value = arrays.pop(key)
-            if value.shape != param.shape or not np.issubdtype(value.dtype, np.floating):
-                raise ModelFileError(
-                    f"{path}: weights {key} have shape {value.shape} ({value.dtype}), the architecture needs "
-                    f"{param.shape} ({param.dtype}); {fix}"
-                )
-            param[...] = value
-    if arrays:
-        raise ModelFileError(f"{path}: unexpected arrays {', '.join(sorted(arrays))} not in the architecture; {fix}")
+        with zipfile.ZipFile(path) as zf:
+            members = {}
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise reader.fail(f"unexpected member {info.filename!r} in the .npz")
+                members[info.filename.removesuffix(".npy")] = info
+            header = reader.header(zf, members)
+            declared = reader.declared(zf, members)
+            net = reader.network(header)
+            reader.check_meta(net)
+            for i, layer in enumerate(net.layers):
+                for name, param in layer.params.items():
+                    key = f"{i}.{name}"
+                    if key not in declared:
+                        raise reader.fail(f"weights {key} are missing")
+                    shape, dtype = declared.pop(key)
+                    if shape != param.shape:
+                        raise reader.fail(
+                            f"weights {key} have shape {shape} ({dtype}), the architecture needs "
+                            f"{param.shape} ({param.dtype})"
+                        )
+            if declared:
+                raise reader.fail(f"unexpected arrays {', '.join(sorted(declared))[:80]} not in the architecture")
+            for i, layer in enumerate(net.layers):
+                for name, param in layer.params.items():
+                    param[...] = _read_member(zf, members[f"{i}.{name}"])
+    except ModelFileError:
+        raise
+    except zipfile.BadZipFile:
+        with open(path, "rb") as handle:
+            single_npy = handle.read(6) == b"\x93NUMPY"
+        what = "not a model file (a single .npy array, not an .npz)" if single_npy else "not a model file or truncated"
+        raise reader.fail(what) from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.LargeZipFile) as exc:
+        raise reader.fail(f"not a model file or truncated ({type(exc).__name__}: {_short(exc)})") from None
     return net
-
-
-def _read_header(path: Path, raw: Any, fix: str) -> dict[str, Any]:
-    if raw is None:
-        raise ModelFileError(f"{path}: an .npz without the {_HEADER!r} architecture entry, not a model; {fix}")
-    try:
-        header = json.loads(raw.tobytes().decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path}: unreadable architecture JSON ({exc}); {fix}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        found = header.get("format") if isinstance(header, dict) else None
-        raise ModelFileError(f"{path}: unknown model format {found!r} (expected {FORMAT!r}); {fix}")
-    if not isinstance(header.get("layers"), list) or not header["layers"]:
-        raise ModelFileError(f"{path}: the architecture lists no layers; {fix}")
-    return header

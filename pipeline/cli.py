@@ -14,6 +14,7 @@ import typer
 
 import cnn
 from pipeline import errors, params
+from pipeline.download import DOWNLOAD_MIN_RATE, DOWNLOAD_TIMEOUT
 
 app = typer.Typer(
     add_completion=False,
@@ -49,7 +50,7 @@ def stage(func: Callable[..., Any]) -> Callable[..., Any]:
         except MemoryError:
             _fail("out of memory; lower data.limit_per_class or train.batch_size", 1)
         except OSError as exc:
-            _fail(f"{exc.filename or 'I/O'}: {exc.strerror or exc}", 1)
+            _fail(errors.describe_os_error(exc), 1)
 
     return wrapper
 
@@ -61,11 +62,45 @@ def main(
     state["debug"] = debug
 
 
+CHECKED = Path("data/params.checked")
+
+
+@app.command()
+@stage
+def check(
+    params_file: ParamsOption = params.DEFAULT_PARAMS,
+    out: Annotated[Path, typer.Option(help="The stamp file that the other stages depend on.")] = CHECKED,
+) -> None:
+    """Check all of params.yaml (both sections, the data source, the network for data.digits); write a stamp.
+
+    The first DVC stage: every other stage depends on its stamp, so `dvc repro` stops at a bad value before
+    DVC removes any stage's outputs. The stamp's bytes never change, so a passing check re-runs nothing.
+    """
+    from pipeline import atomic
+
+    params.check_all(params_file)
+    atomic.write_text(out, "params.yaml passed `python -m pipeline check`; see dvc.yaml, stage check.\n")
+    typer.echo(f"check: {params_file} is valid")
+
+
 @app.command()
 @stage
 def download(
     params_file: ParamsOption = params.DEFAULT_PARAMS,
     out: Annotated[Path, typer.Option(help="Folder for the four IDX files.")] = Path("data/raw"),
+    timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="MNIST_CNN_TIMEOUT", help="Seconds to connect, and without a byte before a mirror counts as stalled."
+        ),
+    ] = DOWNLOAD_TIMEOUT,
+    min_rate: Annotated[
+        float,
+        typer.Option(
+            envvar="MNIST_CNN_MIN_RATE",
+            help="Bytes per second below which a mirror is given up (sets each file's deadline).",
+        ),
+    ] = DOWNLOAD_MIN_RATE,
 ) -> None:
     """Fetch the four MNIST IDX files into data/raw/, each verified by SHA-256.
 
@@ -79,7 +114,7 @@ def download(
     data = params.section(params_file, "data")
     mirrors, sha256 = fetcher.resolve_source(data.source, data.mirrors, data.sha256)
     progress = Progress()
-    paths = fetcher.fetch(out, mirrors, sha256, progress=progress.download)
+    paths = fetcher.fetch(out, mirrors, sha256, timeout=timeout, min_rate=min_rate, progress=progress.download)
     progress.done()
     typer.echo(f"download: {len(paths)} files verified in {out}/ (source: {data.source})")
 

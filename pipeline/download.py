@@ -7,6 +7,7 @@ checksum matches is renamed into place, so `dest` never holds a partial or unver
 Standard library only (urllib).
 """
 
+import email.utils
 import hashlib
 import http.client
 import os
@@ -18,10 +19,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline.errors import PipelineError, UserError
+from pipeline.errors import PipelineError, UserError, render
 
 FILES = (
     "train-images-idx3-ubyte.gz",
@@ -50,6 +52,9 @@ SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 SOURCES = ("sample", "mnist")
 SCHEMES = ("http", "https", "file")
 DEFAULT_MAX_BYTES = 64 * 2**20
+DOWNLOAD_TIMEOUT = 10.0  # seconds to connect, and without a byte before a mirror counts as stalled
+DOWNLOAD_MIN_RATE = 20_000.0  # bytes/s: slower than this (plus DEADLINE_SLACK) and the next mirror is tried
+DEADLINE_SLACK = 30.0  # seconds every file gets on top of size / min_rate
 CHUNK = 1 << 16
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
@@ -58,7 +63,11 @@ _sleep = time.sleep  # tests replace it to check the backoff without waiting
 
 
 class _RetryError(Exception):
-    """A transient failure: try the same mirror again after a pause."""
+    """A transient failure: try the same mirror again after a pause (`retry_after` s if the server said)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class _NextMirrorError(Exception):
@@ -91,13 +100,13 @@ def normalize_mirror(mirror: str) -> str:
     return text if text.endswith("/") else text + "/"
 
 
-def _check_sha256(sha256: dict[str, str]) -> dict[str, str]:
+def check_sha256(sha256: dict[str, str]) -> dict[str, str]:
     checked = {}
     for name, digest in sha256.items():
         if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
-            raise UserError(f"data.sha256: {name!r} is not a plain file name; use names like {FILES[0]}")
+            raise UserError(f"data.sha256: {render(name)} is not a plain file name; use names like {FILES[0]}")
         if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
-            raise UserError(f"data.sha256: the checksum of {name} must be 64 hex digits, got {digest!r}")
+            raise UserError(f"data.sha256: the checksum of {name} must be 64 hex digits, got {render(digest)}")
         checked[name] = digest.lower()
     return checked
 
@@ -120,7 +129,7 @@ def resolve_source(
     mirrors = default_mirrors if mirrors is None else mirrors
     if not mirrors:
         raise UserError("data.mirrors: empty list; give at least one URL or folder, or null for the defaults")
-    sha256 = _check_sha256(default_sha256 if sha256 is None else sha256)
+    sha256 = check_sha256(default_sha256 if sha256 is None else sha256)
     missing = [name for name in FILES if name not in sha256]
     if missing:
         raise UserError(f"data.sha256: no checksum for {', '.join(missing)}; give one for each of {', '.join(FILES)}")
@@ -157,6 +166,10 @@ def _describe(exc: BaseException) -> str:
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
         exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"bad TLS certificate ({exc.verify_message or exc.reason})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error ({exc.reason or exc})"
     if isinstance(exc, TimeoutError | socket.timeout):
         return "timed out"
     if isinstance(exc, ConnectionResetError):
@@ -170,13 +183,28 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _retry_after(exc: urllib.error.HTTPError) -> float | None:
+    """Seconds that a 429/503 answer asks us to wait (Retry-After: seconds or an HTTP date), else None."""
+    value = (exc.headers.get("Retry-After") or "").strip() if exc.headers else ""
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 def _classify(exc: BaseException) -> Exception:
-    """Turn a network exception into _RetryError (try again) or _NextMirrorError (next mirror)."""
+    """Turn a network exception raised before the body into _RetryError (try again) or _NextMirrorError."""
     if isinstance(exc, urllib.error.HTTPError):
-        return _RetryError(_describe(exc)) if exc.code in RETRY_STATUS else _NextMirrorError(_describe(exc))
+        if exc.code in RETRY_STATUS:
+            return _RetryError(_describe(exc), _retry_after(exc) if exc.code in (429, 503) else None)
+        return _NextMirrorError(_describe(exc))
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    if isinstance(reason, ConnectionRefusedError | socket.gaierror | ssl.SSLCertVerificationError):
-        return _NextMirrorError(_describe(exc))  # nobody listens there, no such host, or a bad certificate
+    if isinstance(reason, ConnectionRefusedError | socket.gaierror | ssl.SSLError | TimeoutError | socket.timeout):
+        # nobody listens there, no such host, a bad certificate, or no answer within the timeout
+        return _NextMirrorError(_describe(exc))
     return _RetryError(_describe(exc))
 
 
@@ -188,13 +216,28 @@ def _content_range_start(value: str | None) -> tuple[int, int | None] | None:
 
 
 class _Download:
-    """One file from one mirror, across attempts: remembers whether the server accepts byte ranges."""
+    """One file from one mirror, across attempts: remembers whether the server accepts byte ranges, and
+    holds the deadline of the whole transfer (slack + expected size / minimum rate)."""
 
-    def __init__(self, url: str, part: Path, name: str, limit: int, timeout: float, progress: ProgressCallback | None):
-        self.url, self.part, self.name, self.limit, self.timeout = url, part, name, limit, timeout
+    def __init__(
+        self, url: str, part: Path, name: str, limit: int, policy: "Policy", progress: ProgressCallback | None
+    ):
+        self.url, self.part, self.name, self.limit, self.policy = url, part, name, limit, policy
         self.progress = progress
         self.ranges = False
         self.total: int | None = None
+        self.started = time.monotonic()
+        self.deadline = self.started + policy.deadline(limit)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def past_deadline(self, done: int) -> _NextMirrorError:
+        seconds = time.monotonic() - self.started
+        of = f" of {self.total}" if self.total else ""
+        return _NextMirrorError(
+            f"too slow: {done}{of} bytes in {seconds:.0f} s, below the minimum of {self.policy.min_rate:g} bytes/s"
+        )
 
     def attempt(self) -> None:
         """Bring `part` to the complete body, or raise _RetryError / _NextMirrorError."""
@@ -204,8 +247,9 @@ class _Download:
         headers = {"User-Agent": "mnist-cnn-dvc", "Accept-Encoding": "identity"}
         if have and self.ranges:
             headers["Range"] = f"bytes={have}-"
+        timeout = max(0.01, min(self.policy.timeout, self.remaining()))
         try:
-            response = _opener.open(urllib.request.Request(self.url, headers=headers), timeout=self.timeout)
+            response = _opener.open(urllib.request.Request(self.url, headers=headers), timeout=timeout)
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             if isinstance(exc, urllib.error.HTTPError) and exc.code == 416:
                 self.part.unlink(missing_ok=True)  # our partial copy does not fit the server's: start over
@@ -215,7 +259,9 @@ class _Download:
             start, total = self._start(response, have)
             if total is not None and total > self.limit:
                 raise _NextMirrorError(f"serves {total} bytes, more than the expected {self.limit}")
-            self.total = total
+            if total is not None:  # the real size: the deadline follows it (a small file gets a short one)
+                self.total = total
+                self.deadline = min(self.deadline, self.started + self.policy.deadline(total))
             with open(self.part, "r+b" if start else "wb") as out:
                 out.seek(start)
                 out.truncate()
@@ -230,7 +276,7 @@ class _Download:
             if content_range is None or content_range[0] != have:
                 self.ranges = False  # do not trust its ranges again: the next attempt starts over
                 self.part.unlink(missing_ok=True)
-                raise _RetryError(f"unexpected Content-Range {response.headers.get('Content-Range')!r}")
+                raise _RetryError(f"unexpected Content-Range {render(response.headers.get('Content-Range'))}")
             self.ranges = True
             return have, content_range[1] if content_range[1] is not None else self.total
         self.ranges = response.headers.get("Accept-Ranges", "").strip().lower() == "bytes"
@@ -239,10 +285,15 @@ class _Download:
     def _stream(self, response: http.client.HTTPResponse, out: BinaryIO, start: int) -> None:
         done = start
         while True:
+            if self.remaining() <= 0:
+                out.flush()
+                raise self.past_deadline(done)
             try:
-                chunk = response.read(CHUNK)
+                chunk = response.read1(CHUNK)  # returns what has arrived: a trickle cannot hide the deadline
             except (OSError, http.client.HTTPException) as exc:
                 out.flush()
+                if done == start and isinstance(exc, TimeoutError | socket.timeout):
+                    raise _NextMirrorError(f"stalled: no data for {self.policy.timeout:g} s") from None
                 raise _RetryError(f"{_describe(exc)} after {done} bytes") from None
             if not chunk:
                 break
@@ -278,9 +329,10 @@ class _Download:
             raise _NextMirrorError("is a folder, not a file") from None
 
 
-def _from_mirror(download: _Download, digest: str, retries: int, backoff: float) -> None:
-    """Up to 1 + `retries` attempts with exponential backoff, then check the checksum of the whole file."""
-    retries = max(0, retries)
+def _from_mirror(download: _Download, digest: str) -> None:
+    """Up to 1 + retries attempts with exponential backoff (or the server's Retry-After), all within the
+    transfer's deadline, then check the checksum of the whole file."""
+    retries, backoff = max(0, download.policy.retries), download.policy.backoff
     for attempt in range(retries + 1):
         try:
             download.attempt()
@@ -288,7 +340,11 @@ def _from_mirror(download: _Download, digest: str, retries: int, backoff: float)
         except _RetryError as exc:
             if attempt == retries:
                 raise _NextMirrorError(f"{exc} (gave up after {retries + 1} attempt{'s' if retries else ''})") from None
-            _sleep(backoff * 2**attempt)
+            pause = backoff * 2**attempt if exc.retry_after is None else exc.retry_after
+            if pause >= download.remaining():
+                asked = "asked to retry after" if exc.retry_after is not None else "next try in"
+                raise _NextMirrorError(f"{exc}; {asked} {pause:g} s, past this file's deadline") from None
+            _sleep(pause)
     actual = sha256_of(download.part)
     if actual != digest:
         raise _NextMirrorError(f"checksum mismatch (got sha256 {actual[:12]}..., expected {digest[:12]}...)")
@@ -296,12 +352,31 @@ def _from_mirror(download: _Download, digest: str, retries: int, backoff: float)
         os.fsync(handle.fileno())
 
 
+@dataclass(frozen=True)
+class Policy:
+    """How long a mirror may take. timeout: seconds to connect or to wait for the next byte (a stall).
+    min_rate: bytes/s; with `slack` seconds it sets each file's deadline per mirror. retries: extra
+    attempts after a transient failure, pausing backoff * 2**k seconds (or what Retry-After asks)."""
+
+    timeout: float = DOWNLOAD_TIMEOUT
+    min_rate: float = DOWNLOAD_MIN_RATE
+    slack: float = DEADLINE_SLACK
+    retries: int = 3
+    backoff: float = 1.0
+
+    def deadline(self, size: int) -> float:
+        """Seconds a transfer of `size` bytes may take."""
+        return self.slack + size / self.min_rate
+
+
 def fetch(
     dest: str | os.PathLike,
     mirrors: list[str],
     sha256: dict[str, str],
     *,
-    timeout: float = 30.0,
+    timeout: float = DOWNLOAD_TIMEOUT,
+    min_rate: float = DOWNLOAD_MIN_RATE,
+    slack: float = DEADLINE_SLACK,
     retries: int = 3,
     backoff: float = 1.0,
     max_bytes: dict[str, int] | None = None,
@@ -309,17 +384,22 @@ def fetch(
 ) -> list[Path]:
     """Make `dest`/<name> for each name in `sha256`, verified; return their paths in that order.
 
-    mirrors: base URLs (http, https, file) or folder paths, tried in order. timeout: seconds for the
-    connection and for each read. retries: extra attempts per mirror after a transient failure, pausing
-    backoff * 2**k seconds. max_bytes: {name: size cap} (default: the known size of MNIST's files, else
-    64 MiB). progress(bytes_done, bytes_total or None, name) is called as bytes arrive.
+    mirrors: base URLs (http, https, file) or folder paths, tried in order. timeout: seconds to connect
+    and to wait for the next byte; a mirror that does not answer, or stalls before sending any byte, is
+    left at once. Each file gets, per mirror, a deadline of slack + size / min_rate seconds (size: the
+    Content-Length, else the cap) covering every attempt and pause. retries: extra attempts per mirror
+    after a transient failure (5xx, 429, reset, cut body), pausing backoff * 2**k seconds or what the
+    server's Retry-After asks, if that fits the deadline. max_bytes: {name: size cap} (default: the known
+    size of MNIST's files, else 64 MiB). progress(bytes_done, bytes_total or None, name) is called as
+    bytes arrive.
     Raises UserError for a bad scheme or file name, PipelineError listing every mirror's failure.
     """
     dest = Path(dest)
     bases = [normalize_mirror(m) for m in mirrors]
     if not bases:
         raise UserError("data.mirrors: no mirror to download from")
-    sha256 = _check_sha256(sha256)
+    sha256 = check_sha256(sha256)
+    policy = Policy(timeout=timeout, min_rate=min_rate, slack=slack, retries=retries, backoff=backoff)
     max_bytes = max_bytes or {}
     dest.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -337,7 +417,7 @@ def fetch(
             for base in bases:
                 url = base + urllib.parse.quote(name)
                 try:
-                    _from_mirror(_Download(url, part, name, limit, timeout, progress), digest, retries, backoff)
+                    _from_mirror(_Download(url, part, name, limit, policy, progress), digest)
                 except _NextMirrorError as exc:
                     failures.append(f"{url}: {exc}")
                     part.unlink(missing_ok=True)

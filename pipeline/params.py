@@ -1,6 +1,8 @@
 """Read and check params.yaml: each stage gets a typed, validated view of only the section it reads.
 
-Every problem is a UserError naming the file, the key, the value and what is allowed, before any work starts.
+Every problem is a UserError naming the file, the key, a short rendering of the value and what is allowed,
+before any work starts. Each rule carries the values at and just past its edges (`Rule.edges`), so the
+tests check every bound of every key from this one table.
 """
 
 import math
@@ -13,14 +15,15 @@ import yaml
 
 import cnn
 from pipeline import download
-from pipeline.errors import UserError
+from pipeline.errors import UserError, render
 
 DEFAULT_PARAMS = Path("params.yaml")
+MAX_PARAMS_BYTES = 1 << 20  # a params file is a few kB; a larger one is not a params file
 SOURCES = download.SOURCES
 OPTIMIZERS = tuple(cnn.OPTIMIZERS)
 LOSSES = tuple(cnn.LOSSES)
-INITS = cnn.INITIALIZERS
-DTYPES = ("float64", "float32")
+INITS = tuple(cnn.INITIALIZERS)
+DTYPES = tuple(cnn.DTYPES)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,17 @@ class TrainParams:
     layers: list[dict]
 
 
+@dataclass(frozen=True)
+class Rule:
+    """What a key accepts: `check(value)`, the words that say so, and its edges for the tests:
+    `good` values at the edges (accepted) and `bad` ones just past them (refused)."""
+
+    check: Callable[[Any], bool]
+    allowed: str
+    good: tuple = ()
+    bad: tuple = ()
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -56,12 +70,18 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-def _int(minimum: int) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: _is_int(v) and v >= minimum), f"an integer >= {minimum}"
+def _int(minimum: int) -> Rule:
+    return Rule(lambda v: _is_int(v) and v >= minimum, f"an integer >= {minimum}", (minimum,), (minimum - 1, 1.5, True))
 
 
-def _choice(allowed: tuple[str, ...]) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: v in allowed), "one of " + ", ".join(allowed)
+def _fraction(allowed: str) -> Rule:
+    """A number in [0, 1)."""
+    below_one = math.nextafter(1.0, 0.0)
+    return Rule(lambda v: _is_number(v) and 0 <= v < 1, allowed, (0, below_one), (-1e-9, 1, 1.0, math.nan))
+
+
+def _choice(allowed: tuple[str, ...]) -> Rule:
+    return Rule(lambda v: v in allowed, "one of " + ", ".join(allowed), allowed, ("", allowed[0].upper() + "x", 1))
 
 
 def _digits_ok(value: Any) -> bool:
@@ -74,28 +94,47 @@ def _digits_ok(value: Any) -> bool:
 
 
 def _mirrors_ok(value: Any) -> bool:
-    return value is None or (isinstance(value, list) and value and all(isinstance(m, str) for m in value))
+    return value is None or (isinstance(value, list) and bool(value) and all(isinstance(m, str) for m in value))
 
 
 def _sha256_ok(value: Any) -> bool:
-    hexdigits = set("0123456789abcdef")
-    return value is None or (
-        isinstance(value, dict)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-        and all(len(v) == 64 and set(v.lower()) <= hexdigits for v in value.values())
-    )
+    if value is None:
+        return True
+    if not isinstance(value, dict):
+        return False
+    try:
+        download.check_sha256(value)
+    except UserError:
+        return False
+    return True
 
 
 def _layers_ok(value: Any) -> bool:
-    return isinstance(value, list) and value and all(isinstance(s, dict) and "type" in s for s in value)
+    return isinstance(value, list) and bool(value) and all(isinstance(s, dict) and "type" in s for s in value)
 
 
-RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+_HEX = "0" * 64
+RULES: dict[str, dict[str, Rule]] = {
     "data": {
         "source": _choice(SOURCES),
-        "mirrors": (_mirrors_ok, "null or a non-empty list of URLs or folders"),
-        "sha256": (_sha256_ok, "null or a mapping {file name: 64 hex digits}"),
-        "digits": (_digits_ok, "a list of 2 to 10 distinct digits from 0 to 9, e.g. [0, 1]"),
+        "mirrors": Rule(
+            _mirrors_ok,
+            "null or a non-empty list of URLs or folders",
+            (None, ["http://127.0.0.1/"]),
+            ([], "http://one.example/", [1]),
+        ),
+        "sha256": Rule(
+            _sha256_ok,
+            "null or a mapping {file name: 64 hex digits}",
+            (None, {"a.gz": _HEX}, {"a.gz": _HEX.upper()}),
+            ({"a.gz": _HEX[:63]}, {"a.gz": _HEX + "0"}, {"a.gz": "g" * 64}, {"../a.gz": _HEX}, [_HEX]),
+        ),
+        "digits": Rule(
+            _digits_ok,
+            "a list of 2 to 10 distinct digits from 0 to 9, e.g. [0, 1]",
+            ([0, 9], list(range(10))),
+            ([0, 10], [-1, 0], [3], [*range(10), 0], [1, 1], [0, True], "01"),
+        ),
         "limit_per_class": _int(1),
         "seed": _int(0),
     },
@@ -103,52 +142,91 @@ RULES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
         "seed": _int(0),
         "epochs": _int(1),
         "batch_size": _int(1),
-        "learning_rate": ((lambda v: _is_number(v) and v > 0), "a number > 0, e.g. 0.1"),
+        "learning_rate": Rule(
+            lambda v: _is_number(v) and v > 0, "a number > 0, e.g. 0.1", (5e-324, 1e3), (0, 0.0, -0.1, math.inf, "fast")
+        ),
         "optimizer": _choice(OPTIMIZERS),
-        "momentum": ((lambda v: _is_number(v) and 0 <= v < 1), "a number in [0, 1)"),
+        "momentum": _fraction("a number in [0, 1), e.g. 0.9"),
         "loss": _choice(LOSSES),
         "init": _choice(INITS),
         "dtype": _choice(DTYPES),
-        "validation_fraction": ((lambda v: _is_number(v) and 0 <= v < 1), "a number in [0, 1)"),
-        "layers": (_layers_ok, "a non-empty list of layers like {type: dense, units: 100}"),
+        "validation_fraction": _fraction("a number in [0, 1), e.g. 0.1"),
+        "layers": Rule(
+            _layers_ok,
+            "a non-empty list of layers like {type: dense, units: 100}",
+            ([{"type": "flatten"}, {"type": "dense"}],),
+            ([], [{"units": 3}], [["dense"]], {"type": "dense"}),
+        ),
     },
 }
 SECTIONS = {"data": DataParams, "train": TrainParams}
 
 
 def load_yaml(path: Path) -> dict:
-    """The whole params file as a mapping; a missing or malformed file is a UserError."""
+    """The whole params file as a mapping; a missing, unreadable, oversized or malformed file is a UserError."""
+    path = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_PARAMS_BYTES + 1)
     except FileNotFoundError:
         raise UserError(f"{path}: no such params file; run from the project root or pass --params") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a params file; pass the YAML file with --params") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read params file ({exc.strerror})") from None
+    if len(data) > MAX_PARAMS_BYTES:
+        raise UserError(f"{path}: larger than {MAX_PARAMS_BYTES >> 10} kB, not a params file; restore params.yaml")
     try:
-        data = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"{path}: byte 0x{data[exc.start]:02x} at line {line} is not UTF-8; save the file as UTF-8"
+        ) from None
+    try:
+        parsed = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise UserError(f"{path}: not valid YAML{where}; fix the syntax") from None
-    if not isinstance(data, dict):
+    if not isinstance(parsed, dict):
         raise UserError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
-    return data
+    return parsed
 
 
-def section(path: Path, name: str) -> Any:
-    """Validate and return one section of params.yaml as its dataclass (DataParams or TrainParams)."""
-    data = load_yaml(path)
+def check_section(path: Path, name: str, data: dict) -> Any:
+    """Validate section `name` of the parsed params `data`; return it as its dataclass."""
     values = data.get(name)
     if not isinstance(values, dict):
         raise UserError(f"{path}: missing section '{name}:' (a mapping); see README 'params.yaml reference'")
     rules = RULES[name]
-    unknown = sorted(set(values) - set(rules))
+    unknown = sorted((k for k in values if k not in rules), key=str)
     if unknown:
-        raise UserError(f"{path}: unknown key {name}.{unknown[0]}; allowed keys in '{name}': {', '.join(rules)}")
-    for key, (is_ok, allowed) in rules.items():
+        raise UserError(
+            f"{path}: unknown key {name}.{render(unknown[0], 40)}; allowed keys in '{name}': {', '.join(rules)}"
+        )
+    for key, rule in rules.items():
         if key not in values:
-            raise UserError(f"{path}: missing key {name}.{key}; it must be {allowed}")
-        if not is_ok(values[key]):
-            raise UserError(f"{path}: {name}.{key} = {values[key]!r} is not allowed; it must be {allowed}")
+            raise UserError(f"{path}: missing key {name}.{key}; it must be {rule.allowed}")
+        if not rule.check(values[key]):
+            raise UserError(f"{path}: {name}.{key} = {render(values[key])} is not allowed; it must be {rule.allowed}")
     cls = SECTIONS[name]
     return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+
+def section(path: Path, name: str) -> Any:
+    """Validate and return one section of params.yaml as its dataclass (DataParams or TrainParams)."""
+    return check_section(path, name, load_yaml(path))
+
+
+def check_all(path: Path) -> tuple[DataParams, TrainParams]:
+    """Everything a run needs from params.yaml, checked before any stage runs: both sections, the data
+    source and the network that train.layers describes for data.digits (built, not trained)."""
+    data = load_yaml(path)
+    data_params, train_params = check_section(path, "data", data), check_section(path, "train", data)
+    download.resolve_source(data_params.source, data_params.mirrors, data_params.sha256)
+    try:
+        cnn.build(train_params.layers, input_shape=(1, 28, 28), n_classes=len(data_params.digits))
+    except cnn.ArchitectureError as exc:
+        raise UserError(f"{path}: {render(str(exc), 300)}") from None
+    return data_params, train_params

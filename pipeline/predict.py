@@ -1,6 +1,7 @@
 """predict: classify the user's own digit pictures (PNG/JPEG, any size, dark-on-light or light-on-dark)."""
 
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, NamedTuple
 
@@ -17,6 +18,10 @@ CENTRE = 14.0  # where MNIST's centres of mass sit (measured on the shipped samp
 INK = 0.25  # after background removal, pixels above this fraction of the darkest ink count as the digit
 
 
+MAX_PIXELS = 50_000_000  # larger pictures are refused before decoding (a 50 MP RGBA image takes 200 MB)
+WORK_SIDE = 1024  # larger pictures are shrunk to this many pixels on their longer side before any float work
+
+
 class Prediction(NamedTuple):
     path: Path
     digit: int
@@ -29,18 +34,40 @@ class Failure(NamedTuple):
 
 
 def _load_gray(path: Path) -> np.ndarray:
-    """(H, W) float in [0, 1], 1 = white; transparency is composited onto white."""
+    """(H, W) float in [0, 1], 1 = white, at most WORK_SIDE pixels on a side; transparency composited onto
+    white. Bounded memory: the declared size is checked (MAX_PIXELS) before any pixel is decoded."""
+    if path.is_dir():
+        raise UserError(f"{path}: a folder, not an image; give image files, e.g. {path}/*.png")
     if not path.is_file():
         raise UserError(f"{path}: no such file; check the path")
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise UserError(
+                    f"{path}: {width}x{height} pixels, more than the {MAX_PIXELS // 10**6} megapixel limit; "
+                    "scale the picture down (a digit needs no more than 1000x1000)"
+                )
+            if max(width, height) > WORK_SIDE:
+                image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG: decode at a reduced scale
             image.load()
             image = ImageOps.exif_transpose(image)
             if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
                 image = image.convert("RGBA")
                 image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
             gray = image.convert("L")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+            if max(gray.size) > WORK_SIDE:
+                gray.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(f"{path}: not a readable image ({reason}); give a PNG or JPEG file") from None
     return np.asarray(gray, dtype=np.float64) / 255.0

@@ -2,6 +2,7 @@
 clear error, and the destination folder holds only verified files afterwards (never a .part file)."""
 
 import hashlib
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from pipeline import download, idx
 from pipeline.errors import PipelineError, UserError
-from tests.http_fixture import FaultyServer, closed_port_url
+from tests.http_fixture import FaultyServer, closed_port_url, self_signed_certificate
 
 IMAGES, LABELS = download.FILES[0], download.FILES[1]
 FAST = {"timeout": 2.0, "retries": 3, "backoff": 0.0}
@@ -280,3 +281,87 @@ def test_resolve_source_defaults_and_overrides(tmp_path):
         download.resolve_source("mnist", None, {**download.MNIST_SHA256, IMAGES: "abc"})
     with pytest.raises(UserError, match=r"data\.mirrors: empty"):
         download.resolve_source("sample", [], None)
+
+
+# ------------------------------------------------------------------------------------ deadlines and faults
+
+
+def test_wrong_content_range_start_is_not_appended(payloads, sums, dest):
+    """A 206 whose Content-Range starts one byte early: the partial copy is dropped, not spliced."""
+    with FaultyServer(payloads) as server:
+        server.script(IMAGES, "truncate", "wrong-range", "ok")
+        download.fetch(dest, [server.url], sums, **FAST)
+        half = len(payloads[IMAGES]) // 2
+        assert server.ranges(IMAGES) == [None, f"bytes={half}-", None]  # after the bad range: from zero
+    assert_only_verified(dest, payloads, set(payloads))
+
+
+def test_drip_feeding_mirror_is_left_at_its_deadline(payloads, sums, dest):
+    """One byte every 0.2 s: no read ever times out, but the file's deadline (slack + size / min_rate) ends it."""
+    with FaultyServer(payloads, drip=0.2) as slow, FaultyServer(payloads) as good:
+        slow.script(LABELS, "drip")
+        start = time.monotonic()
+        download.fetch(dest, [slow.url, good.url], sums, min_rate=10_000, slack=1.5, timeout=1.0, backoff=0.0)
+        elapsed = time.monotonic() - start
+        assert (slow.hits(LABELS), good.hits(LABELS)) == (1, 1)
+    assert elapsed < 5, elapsed  # the deadline of a ~40-byte file at 10 kB/s is the 1.5 s slack
+    assert_only_verified(dest, payloads, set(payloads))
+
+
+def test_drip_on_every_mirror_ends_in_one_error_naming_the_rate(payloads, sums, dest):
+    with FaultyServer(payloads, drip=0.2) as slow:
+        slow.script(LABELS, "drip")
+        with pytest.raises(PipelineError, match=r"too slow: \d+ of \d+ bytes in \d+ s, below the minimum of 10000"):
+            download.fetch(dest, [slow.url], sums, min_rate=10_000, slack=1.0, timeout=1.0, backoff=0.0)
+    assert_only_verified(dest, payloads, {IMAGES})
+
+
+def test_mirror_stalling_after_the_headers_costs_one_timeout(payloads, sums, dest):
+    with FaultyServer(payloads, stall=10.0) as stalled, FaultyServer(payloads) as good:
+        stalled.script(IMAGES, "stall-headers", "stall-headers")
+        start = time.monotonic()
+        download.fetch(dest, [stalled.url, good.url], sums, timeout=0.5, backoff=0.0)
+        elapsed = time.monotonic() - start
+        assert stalled.hits(IMAGES) == 1  # no byte came: not retried on the same mirror
+    assert elapsed < 3, elapsed
+    assert_only_verified(dest, payloads, set(payloads))
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_honoured_within_the_deadline(payloads, sums, dest, monkeypatch, status):
+    pauses = []
+    monkeypatch.setattr(download, "_sleep", pauses.append)
+    with FaultyServer(payloads) as server:
+        server.script(LABELS, f"retry-after:{status}:7", "ok")
+        download.fetch(dest, [server.url], sums, timeout=2.0, slack=30.0, backoff=0.5)
+        assert server.hits(LABELS) == 2
+    assert pauses == [7.0]  # the server's 7 s, not our 0.5 s backoff
+    assert_only_verified(dest, payloads, set(payloads))
+
+
+def test_retry_after_past_the_deadline_goes_to_the_next_mirror(payloads, sums, dest, monkeypatch):
+    pauses = []
+    monkeypatch.setattr(download, "_sleep", pauses.append)
+    with FaultyServer(payloads) as busy, FaultyServer(payloads) as good:
+        busy.script(LABELS, "retry-after:429:3600")
+        download.fetch(dest, [busy.url, good.url], sums, timeout=2.0, slack=30.0, backoff=0.5)
+        assert (busy.hits(LABELS), good.hits(LABELS)) == (1, 1)
+    assert pauses == []
+    with FaultyServer(payloads) as busy:
+        busy.script(LABELS, "retry-after:429:3600")
+        with pytest.raises(PipelineError, match="HTTP 429.*asked to retry after 3600 s, past this file's deadline"):
+            download.fetch(dest.parent / "again", [busy.url], sums, timeout=2.0, slack=30.0)
+    assert not (dest.parent / "again" / LABELS).exists()
+
+
+def test_bad_certificate_falls_over_to_the_next_mirror_with_the_reason(payloads, sums, dest, tmp_path):
+    tls = self_signed_certificate(tmp_path)
+    with FaultyServer(payloads, tls=tls) as https, FaultyServer(payloads) as good:
+        assert https.url.startswith("https://127.0.0.1:")
+        download.fetch(dest, [https.url, good.url], sums, **FAST)
+        assert good.hits() == 4
+    assert_only_verified(dest, payloads, set(payloads))
+    with FaultyServer(payloads, tls=tls) as https:
+        with pytest.raises(PipelineError) as error:
+            download.fetch(tmp_path / "again", [https.url], sums, **FAST)
+    assert f"{https.url}{IMAGES}: bad TLS certificate (self-signed certificate)" in str(error.value)
