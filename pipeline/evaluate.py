@@ -44,7 +44,7 @@ def csv_text(columns: dict[str, np.ndarray]) -> str:
 
 def run(model_path: Path, data_path: Path, metrics_path: Path, report_dir: Path) -> dict:
     """Score the model on the test split; write metrics, predictions and ROC CSVs, and the figures."""
-    net = cnn.load(model_path)
+    net = predict.load_model(model_path)  # cnn.load plus the checks a pipeline model needs (meta.classes)
     classes = [int(c) for c in net.meta["classes"]]
     test = dataset.load(data_path, classes=classes)
     outputs = net.predict(test.images)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 import cnn
-from pipeline import atomic, dataset, figures, numerics
+from pipeline import atomic, dataset, diagnose, figures, numerics
 from pipeline.errors import UserError
 from pipeline.params import TrainParams
 
@@ -51,7 +51,9 @@ class TrainResult:
     samples_per_second: float
 
 
-def run(params: TrainParams, data_path: Path, model_path: Path, report_dir: Path, on_epoch=None) -> TrainResult:
+def run(
+    params: TrainParams, data_path: Path, model_path: Path, report_dir: Path, on_epoch=None, warn=None
+) -> TrainResult:
     """Train and write the model and reports/train/: loss.csv (per epoch), metrics.json (size of the run),
     platform.json (what decides the bits) and timing.json (wall-clock cost: untracked, as it differs on
     every run)."""
@@ -75,6 +77,8 @@ def run(params: TrainParams, data_path: Path, model_path: Path, report_dir: Path
     except cnn.TrainingDivergedError as exc:
         raise UserError(f"train: {exc}") from None
     seconds = time.perf_counter() - start
+    if warn and (note := diagnose.saturation(history, params.loss, len(classes), params.learning_rate)):
+        warn(note)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     cnn.save(net, model_path)
     columns = ["epoch", "loss"] + (["val_loss"] if val else [])

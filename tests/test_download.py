@@ -349,7 +349,7 @@ def test_retry_after_past_the_deadline_goes_to_the_next_mirror(payloads, sums, d
     assert pauses == []
     with FaultyServer(payloads) as busy:
         busy.script(LABELS, "retry-after:429:3600")
-        with pytest.raises(PipelineError, match="HTTP 429.*asked to retry after 3600 s, past this file's deadline"):
+        with pytest.raises(PipelineError, match=r"HTTP 429.*asked to retry after 3600 s, past this file's deadline"):
             download.fetch(dest.parent / "again", [busy.url], sums, timeout=2.0, slack=30.0)
     assert not (dest.parent / "again" / LABELS).exists()
 

@@ -36,7 +36,8 @@ BAD_FILES = {
     "dims larger than payload": (gz(HEADER[:7] + b"\x0d" + GOOD[8:]), "need 10192 bytes"),
     "trailing bytes": (gz(GOOD + b"\x00\x01\x02"), "3 bytes after the 9408 bytes"),
     "absurd dims": (gz(b"\x00\x00\x08\x03" + b"\xff\xff\xff\xff" * 3), "more than the 128 MiB limit"),
-    "just past the cap": (gz(b"\x00\x00\x08\x03" + bytes([0, 0x02, 0x9C, 0xBD, 0, 0, 0, 28, 0, 0, 0, 28])), "claim 134218448 bytes"),
+    # 171197 x 28 x 28 bytes: the first image count past the 128 MiB cap
+    "just past the cap": (gz(b"\x00\x00\x08\x03" + (171197).to_bytes(4, "big") + HEADER[8:]), "claim 134218448 bytes"),
     "truncated gzip": (GOOD_GZ[: len(GOOD_GZ) // 2], "broken gzip data"),
     "gzip crc broken": (CRC_BROKEN, "broken gzip data"),
     "gzip header only": (GOOD_GZ[:10], "broken gzip data"),
