@@ -202,9 +202,8 @@ def check_section(path: Path, name: str, data: dict) -> Any:
     rules = RULES[name]
     unknown = sorted((k for k in values if k not in rules), key=str)
     if unknown:
-        raise UserError(
-            f"{path}: unknown key {name}.{render(unknown[0], 40)}; allowed keys in '{name}': {', '.join(rules)}"
-        )
+        key = unknown[0] if isinstance(unknown[0], str) and len(unknown[0]) <= 40 else render(unknown[0], 40)
+        raise UserError(f"{path}: unknown key {name}.{key}; allowed keys in '{name}': {', '.join(rules)}")
     for key, rule in rules.items():
         if key not in values:
             raise UserError(f"{path}: missing key {name}.{key}; it must be {rule.allowed}")

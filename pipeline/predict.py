@@ -40,17 +40,15 @@ def _load_gray(path: Path) -> np.ndarray:
         raise UserError(f"{path}: a folder, not an image; give image files, e.g. {path}/*.png")
     if not path.is_file():
         raise UserError(f"{path}: no such file; check the path")
+    too_big = f"more than the {MAX_PIXELS // 10**6} megapixel limit; scale the picture down (1000x1000 is plenty)"
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower cap follows
             image = Image.open(path)
         with image:
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise UserError(
-                    f"{path}: {width}x{height} pixels, more than the {MAX_PIXELS // 10**6} megapixel limit; "
-                    "scale the picture down (a digit needs no more than 1000x1000)"
-                )
+                raise UserError(f"{path}: {width}x{height} pixels, {too_big}")
             if max(width, height) > WORK_SIDE:
                 image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG: decode at a reduced scale
             image.load()
@@ -61,13 +59,9 @@ def _load_gray(path: Path) -> np.ndarray:
             gray = image.convert("L")
             if max(gray.size) > WORK_SIDE:
                 gray.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
-    except (
-        UnidentifiedImageError,
-        OSError,
-        ValueError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as error:
+    except Image.DecompressionBombError:
+        raise UserError(f"{path}: {too_big}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(f"{path}: not a readable image ({reason}); give a PNG or JPEG file") from None
     return np.asarray(gray, dtype=np.float64) / 255.0

@@ -3,14 +3,22 @@ previous outputs left exactly as they were."""
 
 import gzip
 import hashlib
+import io
+import json
+import math
+import resource
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
+
+from tests.limits import run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("data/processed/train.npz", "data/processed/test.npz", "models/model.npz", "metrics.json")
@@ -199,3 +207,161 @@ def test_limit_larger_than_split_uses_what_there_is(workspace: Path) -> None:
     )  # said once: the test split has 100 per digit
     with np.load(workspace / "big" / "train.npz") as train, np.load(workspace / "big" / "test.npz") as test:
         assert len(train["labels"]) == 800 and len(test["labels"]) == 200
+
+
+# ------------------------------------------------------------------- hostile input (issue 15): bounded work
+
+MAX_MIB = 400  # python + numpy + scipy + PIL take ~150 MiB; every refusal below must stay far from 1 GiB
+
+
+def rewrite_model(work: Path, name: str, header=None, members: dict[str, bytes] | None = None) -> list[str]:
+    """A copy of the workspace's model with its JSON header changed (`header(dict)` edits it in place) or
+    some members' raw .npy bytes replaced."""
+    members = dict(members or {})
+    with zipfile.ZipFile(work / "models" / "model.npz") as zin:
+        contents = {info.filename: zin.read(info) for info in zin.infolist()}
+    if header is not None:
+        with np.load(work / "models" / "model.npz") as npz:
+            data = json.loads(npz["__model__"].tobytes())
+        header(data)
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, np.frombuffer(json.dumps(data).encode(), dtype=np.uint8))
+        members["__model__.npy"] = buf.getvalue()
+    contents.update(members)
+    path = work / name
+    with zipfile.ZipFile(path, "w") as zout:
+        for member, data in contents.items():
+            zout.writestr(member, data)
+    return ["--model", str(path)]
+
+
+def huge_member(work: Path) -> list[str]:
+    """0.kernels claims 2**27 float64 values (1 GiB) in its .npy header; the body holds a few bytes only."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2**27,)})
+    return rewrite_model(work, "huge.npz", members={"0.kernels.npy": header.getvalue() + b"\0" * 64})
+
+
+def alias_bomb(work: Path) -> list[str]:
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    text = (work / "params.yaml").read_text().replace("epochs: 2\n", "epochs: *a8\n")
+    return ["--params", str(write(work, "bomb.yaml", "\n".join(lines) + "\n" + text))]
+
+
+def not_utf8(work: Path) -> list[str]:
+    path = work / "latin1.yaml"
+    path.write_bytes((work / "params.yaml").read_bytes().replace(b"seed: 0", b"seed: 0 # r\xe9glage"))
+    return ["--params", str(path)]
+
+
+def huge_png(work: Path) -> list[str]:
+    path = work / "huge.png"
+    if not path.exists():
+        Image.new("1", (9600, 9600), 1).save(path)  # 92 megapixels, a few kB on disk
+    return [str(path)]
+
+
+HOSTILE = {
+    # case: (command, how to make the bad input, words the line must contain)
+    "params not utf-8": ("train", not_utf8, ["latin1.yaml", "0xe9", "UTF-8"]),
+    "alias bomb as train.epochs": ("train", alias_bomb, ["train.epochs = [[", "integer >= 1"]),
+    "learning_rate 0": ("train", lambda w: with_params(w, "train", "learning_rate", 0), ["train.learning_rate = 0"]),
+    "momentum 1": ("train", lambda w: with_params(w, "train", "momentum", 1), ["train.momentum = 1"]),
+    "validation_fraction 1": ("train", lambda w: with_params(w, "train", "validation_fraction", 1), ["[0, 1)"]),
+    "model meta without classes (evaluate)": (
+        "evaluate",
+        lambda w: rewrite_model(w, "nometa.npz", header=lambda h: h.update(meta={})),
+        ["nometa.npz", "meta['classes']"],
+    ),
+    "model meta without classes (predict)": (
+        "predict",
+        lambda w: [*rewrite_model(w, "nometa.npz", header=lambda h: h.update(meta={})), str(w / "digit.png")],
+        ["nometa.npz", "meta['classes']"],
+    ),
+    "model with 3 classes for 2 outputs (evaluate)": (
+        "evaluate",
+        lambda w: rewrite_model(w, "three.npz", header=lambda h: h["meta"].update(classes=[0, 1, 2])),
+        ["three.npz", "3 classes but the network has 2 outputs"],
+    ),
+    "model with 3 classes for 2 outputs (predict)": (
+        "predict",
+        lambda w: [
+            *rewrite_model(w, "three.npz", header=lambda h: h["meta"].update(classes=[0, 1, 2])),
+            str(w / "digit.png"),
+        ],
+        ["three.npz", "3 classes but the network has 2 outputs"],
+    ),
+    "model member declaring 1 GiB": ("evaluate", huge_member, ["huge.npz", "more than 256 MiB", "0.kernels"]),
+    "picture of 92 megapixels": ("predict", huge_png, ["huge.png", "9600x9600", "megapixel limit"]),
+    "predict on a folder": ("predict", lambda w: [str(w / "models")], ["models", "a folder, not an image"]),
+}
+
+
+@pytest.fixture(scope="module")
+def digit_png(workspace: Path) -> Path:
+    with np.load(workspace / "data" / "processed" / "test.npz") as npz:
+        image = npz["images"][0, 0]
+    Image.fromarray((255 - image * 255).astype(np.uint8)).save(workspace / "digit.png")
+    return workspace / "digit.png"
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_input_ends_in_one_line_with_bounded_memory_and_time(workspace: Path, digit_png: Path, case: str):
+    command, make_bad, words = HOSTILE[case]
+    args = make_bad(workspace)
+    before = digest(workspace)
+    result = run_measured([sys.executable, "-m", "pipeline", command, *args], workspace, timeout=60)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout and "Warning" not in result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert len(lines[0]) < 400
+    assert result.peak_mib < MAX_MIB, result.peak_mib
+    assert result.seconds < 30, result.seconds
+    assert digest(workspace) == before
+
+
+def test_saturated_training_says_so_in_one_line_and_still_finishes(workspace: Path) -> None:
+    args = with_params(workspace, "train", "learning_rate", 100)
+    out = ["--model", str(workspace / "lr100.npz"), "--reports", str(workspace / "lr100")]
+    result = run_cli(workspace, "train", *args, *out)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: training saturated"), result.stderr
+    assert "lower train.learning_rate (now 100)" in lines[0]
+
+
+def test_slow_training_gets_no_saturation_warning(workspace: Path) -> None:
+    """lr 1e-4: the loss starts ~5x above chance (the notebook's std-1 init) but falls: slow, not stuck."""
+    args = with_params(workspace, "train", "learning_rate", 1e-4)
+    out = ["--model", str(workspace / "slow.npz"), "--reports", str(workspace / "slow")]
+    result = run_cli(workspace, "train", *args, *out)
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    losses = [float(line.split(",")[1]) for line in (workspace / "slow" / "loss.csv").read_text().split()[1:]]
+    assert losses[-1] > 2 * math.log(2)  # far above chance: only the falling loss tells it from saturation
+
+
+def test_disk_full_while_writing_the_model_keeps_the_old_one(workspace: Path) -> None:
+    """A file-size limit (RLIMIT_FSIZE, what a full disk looks like to a writer) smaller than the model."""
+    model = workspace / "models" / "model.npz"
+    before = digest(workspace)
+    limit = model.stat().st_size // 2
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = run_measured(
+        [sys.executable, "-m", "pipeline", "train", *with_params(workspace, "train", "seed", 5)],
+        workspace,
+        preexec_fn=small_disk,
+    )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {Path('models/model.npz')}: could not be written (File too large)")
+    assert "the previous file is unchanged" in lines[0]
+    assert digest(workspace) == before
+    assert not list(model.parent.glob(".*.tmp"))
