@@ -1,5 +1,6 @@
 """Outputs appear whole or not at all, even when the writer is killed mid-write."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -72,3 +73,66 @@ def test_outputs_get_the_usual_permissions_not_mkstemps_0600(tmp_path: Path) -> 
     finally:
         os.umask(previous)
     assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
+
+
+KILL_AT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from cnn import atomic
+
+    target, when = sys.argv[1], sys.argv[2]
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def fsync(fd):
+        if when == "fsync":
+            die()
+        real_fsync(fd)
+
+    def replace(src, dst):
+        if when == "before-rename":
+            die()
+        real_replace(src, dst)
+        if when == "after-rename":
+            die()
+
+    atomic.os.fsync, atomic.os.replace = fsync, replace
+    with atomic.atomic_open(target, "w") as handle:
+        handle.write("new " * 100_000)
+    """
+)
+
+
+@pytest.mark.parametrize(("when", "expected"), [("fsync", "old"), ("before-rename", "old"), ("after-rename", "new")])
+def test_kill_during_fsync_or_rename_leaves_the_old_or_the_new_file(tmp_path: Path, when: str, expected: str) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("old " * 100_000)
+    result = subprocess.run([sys.executable, "-c", KILL_AT, str(target), when], cwd=Path(__file__).parents[1])
+    assert result.returncode == -signal.SIGKILL
+    assert target.read_text() == f"{expected} " * 100_000  # whole, never a mix
+    atomic.write_text(target, "next")  # the next writer removes what the killed one left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_disk_full_error_names_the_target_and_keeps_it(tmp_path: Path) -> None:
+    target = tmp_path / "model.npz"
+    target.write_bytes(b"old model")
+    script = textwrap.dedent(
+        """
+        import resource, sys
+        from pipeline import atomic
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+        try:
+            atomic.write_text(sys.argv[1], "x" * 5000)
+        except OSError as exc:
+            print(exc.errno, exc.filename)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(target)], cwd=Path(__file__).parents[1], capture_output=True, text=True
+    )
+    assert result.stdout.split() == [str(errno.EFBIG), str(target)], result.stderr
+    assert target.read_bytes() == b"old model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
