@@ -23,8 +23,9 @@ repro: setup
 test: setup
 	pytest
 
-# The whole suite on this Python, then the core suite (no dvc end-to-end runs) on every other Python the
-# project supports that this machine has; MNIST_CNN_REQUIRE_ALL_PYTHONS=1 (CI) turns a missing one into a failure.
+# The whole suite on this Python, then on every other Python the project supports that this machine has: the
+# core suite (no dvc end-to-end runs) and a fresh copy's `dvc repro`, which must reproduce the committed dvc.lock.
+# MNIST_CNN_REQUIRE_ALL_PYTHONS=1 (CI) turns a missing Python into a failure.
 test-all: test
 	@set -e; for v in $(OTHER_PYTHONS); do \
 	  py=$$(tools/find-python $$v) || { \
@@ -37,6 +38,8 @@ test-all: test
 	  fi; \
 	  echo "test-all: core suite on Python $$v ($$py)"; \
 	  PATH=$(CURDIR)/$$venv/bin:$$PATH $$venv/bin/pytest -q -m 'not slow' -p no:cacheprovider; \
+	  PATH=$(CURDIR)/$$venv/bin:$$PATH $$venv/bin/pytest -q -p no:cacheprovider \
+	    'tests/test_reproducible.py::test_fresh_copy_reproduces_the_committed_lock[autodetect]'; \
 	done
 
 # Plausible bugs put into a copy of the project one at a time; each must make its tests fail.
