@@ -196,6 +196,7 @@ def evaluate(
 
 
 @app.command()
+@stage
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Digit pictures (PNG/JPEG, any size and colours).")],
     model: Annotated[Path, typer.Option(help="The model file to use.")] = Path("models/model.npz"),
@@ -206,9 +207,16 @@ def predict(
     into 20x20, centred by centre of mass in 28x28). Images that cannot be read get one error line on
     stderr; the others are still predicted, and the exit code is then 2.
     """
-    from pipeline.predict import predict_command
+    from pipeline import predict as predictor
 
-    predict_command(images, model)
+    results = predictor.predict_images(images, model)
+    for result in results:
+        if isinstance(result, predictor.Prediction):
+            typer.echo(predictor.format_prediction(result))
+        else:
+            typer.echo(f"error: {result.error}", err=True)
+    if any(isinstance(result, predictor.Failure) for result in results):
+        raise typer.Exit(errors.UserError.exit_code)
 
 
 def run() -> None:

@@ -3,10 +3,9 @@
 import os
 import warnings
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
-import typer
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
@@ -168,27 +167,3 @@ def predict_images(paths: list[str | os.PathLike], model_path: str | os.PathLike
 def format_prediction(result: Prediction) -> str:
     probs = ", ".join(f"{c}: {p:.2f}" for c, p in result.probabilities.items())
     return f"{result.path}: {result.digit}  ({probs})"
-
-
-def predict_command(
-    images: Annotated[list[Path], typer.Argument(help="Digit pictures (PNG/JPEG, any size and colours).")],
-    model: Annotated[Path, typer.Option(help="The model file to use.")] = Path("models/model.npz"),
-) -> None:
-    """Predict the digit in each image and print the class probabilities, one line per image.
-
-    Each picture is prepared like MNIST (grayscale, inverted when dark-on-light, cropped to the digit, fit
-    into 20x20, centred by centre of mass in 28x28). Images that cannot be read get one error line on
-    stderr; the others are still predicted, and the exit code is then 2.
-    """
-    try:
-        results = predict_images(images, model)
-    except UserError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(error.exit_code) from None
-    for result in results:
-        if isinstance(result, Prediction):
-            typer.echo(format_prediction(result))
-        else:
-            typer.echo(f"error: {result.error}", err=True)
-    if any(isinstance(result, Failure) for result in results):
-        raise typer.Exit(UserError.exit_code)

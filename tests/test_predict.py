@@ -4,15 +4,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from PIL import Image
 from scipy import ndimage
 from typer.testing import CliRunner
 
 import cnn
 from pipeline import idx
+from pipeline.cli import app
 from pipeline.errors import UserError
-from pipeline.predict import Failure, Prediction, predict_command, predict_images, prepare_image
+from pipeline.predict import Failure, Prediction, predict_images, prepare_image
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
@@ -145,11 +145,8 @@ def test_command_predicts_the_good_pictures_and_reports_the_bad(tmp_path, model,
     not_image.write_text("hello\n")
     blank = tmp_path / "blank.png"
     Image.new("L", (100, 100), 255).save(blank)
-    app = typer.Typer()
-    app.command()(predict_command)
-
     args = [str(good[0]), str(missing), str(good[1]), str(not_image), str(blank), str(good[2])]
-    result = CliRunner().invoke(app, [*args, "--model", str(model)])
+    result = CliRunner().invoke(app, ["predict", *args, "--model", str(model)])
 
     assert result.exit_code == 2, result.output
     lines = result.stdout.splitlines()
@@ -167,9 +164,7 @@ def test_command_predicts_the_good_pictures_and_reports_the_bad(tmp_path, model,
 def test_command_with_a_missing_model_fails_in_one_line(tmp_path):
     picture = tmp_path / "digit.png"
     as_user_picture(np.eye(28, dtype=np.uint8) * 255, picture, scale=2, offset=(0, 0))
-    app = typer.Typer()
-    app.command()(predict_command)
-    result = CliRunner().invoke(app, [str(picture), "--model", str(tmp_path / "nope.npz")])
+    result = CliRunner().invoke(app, ["predict", str(picture), "--model", str(tmp_path / "nope.npz")])
     assert result.exit_code == 2
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and "nope.npz" in result.stderr and "--model" in result.stderr
