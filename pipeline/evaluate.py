@@ -1,76 +1,52 @@
-"""evaluate stage: models/model.npz + data/processed/test.npz -> metrics.json and reports/evaluate/."""
+"""evaluate stage: models/model.npz + data/processed/test.npz -> metrics.json and reports/evaluate/.
+
+metrics.json holds the few numbers runs are compared by (accuracy, loss, ROC AUC, test images), so that
+`dvc metrics show` and `dvc exp show` stay readable for ten digits; the per-class figures go to
+reports/evaluate/per_class.csv.
+"""
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import cnn
-from pipeline import atomic, dataset, figures, predict
-
-
-def classification_report(true: np.ndarray, pred: np.ndarray, classes: list[int]) -> dict[str, dict]:
-    """Per-class precision, recall, F1 and support from the confusion matrix; true/pred (N,) hold digit labels."""
-    counts = figures.confusion_counts(true, pred, classes)
-    hits, actual, predicted = np.diag(counts), counts.sum(axis=1), counts.sum(axis=0)
-    precision = np.divide(hits, predicted, out=np.zeros(len(classes)), where=predicted > 0)
-    recall = np.divide(hits, actual, out=np.zeros(len(classes)), where=actual > 0)
-    both = precision + recall
-    f1 = np.divide(2 * precision * recall, both, out=np.zeros(len(classes)), where=both > 0)
-    return {
-        str(digit): {
-            "precision": round(float(precision[i]), 6),
-            "recall": round(float(recall[i]), 6),
-            "f1": round(float(f1[i]), 6),
-            "support": int(actual[i]),
-        }
-        for i, digit in enumerate(classes)
-    }
-
-
-def roc_inputs(target: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(is positive, score) pairs for a ROC curve: the second class against the first for two classes,
-    micro-averaged one-vs-rest over every output for more (target one-hot and class probabilities (N, K))."""
-    if target.shape[1] == 2:
-        return target[:, 1] == 1, probs[:, 1]
-    return target.ravel() == 1, probs.ravel()
-
-
-def csv_text(columns: dict[str, np.ndarray]) -> str:
-    """CSV of equal-length columns; floats at 12 significant digits, above the last-bit noise of libm."""
-    rows = zip(*(values.tolist() for values in columns.values()), strict=True)
-    cell = lambda v: f"{v:.12g}" if isinstance(v, float) else str(v)  # noqa: E731
-    return "\n".join([",".join(columns)] + [",".join(map(cell, row)) for row in rows]) + "\n"
+from pipeline import atomic, dataset, figures, metrics, predict, tables
 
 
 def run(model_path: Path, data_path: Path, metrics_path: Path, report_dir: Path) -> dict:
-    """Score the model on the test split; write metrics, predictions and ROC CSVs, and the figures."""
+    """Score the model on the test split; write metrics.json, the CSVs of reports/evaluate/ and the figures."""
     net = predict.load_model(model_path)  # cnn.load plus the checks a pipeline model needs (meta.classes)
     classes = [int(c) for c in net.meta["classes"]]
     test = dataset.load(data_path, classes=classes)
     outputs = net.predict(test.images)
     loss = cnn.LOSSES[net.meta.get("loss", "binary_cross_entropy")]()
     target = cnn.one_hot(test.class_index, len(classes))
-    pred_index = outputs.argmax(axis=1)
-    pred = np.asarray(classes)[pred_index]
-    metrics = {
-        "accuracy": round(float(np.mean(pred == test.labels)), 6),
-        "loss": round(float(loss.value(target.astype(outputs.dtype), outputs)), 6),
-        "test_images": len(test.labels),
-        "per_class": classification_report(test.labels, pred, classes),
-    }
+    pred = np.asarray(classes)[outputs.argmax(axis=1)]
     probs = predict.probabilities(net, outputs)
-    atomic.write_text(report_dir / "predictions.csv", csv_text({"actual": test.labels, "predicted": pred}))
+    positive, score = metrics.one_vs_rest(target, probs)
+    roc = metrics.roc_points(positive, score)
+    roc_auc = metrics.auc(roc["fpr"], roc["tpr"])
+    counts = metrics.confusion_counts(test.labels, pred, classes)
+    summary = {
+        "accuracy": tables.fixed(np.mean(pred == test.labels)),
+        "loss": round(float(loss.value(target.astype(outputs.dtype), outputs)), 6),
+        "roc_auc": round(roc_auc, 6),
+        "test_images": len(test.labels),
+    }
+
+    tables.write_csv(pd.DataFrame({"actual": test.labels, "predicted": pred}), report_dir / "predictions.csv")
+    tables.write_csv(metrics.per_class(counts, classes), report_dir / "per_class.csv")
+    tables.write_csv(roc, report_dir / "roc.csv")
+    tables.write_csv(metrics.precision_recall_points(positive, score), report_dir / "precision_recall.csv")
     fig_dir = report_dir / "figures"
-    positive, score = roc_inputs(target, probs)
-    fpr, tpr, thresholds = figures.roc_points(positive, score)
-    atomic.write_text(report_dir / "roc.csv", csv_text({"fpr": fpr, "tpr": tpr, "threshold": thresholds}))
-    metrics["roc_auc"] = round(figures.roc_curve(positive, score, fig_dir / "roc.png"), 6)
-    figures.confusion_matrix(test.labels, pred, classes, fig_dir / "confusion_matrix.png")
+    figures.roc_curve(roc["fpr"], roc["tpr"], roc_auc, fig_dir / "roc.png")
+    figures.confusion_matrix(counts, classes, fig_dir / "confusion_matrix.png")
     figures.misclassified_grid(test.images[:, 0], test.labels, pred, probs.max(axis=1), fig_dir / "misclassified.png")
     conv = [layer for layer in net.layers if isinstance(layer, cnn.Convolutional)]
     if conv:
         figures.kernels(conv[0].params["kernels"], fig_dir / "kernels.png")
         first = [int(np.flatnonzero(test.labels == c)[0]) for c in classes if np.any(test.labels == c)]
         figures.feature_maps(net, test.images[first], test.labels[first], fig_dir / "feature_maps.png")
-    atomic.write_json(metrics_path, metrics)
-    return metrics
+    atomic.write_json(metrics_path, summary)
+    return summary

@@ -1,5 +1,7 @@
 """PNG figures for evaluate and the README: loss curve, confusion matrix, ROC, mistakes, kernels, feature maps.
 
+This module only draws: what it draws is computed elsewhere (pipeline.metrics for the evaluation figures).
+
 Every function writes one PNG atomically, of a known size in pixels (width x height: `SIZES`, or for the
 grids `misclassified_size` and `feature_maps_size`, which follow the panel count) and with no metadata
 that changes between runs, so the same inputs give byte-identical files (stable DVC hashes).
@@ -74,22 +76,10 @@ def loss_curve(history: list[dict], path: str | os.PathLike) -> None:
     _save(fig, path)
 
 
-def confusion_counts(true: np.ndarray, pred: np.ndarray, classes: list[int]) -> np.ndarray:
-    """(K, K) int counts: row = true class, column = predicted class, in the order of `classes`."""
-    index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({int(v) for v in np.concatenate([true, pred])} - set(index))
-    if unknown:
-        raise ValueError(f"labels {unknown} are not among the classes {list(classes)}")
-    lookup = np.zeros(max(index) + 1, dtype=np.int64)
-    lookup[list(index)] = list(index.values())
-    k = len(classes)
-    flat = lookup[np.asarray(true)] * k + lookup[np.asarray(pred)]
-    return np.bincount(flat, minlength=k * k).reshape(k, k)
-
-
-def confusion_matrix(true: np.ndarray, pred: np.ndarray, classes: list[int], path: str | os.PathLike) -> None:
-    """Confusion matrix with each cell's count written in it; rows true, columns predicted."""
-    counts = confusion_counts(true, pred, classes)
+def confusion_matrix(counts: np.ndarray, classes: list[int], path: str | os.PathLike) -> None:
+    """Confusion matrix (K, K) counts (rows true, columns predicted; metrics.confusion_counts) with each
+    cell's count written in it."""
+    counts = np.asarray(counts)
     fig = _figure("confusion_matrix")
     ax = fig.add_subplot()
     image = ax.imshow(counts, cmap="Blues", vmin=0)
@@ -109,40 +99,8 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, classes: list[int], pat
     _save(fig, path)
 
 
-def roc_points(true01: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ROC curve of a two-class problem: (fpr, tpr, thresholds), each (T,), from (0, 0) to (1, 1).
-
-    true01 (N,) is 1 for the positive class; score (N,) is higher for "more positive". Point i counts
-    an image as positive when score >= thresholds[i]; thresholds[0] = inf (nothing positive), and tied
-    scores make one point.
-    """
-    true01 = np.asarray(true01).astype(bool)
-    score = np.asarray(score, dtype=np.float64)
-    if true01.shape != score.shape or true01.ndim != 1:
-        raise ValueError(f"true01 and score must be (N,) arrays of one length, got {true01.shape} {score.shape}")
-    positives, negatives = int(true01.sum()), int((~true01).sum())
-    if positives == 0 or negatives == 0:
-        raise ValueError("ROC needs both classes among the true labels; the test set holds only one")
-    order = np.argsort(-score, kind="stable")
-    score, true01 = score[order], true01[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(score)), score.size - 1]
-    tp = np.cumsum(true01)[last_of_tie]
-    fp = (last_of_tie + 1) - tp
-    fpr = np.r_[0.0, fp / negatives]
-    tpr = np.r_[0.0, tp / positives]
-    thresholds = np.r_[np.inf, score[last_of_tie]]
-    return fpr, tpr, thresholds
-
-
-def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
-    """Area under a curve given by increasing fpr (trapezoids)."""
-    return float(np.trapezoid(tpr, fpr))
-
-
-def roc_curve(true01: np.ndarray, score: np.ndarray, path: str | os.PathLike) -> float:
-    """ROC curve PNG of a two-class problem; returns its AUC."""
-    fpr, tpr, _ = roc_points(true01, score)
-    area = auc(fpr, tpr)
+def roc_curve(fpr: np.ndarray, tpr: np.ndarray, area: float, path: str | os.PathLike) -> None:
+    """ROC curve through the points (fpr, tpr) (metrics.roc_points), its area `area` in the legend."""
     fig = _figure("roc_curve")
     ax = fig.add_subplot()
     ax.plot(fpr, tpr, drawstyle="default", label=f"AUC = {area:.4f}")
@@ -157,7 +115,6 @@ def roc_curve(true01: np.ndarray, score: np.ndarray, path: str | os.PathLike) ->
     ax.legend(loc="lower right")
     fig.tight_layout()
     _save(fig, path)
-    return area
 
 
 def _hide_axes(ax) -> None:

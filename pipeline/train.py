@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 import cnn
-from pipeline import atomic, dataset, diagnose, figures, numerics
+from pipeline import atomic, dataset, diagnose, figures, live, numerics
 from pipeline.errors import UserError
 from pipeline.params import TrainParams
 
@@ -54,13 +54,23 @@ class TrainResult:
 def run(
     params: TrainParams, data_path: Path, model_path: Path, report_dir: Path, on_epoch=None, warn=None
 ) -> TrainResult:
-    """Train and write the model and reports/train/: loss.csv (per epoch), metrics.json (size of the run),
+    """Train and write the model and reports/train/: loss.csv (rewritten after
+    every epoch, so it can be watched: pipeline.live), metrics.json (size of the run),
     platform.json (what decides the bits) and timing.json (wall-clock cost: untracked, as it differs on
     every run)."""
     split = dataset.load(data_path)
     train, val = hold_out(split, params.validation_fraction)
     classes = split.classes.tolist()
     net = build_network(params, split.images.shape[1:], classes)
+    log = live.EpochLog(report_dir / "loss.csv")
+
+    def after_epoch(record: dict) -> None:
+        if val:
+            record = record | {"val_accuracy": accuracy(net, val)}
+        log(record)
+        if on_epoch is not None:
+            on_epoch(record)
+
     start = time.perf_counter()
     try:
         history = net.fit(
@@ -72,7 +82,7 @@ def run(
             batch_size=params.batch_size,
             seed=params.seed,
             validation_data=(val.images, cnn.one_hot(val.class_index, len(classes))) if val else None,
-            callback=on_epoch,
+            callback=after_epoch,
         )
     except cnn.TrainingDivergedError as exc:
         raise UserError(f"train: {exc}") from None
@@ -81,9 +91,6 @@ def run(
         warn(note)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     cnn.save(net, model_path)
-    columns = ["epoch", "loss"] + (["val_loss"] if val else [])
-    rows = [",".join(columns)] + [",".join(format_float(rec[c]) for c in columns) for rec in history]
-    atomic.write_text(report_dir / "loss.csv", "\n".join(rows) + "\n")
     figures.loss_curve(history, report_dir / "loss.png")
     atomic.write_json(
         report_dir / "metrics.json", {"parameters": count_parameters(net), "train_images": len(train.labels)}
@@ -97,10 +104,9 @@ def run(
     return result
 
 
-def format_float(value: float) -> str:
-    """12 significant digits: far above the last-bit noise of libm (a loss differs in its 17th digit
-    between numpy's SIMD paths), so tracked files do not change with the machine."""
-    return f"{value:.12g}"
+def accuracy(net: cnn.Sequential, split: dataset.Split) -> float:
+    """Share of `split`'s images whose highest output is their class."""
+    return float(np.mean(net.predict(split.images).argmax(axis=1) == split.class_index))
 
 
 def format_epoch(record: dict, epochs: int) -> str:
