@@ -219,6 +219,22 @@ def predict(
         raise typer.Exit(errors.UserError.exit_code)
 
 
+@app.command()
+@stage
+def compare(
+    sort_by: Annotated[str, typer.Option(help="The metric to rank by (loss: lowest first).")] = "accuracy",
+    out: Annotated[Path | None, typer.Option(help="Also write the table to this Markdown file.")] = None,
+    repo: Annotated[Path, typer.Option(help="The DVC repository.")] = Path("."),
+) -> None:
+    """Rank the experiments (`dvc exp show`) in a Markdown table: the params that differ, accuracy, loss, AUC.
+
+    Not a stage: run it after `dvc exp run` or a queued sweep (`dvc queue start`) to see which run won.
+    """
+    from pipeline import compare as comparison
+
+    typer.echo(comparison.run(repo, sort_by, out), nl=False)
+
+
 def run() -> None:
     """Entry point that keeps Python's own traceback off for errors raised outside a command."""
     try:

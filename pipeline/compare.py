@@ -1,0 +1,83 @@
+"""`python -m pipeline compare`: the experiments of this repo as a ranked Markdown table.
+
+Reads what `dvc exp show` shows (through dvc.api.exp_show) into a pandas DataFrame, keeps the params whose
+values differ between the runs and the metrics users compare first, and ranks the runs by one metric.
+"""
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import atomic
+from pipeline.errors import UserError
+
+KEY_METRICS = ("accuracy", "loss", "roc_auc")
+LOWER_IS_BETTER = {"loss"}
+_BOOKKEEPING = {"Experiment", "rev", "typ", "Created", "parent", "State", "Executor"}
+
+
+def load(repo: str | os.PathLike = ".") -> pd.DataFrame:
+    """One row per experiment and commit that `dvc exp show` lists (not the workspace), as dvc.api gives them."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    try:
+        records = dvc.api.exp_show(repo=os.fspath(repo))
+    except DvcException as exc:
+        raise UserError(f"compare: cannot read the experiments of {repo} ({exc}); run it in a git repo with DVC") from None
+    frame = pd.DataFrame(records)
+    return frame[frame["typ"] != "workspace"].reset_index(drop=True)
+
+
+def _column(frame: pd.DataFrame, metric: str) -> str | None:
+    """The column of `metric`: its bare name, or "file:name" when DVC had to say which file it is from."""
+    names = [c for c in frame.columns if c == metric or c.endswith(f":{metric}")]
+    return names[0] if names else None
+
+
+def _param_columns(frame: pd.DataFrame, metric_columns: set[str]) -> list[str]:
+    """Params (dotted names such as train.learning_rate) whose value is not the same in every row."""
+    params = [c for c in frame.columns if c not in _BOOKKEEPING and c not in metric_columns and "." in c]
+    params = [c for c in params if not c.endswith((".json", ".npz", ".py")) and "/" not in c]  # deps' hashes
+    return [c for c in params if frame[c].astype(str).nunique(dropna=False) > 1]
+
+
+def ranked(frame: pd.DataFrame, sort_by: str = "accuracy") -> pd.DataFrame:
+    """The finished runs ranked by `sort_by` (best first; lower is better for loss): rank, experiment, the
+    params that differ, then the key metrics. Runs without the metric (queued, failed) are left out."""
+    metrics = {m: _column(frame, m) for m in dict.fromkeys((sort_by, *KEY_METRICS))}
+    if metrics[sort_by] is None:
+        known = sorted(c for c in frame.columns if c not in _BOOKKEEPING)
+        raise UserError(f"compare: no metric {sort_by!r} among the experiments' columns; use one of {known}")
+    done = frame[frame[metrics[sort_by]].notna()].copy()
+    if done.empty:
+        raise UserError("compare: no finished experiment yet; run one with `dvc exp run` (or `dvc queue start`)")
+    done["experiment"] = done["Experiment"].fillna(done["rev"])
+    found = {m: c for m, c in metrics.items() if c is not None}
+    params = _param_columns(done, set(found.values()))
+    table = done[["experiment", *params, *found.values()]].rename(columns={c: m for m, c in found.items()})
+    table = table.sort_values(sort_by, ascending=sort_by in LOWER_IS_BETTER, kind="stable")
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table.reset_index(drop=True)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value).replace("|", "\\|")
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table: numbers right-aligned, floats to 6 significant digits."""
+    align = ["---:" if pd.api.types.is_numeric_dtype(table[c]) else "---" for c in table.columns]
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def run(repo: Path, sort_by: str, out: Path | None) -> str:
+    text = markdown(ranked(load(repo), sort_by))
+    if out is not None:
+        atomic.write_text(out, text)
+    return text
