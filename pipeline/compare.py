@@ -13,6 +13,7 @@ from pipeline import atomic
 from pipeline.errors import UserError
 
 KEY_METRICS = ("accuracy", "loss", "roc_auc")
+EVALUATION = "metrics.json"
 LOWER_IS_BETTER = {"loss"}
 _BOOKKEEPING = {"Experiment", "rev", "typ", "Created", "parent", "State", "Executor"}
 
@@ -25,14 +26,19 @@ def load(repo: str | os.PathLike = ".") -> pd.DataFrame:
     try:
         records = dvc.api.exp_show(repo=os.fspath(repo))
     except DvcException as exc:
-        raise UserError(f"compare: cannot read the experiments of {repo} ({exc}); run it in a git repo with DVC") from None
+        message = f"compare: cannot read the experiments of {repo} ({exc}); run it in a git repo with DVC"
+        raise UserError(message) from None
     frame = pd.DataFrame(records)
     return frame[frame["typ"] != "workspace"].reset_index(drop=True)
 
 
 def _column(frame: pd.DataFrame, metric: str) -> str | None:
-    """The column of `metric`: its bare name, or "file:name" when DVC had to say which file it is from."""
-    names = [c for c in frame.columns if c == metric or c.endswith(f":{metric}")]
+    """The column of `metric`: its bare name, or when DVC had to say which file it is from, the one of the
+    evaluation's metrics.json first, else of any file."""
+    for name in (metric, f"{EVALUATION}:{metric}"):
+        if name in frame.columns:
+            return name
+    names = [c for c in frame.columns if c.endswith(f":{metric}")]
     return names[0] if names else None
 
 

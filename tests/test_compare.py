@@ -1,0 +1,75 @@
+"""pipeline.compare on rows shaped like dvc.api.exp_show's (the real sweep: tests/test_experiments.py)."""
+
+import pandas as pd
+import pytest
+
+from pipeline import compare
+from pipeline.errors import UserError
+
+
+def row(name, rev, lr, batch, accuracy, loss, typ="branch_commit", **extra):
+    return {
+        "reports/train/metrics.json:loss": 0.5,  # another file's metric of the same name, listed first
+        "Experiment": name,
+        "rev": rev,
+        "typ": typ,
+        "Created": "01:00 AM",
+        "parent": None,
+        "State": None,
+        "Executor": None,
+        "metrics.json:accuracy": accuracy,
+        "metrics.json:loss": loss,
+        "metrics.json:roc_auc": None if accuracy is None else 0.99,
+        "train.learning_rate": lr,
+        "train.batch_size": batch,
+        "train.epochs": 3,
+        "data.digits": "[0, 1]",
+        "models": "abc.dir",
+        **extra,
+    }
+
+
+FRAME = pd.DataFrame(  # compare.load drops the workspace row
+    [
+        row(None, "main", 0.1, 1, 0.97, 0.2, typ="baseline"),
+        row("lr-a", "1111111", 0.05, 8, 0.96, 0.1),
+        row("lr-b", "2222222", 0.2, 1, 0.99, 0.3),
+        row("lr-c", "3333333", 0.3, 1, None, None),  # still queued: no metrics
+    ]
+)
+
+
+def test_ranked_by_accuracy_with_only_the_params_that_differ():
+    table = compare.ranked(FRAME)
+    assert table["experiment"].tolist() == ["lr-b", "main", "lr-a"]
+    assert table["rank"].tolist() == [1, 2, 3]
+    assert list(table.columns) == [
+        "rank",
+        "experiment",
+        "train.learning_rate",
+        "train.batch_size",
+        "accuracy",
+        "loss",
+        "roc_auc",
+    ]
+    assert table["loss"].tolist() == [0.3, 0.2, 0.1]  # metrics.json's loss, not the training one
+
+
+def test_loss_ranks_lowest_first_and_unknown_metrics_are_named():
+    assert compare.ranked(FRAME, "loss")["experiment"].tolist()[:2] == ["lr-a", "main"]
+    with pytest.raises(UserError, match="no metric 'f1'"):
+        compare.ranked(FRAME, "f1")
+
+
+def test_markdown_table_aligns_numbers_right():
+    text = compare.markdown(compare.ranked(FRAME))
+    lines = text.splitlines()
+    assert lines[0] == "| rank | experiment | train.learning_rate | train.batch_size | accuracy | loss | roc_auc |"
+    assert lines[1] == "|---:|---|---:|---:|---:|---:|---:|"
+    assert lines[2] == "| 1 | lr-b | 0.2 | 1 | 0.99 | 0.3 | 0.99 |"
+    assert len(lines) == 5
+
+
+def test_no_finished_experiment_is_a_clear_error():
+    with pytest.raises(UserError, match="no finished experiment"):
+        compare.ranked(FRAME[FRAME["Experiment"] == "lr-c"])
