@@ -74,8 +74,8 @@ def test_a_new_log_empties_the_file_of_an_earlier_run(tmp_path):
     assert pd.read_csv(path)[["epoch", "loss"]].values.tolist() == [[1, 0.25]]
 
 
-def test_floats_are_written_at_ten_significant_digits(tmp_path):
+def test_floats_are_written_at_twelve_significant_digits(tmp_path):
     path = tmp_path / "loss.csv"
     log = live.EpochLog(path)
     log({"epoch": 1, "loss": 0.1234567890123456789, "val_loss": 1 / 3})
-    assert path.read_text().splitlines()[1] == "1,0.123456789,0.3333333333,"
+    assert path.read_text().splitlines()[1] == "1,0.123456789012,0.333333333333,"

@@ -1,0 +1,86 @@
+"""DVC as a user drives it: readable tables, minimal params diffs, plots of HEAD next to an experiment in a
+fresh clone, and the model registry entry (`dvc artifacts get`, `dvc ls`)."""
+
+import hashlib
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.dvc_project import ROOT, Project
+
+pytestmark = pytest.mark.slow
+
+
+def readme_command(marker: str) -> list[str]:
+    """The command in the bash block after `<!-- marker -->` in README.md: the tests run what it promises."""
+    match = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert match, f"README.md has no bash block after <!-- {marker} -->"
+    line = match.group(1).split("#")[0].strip()
+    return shlex.split(line)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A copy of the project with a 2-epoch run committed."""
+    project = Project.create(tmp_path_factory.mktemp("experience") / "repo")
+    project.set_param("train.epochs", "2")
+    project.dvc("repro")
+    project.commit("2-epoch run")
+    return project
+
+
+def test_exp_run_set_changes_only_that_line_of_params_yaml(project: Project) -> None:
+    project.dvc("exp", "run", "-S", "train.learning_rate=0.05", "--name", "lr-005")
+    diff = project.run("git", "diff", "-U0", "params.yaml").stdout
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == ["-  learning_rate: 0.1", "+  learning_rate: 0.05"], diff
+    project.dvc("exp", "run", "-S", "data.digits=[0,1,7]", "--name", "three-digits")
+    diff = project.run("git", "diff", "-U0", "params.yaml").stdout
+    added = [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert "+  - 7" in added and len(added) == 2, diff  # the new list item, and the learning rate kept from before
+
+
+def test_the_readmes_tables_fit_a_120_column_terminal(project: Project) -> None:
+    project.dvc("exp", "run", "-S", "train.learning_rate=0.2", "--name", "lr-02")
+    metrics = project.dvc("metrics", "show").stdout
+    assert max(map(len, metrics.splitlines())) <= 120, metrics
+    command = readme_command("exp-show")
+    assert command[:3] == ["dvc", "exp", "show"]
+    table = project.run("env", "COLUMNS=120", project.env["PATH"].split(":")[0] + "/dvc", *command[1:]).stdout
+    assert max(map(len, table.splitlines())) <= 120, table
+    header = next(line for line in table.splitlines() if "Experiment" in line).split()
+    assert {"accuracy", "loss", "roc_auc", "train.learning_rate"} <= set(header), header
+    assert "…" not in table
+    assert "[lr-02]" in table, table
+
+
+def test_plots_diff_of_head_and_an_experiment_in_a_fresh_clone(project: Project, tmp_path: Path) -> None:
+    clone = Project(tmp_path / "clone", project.env)
+    project.run("git", "clone", "-q", str(project.path), str(clone.path))
+    clone.dvc("exp", "run", "-S", "train.epochs=1", "--name", "one-epoch")
+    result = clone.dvc("plots", "diff", "HEAD", "one-epoch", "--json")
+    charts = json.loads(result.stdout)["data"]
+    for name in ("Loss per epoch", "Confusion matrix", "ROC", "Precision-recall", "F1 per digit"):
+        revisions = {rev for plot in charts[name] for rev in plot["revisions"]}
+        assert revisions == {"HEAD", "one-epoch"}, (name, revisions)  # the CSVs of HEAD come from git
+
+
+def test_model_registry_entry_gets_the_model_by_name(project: Project, tmp_path: Path) -> None:
+    listing = project.dvc("ls", str(project.path), "models", "--dvc-only").stdout.split()
+    assert listing == ["model.npz"]
+    project.run("git", "tag", "-a", "mnist-cnn@v1.0.0", "-m", "Registering artifact mnist-cnn version 1.0.0")
+    got = tmp_path / "model.npz"
+    project.dvc("artifacts", "get", str(project.path), "mnist-cnn", "-o", str(got))
+    assert _dir_entry_has(project, hashlib.md5(got.read_bytes()).hexdigest())  # the model of the tagged commit
+
+
+def _dir_entry_has(project: Project, digest: str) -> bool:
+    """True when the committed `models` directory listing (DVC's .dir object) names a file of this md5."""
+    lock = project.run("git", "show", "HEAD:dvc.lock").stdout
+    dir_md5 = re.search(r"path: models\n\s+hash: md5\n\s+md5: (\w+)\.dir", lock)
+    assert dir_md5, lock
+    listing = project.path / ".dvc" / "cache" / "files" / "md5" / dir_md5.group(1)[:2] / f"{dir_md5.group(1)[2:]}.dir"
+    return any(entry["md5"] == digest and entry["relpath"] == "model.npz" for entry in json.loads(listing.read_text()))
