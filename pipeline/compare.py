@@ -19,7 +19,7 @@ _BOOKKEEPING = {"Experiment", "rev", "typ", "Created", "parent", "State", "Execu
 
 
 def load(repo: str | os.PathLike = ".") -> pd.DataFrame:
-    """One row per experiment and commit that `dvc exp show` lists (not the workspace), as dvc.api gives them."""
+    """One row per experiment and commit that `dvc exp show` lists, as dvc.api gives them."""
     import dvc.api
     from dvc.exceptions import DvcException
 
@@ -28,8 +28,7 @@ def load(repo: str | os.PathLike = ".") -> pd.DataFrame:
     except DvcException as exc:
         message = f"compare: cannot read the experiments of {repo} ({exc}); run it in a git repo with DVC"
         raise UserError(message) from None
-    frame = pd.DataFrame(records)
-    return frame[frame["typ"] != "workspace"].reset_index(drop=True)
+    return pd.DataFrame(records)
 
 
 def _column(frame: pd.DataFrame, metric: str) -> str | None:
@@ -50,20 +49,22 @@ def _param_columns(frame: pd.DataFrame, metric_columns: set[str]) -> list[str]:
 
 
 def ranked(frame: pd.DataFrame, sort_by: str = "accuracy") -> pd.DataFrame:
-    """The finished runs ranked by `sort_by` (best first; lower is better for loss): rank, experiment, the
-    params that differ, then the key metrics. Runs without the metric (queued, failed) are left out."""
+    """The finished runs ranked by `sort_by` (best first; lower is better for loss; ties broken by the lower
+    loss): rank, experiment, the params that differ, then the key metrics. The workspace (a copy of the
+    last applied run) and runs without the metric (queued, failed) are left out."""
     metrics = {m: _column(frame, m) for m in dict.fromkeys((sort_by, *KEY_METRICS))}
     if metrics[sort_by] is None:
         known = sorted(c for c in frame.columns if c not in _BOOKKEEPING)
         raise UserError(f"compare: no metric {sort_by!r} among the experiments' columns; use one of {known}")
-    done = frame[frame[metrics[sort_by]].notna()].copy()
+    done = frame[frame[metrics[sort_by]].notna() & (frame["rev"] != "workspace")].copy()
     if done.empty:
         raise UserError("compare: no finished experiment yet; run one with `dvc exp run` (or `dvc queue start`)")
     done["experiment"] = done["Experiment"].fillna(done["rev"])
     found = {m: c for m, c in metrics.items() if c is not None}
     params = _param_columns(done, set(found.values()))
     table = done[["experiment", *params, *found.values()]].rename(columns={c: m for m, c in found.items()})
-    table = table.sort_values(sort_by, ascending=sort_by in LOWER_IS_BETTER, kind="stable")
+    keys = list(dict.fromkeys([sort_by, *(["loss"] if "loss" in table else [])]))
+    table = table.sort_values(keys, ascending=[key in LOWER_IS_BETTER for key in keys], kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
     return table.reset_index(drop=True)
 

@@ -29,11 +29,13 @@ def row(name, rev, lr, batch, accuracy, loss, typ="branch_commit", **extra):
     }
 
 
-FRAME = pd.DataFrame(  # compare.load drops the workspace row
+FRAME = pd.DataFrame(
     [
+        row(None, "workspace", 0.2, 1, 0.99, 0.3, typ="baseline"),  # the last applied run, again
         row(None, "main", 0.1, 1, 0.97, 0.2, typ="baseline"),
         row("lr-a", "1111111", 0.05, 8, 0.96, 0.1),
         row("lr-b", "2222222", 0.2, 1, 0.99, 0.3),
+        row("lr-d", "4444444", 0.4, 1, 0.99, 0.25),  # as accurate as lr-b, lower loss: ranks first
         row("lr-c", "3333333", 0.3, 1, None, None),  # still queued: no metrics
     ]
 )
@@ -41,8 +43,8 @@ FRAME = pd.DataFrame(  # compare.load drops the workspace row
 
 def test_ranked_by_accuracy_with_only_the_params_that_differ():
     table = compare.ranked(FRAME)
-    assert table["experiment"].tolist() == ["lr-b", "main", "lr-a"]
-    assert table["rank"].tolist() == [1, 2, 3]
+    assert table["experiment"].tolist() == ["lr-d", "lr-b", "main", "lr-a"]
+    assert table["rank"].tolist() == [1, 2, 3, 4]
     assert list(table.columns) == [
         "rank",
         "experiment",
@@ -52,7 +54,7 @@ def test_ranked_by_accuracy_with_only_the_params_that_differ():
         "loss",
         "roc_auc",
     ]
-    assert table["loss"].tolist() == [0.3, 0.2, 0.1]  # metrics.json's loss, not the training one
+    assert table["loss"].tolist() == [0.25, 0.3, 0.2, 0.1]  # metrics.json's loss, not the training one
 
 
 def test_loss_ranks_lowest_first_and_unknown_metrics_are_named():
@@ -66,8 +68,8 @@ def test_markdown_table_aligns_numbers_right():
     lines = text.splitlines()
     assert lines[0] == "| rank | experiment | train.learning_rate | train.batch_size | accuracy | loss | roc_auc |"
     assert lines[1] == "|---:|---|---:|---:|---:|---:|---:|"
-    assert lines[2] == "| 1 | lr-b | 0.2 | 1 | 0.99 | 0.3 | 0.99 |"
-    assert len(lines) == 5
+    assert lines[2] == "| 1 | lr-d | 0.4 | 1 | 0.99 | 0.25 | 0.99 |"
+    assert len(lines) == 6
 
 
 def test_no_finished_experiment_is_a_clear_error():
