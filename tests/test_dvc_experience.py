@@ -66,6 +66,9 @@ def test_plots_diff_of_head_and_an_experiment_in_a_fresh_clone(project: Project,
     for name in ("Loss per epoch", "Confusion matrix", "ROC", "Precision-recall", "F1 per digit"):
         revisions = {rev for plot in charts[name] for rev in plot["revisions"]}
         assert revisions == {"HEAD", "one-epoch"}, (name, revisions)  # the CSVs of HEAD come from git
+    assert not json.loads(result.stdout).get("errors"), result.stdout[-2000:]
+    pictures = [p for name, plots in charts.items() if name.endswith(".png") for p in plots]
+    assert {p["revisions"][0] for p in pictures} == {"HEAD", "one-epoch"}  # so do its figures
 
 
 def test_model_registry_entry_gets_the_model_by_name(project: Project, tmp_path: Path) -> None:
