@@ -5,7 +5,6 @@ last-bit difference between two machines' math libraries does not change a track
 """
 
 import os
-from pathlib import Path
 
 import pandas as pd
 
@@ -18,10 +17,6 @@ FLOAT_FORMAT = f"%.{SIGNIFICANT}g"
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write `frame` as CSV (header, no index, floats at 12 significant digits) atomically."""
     atomic.write_text(path, frame.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n"))
-
-
-def read_csv(path: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_csv(Path(path))
 
 
 def fixed(value: float) -> float:
