@@ -133,6 +133,7 @@ def misclassified_png_size(mistakes: int) -> tuple[int, int]:
     return max(360, columns * 130 + 20), math.ceil(shown / columns) * 150 + 50
 
 
+pytestmark = pytest.mark.slow  # runs real dvc
 CHARTS = {"Loss_per_epoch", "Confusion_matrix", "ROC", "Precision-recall", "F1_per_digit"}
 
 
