@@ -27,7 +27,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The project after one `dvc repro` on the default params, committed with its dvc.lock."""
     project = Project.create(tmp_path_factory.mktemp("e2e") / "repo")
     result = project.dvc("repro")
-    assert stages_run(result.stdout) == ["check", "download", "preprocess", "train", "evaluate"]
+    # evaluate's outputs are all in git (cache: false) and train rebuilds the committed model bit for bit,
+    # so DVC finds evaluate up to date and does not run it
+    assert stages_run(result.stdout) == ["download", "preprocess", "train"]
     project.commit("default run")
     return project
 
@@ -49,7 +51,7 @@ def test_changing_epochs_reruns_train_and_evaluate_only(project: Project) -> Non
     project.set_param("train.epochs", "3")
     try:
         result = project.dvc("repro")
-        assert stages_run(result.stdout) == ["check", "train", "evaluate"]  # check re-runs, its stamp does not change
+        assert stages_run(result.stdout) == ["train", "evaluate"]
         diff = json.loads(project.dvc("metrics", "diff", "--json").stdout)
         assert "metrics.json" in diff and "loss" in diff["metrics.json"]
         assert diff["metrics.json"]["loss"]["diff"] != 0

@@ -40,7 +40,7 @@ def test_quick_start_make_repro_reproduces_the_committed_run(tmp_path: Path) -> 
     venv = BIN.parent
     os.utime(BIN / "dvc")  # newer than the copy's pyproject.toml: `make setup` has nothing to do
     result = project.run("make", "repro", f"VENV={venv}", timeout=900)
-    assert "Running stage 'evaluate'" in result.stdout
+    assert "Running stage 'train'" in result.stdout  # evaluate's outputs, all in git, are already up to date
     assert re.search(r"^metrics\.json\s+0\.\d+", result.stdout, re.M), result.stdout  # `dvc metrics show`
     assert project.run("git", "status", "--porcelain").stdout == ""
 
