@@ -102,6 +102,43 @@ MUTATIONS = (
         "pass",
         ("tests/test_reproducible.py::test_canonical_mode_overrides_the_kernel_the_environment_asks_for",),
     ),
+    Mutation(
+        "download: the start offset of a 206 Content-Range not checked",
+        "pipeline/download.py",
+        "if content_range is None or content_range[0] != have:",
+        "if content_range is None:",
+        ("tests/test_download.py",),
+    ),
+    Mutation(
+        "params: train.learning_rate 0 accepted",
+        "pipeline/params.py",
+        "lambda v: _is_number(v) and v > 0,",
+        "lambda v: _is_number(v) and v >= 0,",
+        ("tests/test_params.py",),
+    ),
+    Mutation(
+        "params: momentum and validation_fraction 1 accepted",
+        "pipeline/params.py",
+        "return Rule(lambda v: _is_number(v) and 0 <= v < 1, allowed,",
+        "return Rule(lambda v: _is_number(v) and 0 <= v <= 1, allowed,",
+        ("tests/test_params.py",),
+    ),
+    Mutation(
+        "params: digit 10 accepted in data.digits",
+        "pipeline/params.py",
+        "and all(_is_int(d) and 0 <= d <= 9 for d in value)",
+        "and all(_is_int(d) and 0 <= d <= 10 for d in value)",
+        ("tests/test_params.py",),
+    ),
+    Mutation(
+        "metrics: precision and recall swapped",
+        "pipeline/metrics.py",
+        """    precision = _ratio(hits, counts.sum(axis=0))
+    recall = _ratio(hits, counts.sum(axis=1))""",
+        """    precision = _ratio(hits, counts.sum(axis=1))
+    recall = _ratio(hits, counts.sum(axis=0))""",
+        ("tests/test_metrics.py",),
+    ),
 )
 
 
@@ -119,20 +156,27 @@ def project_copy(target: Path) -> None:
             shutil.copy2(source, target / name)
 
 
+def tests_pass(tests: tuple[str, ...], workdir: Path) -> bool:
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    return subprocess.run(command, cwd=workdir, capture_output=True).returncode == 0
+
+
 def run(mutation: Mutation, workdir: Path) -> tuple[str, float]:
-    """'caught', 'survived' or 'stale', and the seconds its tests took."""
+    """'caught', 'survived', 'stale' (snippet not found once) or 'broken' (its tests fail without the
+    mutation, so a failure would prove nothing), and the seconds its tests took."""
     path = workdir / mutation.path
     original = path.read_text()
     if original.count(mutation.old) != 1:
         return "stale", 0.0
+    if not tests_pass(mutation.tests, workdir):
+        return "broken", 0.0
     path.write_text(original.replace(mutation.old, mutation.new))
     start = time.perf_counter()
     try:
-        command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation.tests]
-        result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+        caught = not tests_pass(mutation.tests, workdir)
     finally:
         path.write_text(original)
-    return ("caught" if result.returncode != 0 else "survived"), time.perf_counter() - start
+    return ("caught" if caught else "survived"), time.perf_counter() - start
 
 
 def main(words: list[str]) -> int:
