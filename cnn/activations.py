@@ -57,7 +57,7 @@ class ReLU(Activation):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_gradient:
             return None
-        return np.where(self.y > 0, output_gradient, 0)
+        return output_gradient * (self.y > 0)
 
 
 class Softmax(Activation):
