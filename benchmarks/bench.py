@@ -2,6 +2,7 @@
 scaling, accuracy and the issue's targets; -> one JSON-able dict (format_report prints it as tables)."""
 
 import gc
+import resource
 import statistics
 import time
 from dataclasses import dataclass
@@ -197,15 +198,19 @@ def full_data_recipe(threads: int, quick: bool, use_torch: bool, log=print) -> d
     for runner in trainers.values():
         runner.prepare(images)
         runner.run(16)
+    faults = {impl: [] for impl in impls}
     for r in range(2):
         for impl, runner in trainers.items():
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             seconds[impl].append(runner.run(images))
+            faults[impl].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
             log(f"  full-data recipe: {impl} epoch {r + 1}: {seconds[impl][-1]:.1f} s")
     out = {"images": images, "epochs": RECIPE_EPOCHS, "batch_size": 16, "dtype": "float32", "network": "ten-digit"}
     for impl in impls:
         best = min(seconds[impl])
         out[impl] = {"seconds_per_epoch": best, "all": seconds[impl], "samples_per_s": images / best}
         out[impl]["recipe_seconds"] = best * RECIPE_EPOCHS
+        out[impl]["minor_faults_per_step"] = min(faults[impl]) / (images / 16)
     out["torch_over_cnn_time"] = (
         out["torch"]["seconds_per_epoch"] / out["cnn"]["seconds_per_epoch"] if use_torch else None
     )

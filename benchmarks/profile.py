@@ -32,7 +32,7 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
         totals[key] += time.perf_counter() - start
         return out
 
-    with threads.blas_threads(batch_size):
+    with threads.blas_threads():
         for step in range(steps + warmup):
             if step == warmup:
                 totals.clear()

@@ -119,14 +119,15 @@ def recipe_table(result: dict) -> str:
     lines = [
         f"### Full-data recipe: {r['images']:,} images (the sample tiled), {r['network']} network, batch "
         f"{r['batch_size']}, Adam, {r['dtype']}; best of 2 epochs each, alternating",
-        f"| implementation | seconds per epoch | samples/s | {r['epochs']} epochs (s) |",
-        "|---|---:|---:|---:|",
+        f"| implementation | seconds per epoch | samples/s | {r['epochs']} epochs (s) | minor page faults/step |",
+        "|---|---:|---:|---:|---:|",
     ]
     for impl in ("cnn", "torch"):
         if impl in r:
             x = r[impl]
             lines.append(
-                f"| {impl} | {x['seconds_per_epoch']:.2f} | {x['samples_per_s']:,.0f} | {x['recipe_seconds']:.1f} |"
+                f"| {impl} | {x['seconds_per_epoch']:.2f} | {x['samples_per_s']:,.0f} | {x['recipe_seconds']:.1f} | "
+                f"{x['minor_faults_per_step']:.1f} |"
             )
     if r.get("torch_over_cnn_time") is not None:
         lines.append(f"PyTorch time / cnn time: {r['torch_over_cnn_time']:.2f}x")
