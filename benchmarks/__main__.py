@@ -22,6 +22,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     parser.add_argument("--accuracy", action="store_true", help="only the accuracy check of recommended settings")
     parser.add_argument("--no-accuracy", action="store_true", help="skip the accuracy check")
+    parser.add_argument("--no-extras", action="store_true", help="skip full-data recipe, scaling and profiles")
     parser.add_argument("--no-modes", action="store_true", help="skip canonical vs native numerics (child processes)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the accuracy check")
     args = parser.parse_args(argv)
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         accuracy_seeds=tuple(args.seeds),
         memory=not args.no_memory,
-        extras=not args.quick,
+        extras=not (args.quick or args.no_extras),
         accuracy=not (args.quick or args.no_accuracy),
         modes=not args.no_modes,
     )
