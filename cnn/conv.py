@@ -20,7 +20,8 @@ def im2col(x: np.ndarray, k: int) -> np.ndarray:
     Ho, Wo = H - k + 1, W - k + 1
     x = np.ascontiguousarray(x)
     s = x.strides
-    windows = np.lib.stride_tricks.as_strided(x, (N, C, k, k, Ho, Wo), (*s, s[2], s[3]), writeable=False)
+    # as_strided without its per-call overhead; ndarray checks that the windows stay inside x's buffer
+    windows = np.ndarray((N, C, k, k, Ho, Wo), x.dtype, x, 0, (*s, s[2], s[3]))
     return windows.reshape(N, C * k * k, Ho * Wo)
 
 
@@ -104,8 +105,7 @@ class Convolutional(Layer):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         N, D, k = len(output_gradient), self.depth, self.kernel_size
         dy = output_gradient.reshape(N, D, -1)
-        dk = (dy @ self.cols.transpose(0, 2, 1)).sum(axis=0)
-        self.grads["kernels"][...] = dk.reshape(self.params["kernels"].shape)
+        np.sum(dy @ self.cols.transpose(0, 2, 1), axis=0, out=self.grads["kernels"].reshape(D, -1))
         np.sum(output_gradient, axis=0 if self.bias == "untied" else (0, 2, 3), out=self.grads["biases"])
         if not self.needs_input_gradient:
             return None
