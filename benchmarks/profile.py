@@ -1,4 +1,4 @@
-"""Where a training step's time goes: cnn's plain step (cnn.training.plain_step, one thread) timed call by call,
+"""Where a training step's time goes: cnn's plain step (cnn.step.plain_step, one thread) timed call by call,
 with the minor page faults per step (fresh memory the allocator had to map)."""
 
 import resource
@@ -14,11 +14,12 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
     """Mean microseconds per step of each call: batch indexing, every layer's forward and backward, the loss
     value, the loss gradient where backward starts and the optimizer's step.
     -> {"network", "batch_size", "dtype", "steps", "rows": [(call, us)], "total_us", "minor_faults_per_step"}."""
-    from cnn import threads, training
+    from cnn import step as cnn_step
+    from cnn import threads
 
     spec = networks.NETWORKS[network]
     net, loss, optimizer = spec.build(dtype, runners.SEED)
-    loss_gradient = training.LossGradient.for_network(net, loss)
+    loss_gradient = cnn_step.LossGradient.for_network(net, loss)
     x0, labels = data.training_images(spec.digits)
     n = (steps + warmup) * batch_size
     x, y = data.tile(x0.astype(dtype), n), data.tile(data.one_hot(labels, spec.n_classes, dtype), n)
