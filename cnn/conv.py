@@ -112,8 +112,9 @@ class Convolutional(Layer):
         # dx = col2im(K.T @ dy), with dy widened to rows of the input's width (zeros past W'): col2im_wide
         _, Ho, Wo = self.output_shape
         W = self.input_shape[2]
-        dy_wide = np.zeros((N, D, Ho, W), dtype=dy.dtype)
+        dy_wide = np.empty((N, D, Ho, W), dtype=dy.dtype)
         dy_wide[..., :Wo] = output_gradient
+        dy_wide[..., Wo:] = 0
         return col2im_wide(self._kernel_matrix().T @ dy_wide.reshape(N, D, Ho * W), (N, *self.input_shape), k)
 
     def config(self) -> dict[str, Any]:
