@@ -1,5 +1,7 @@
-"""Where a training step's time goes: cnn's plain step (cnn.step.plain_step, one thread) timed call by call,
-with the minor page faults per step (fresh memory the allocator had to map)."""
+"""Where a training step's time goes: cnn's step timed call by call on one thread, with the minor page faults
+per step (fresh memory the allocator had to map). The step is the one fit runs on one thread: the batch-1
+SGD step (cnn.fast.rank1_sgd_step) where it applies, else the plain step (cnn.step.plain_step; from 64
+samples on fit splits it over two threads, cnn.parallel)."""
 
 import resource
 import time
@@ -12,10 +14,12 @@ from benchmarks import data, networks, runners
 
 def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: int = 3) -> dict:
     """Mean microseconds per step of each call: batch indexing, every layer's forward and backward, the loss
-    value, the loss gradient where backward starts and the optimizer's step.
+    gradient where backward starts and the optimizer's updates (fit evaluates the loss once per epoch, not
+    per step).
     -> {"network", "batch_size", "dtype", "steps", "rows": [(call, us)], "total_us", "minor_faults_per_step"}."""
+    from cnn import fast, threads, training
     from cnn import step as cnn_step
-    from cnn import threads
+    from cnn.layers import Dense
 
     spec = networks.NETWORKS[network]
     net, loss, optimizer = spec.build(dtype, runners.SEED)
@@ -25,6 +29,7 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
     x, y = data.tile(x0.astype(dtype), n), data.tile(data.one_hot(labels, spec.n_classes, dtype), n)
     order = np.random.default_rng(0).permutation(n)
     names = [f"{i} {type(layer).__name__}" for i, layer in enumerate(net.layers)]
+    rank1 = training.choose_step(net, optimizer, batch_size) is fast.rank1_sgd_step
     totals: dict[str, float] = defaultdict(float)
 
     def timed(key: str, fn, *args):
@@ -43,8 +48,23 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
             out = xb
             for name, layer in zip(names, net.layers, strict=True):
                 out = timed(f"{name} forward", layer.forward, out)
-            timed("loss value", loss.value, yb, out)
             grad, start = timed("loss gradient", loss_gradient.start, net, out, yb, batch_size)
+            if rank1:  # as fast.rank1_sgd_step runs it
+                optimizer.begin_step()
+                for index, name, layer in zip(
+                    range(start, -1, -1), names[start::-1], net.layers[start::-1], strict=True
+                ):
+                    if isinstance(layer, Dense):
+                        dx = timed(f"{name} input gradient", layer.input_gradient, grad)
+                        args = (layer.params["weights"], grad, layer.x)
+                        timed(f"{name} rank-1 weight update", optimizer.update_outer, *args)
+                        timed(f"{name} bias update", optimizer.update, (index, "b"), layer.params["biases"], grad[0])
+                        grad = dx
+                    else:
+                        grad = timed(f"{name} backward", layer.backward, grad)
+                        for key, param in layer.params.items():
+                            timed(f"{name} {key} update", optimizer.update, (index, key), param, layer.grads[key])
+                continue
             for name, layer in zip(names[start::-1], net.layers[start::-1], strict=True):
                 grad = timed(f"{name} backward", layer.backward, grad)
             timed(f"{type(optimizer).__name__} step", optimizer.step, net.param_layers)
@@ -52,6 +72,7 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
     rows = [(key, seconds / steps * 1e6) for key, seconds in totals.items()]
     return {
         "network": network,
+        "step": "rank1_sgd_step" if rank1 else "plain_step",
         "batch_size": batch_size,
         "dtype": dtype,
         "steps": steps,
@@ -64,7 +85,8 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
 def format_profile(result: dict) -> str:
     b, dtype, total = result["batch_size"], result["dtype"], result["total_us"]
     lines = [
-        f"### cnn step profile, {result.get('network', 'notebook')} network, batch {b} {dtype}: {total:,.0f} us/step "
+        f"### cnn step profile ({result.get('step', 'plain_step')}), {result.get('network', 'notebook')} network, "
+        f"batch {b} {dtype}: {total:,.0f} us/step "
         f"({b / total * 1e6:,.0f} samples/s, one thread), {result.get('minor_faults_per_step', 0):.1f} minor page "
         "faults/step"
     ]
