@@ -2,14 +2,21 @@
 scaling, accuracy and the issue's targets; -> one JSON-able dict (format_report prints it as tables)."""
 
 import gc
+import resource
 import statistics
 import time
 from dataclasses import dataclass
 
-from benchmarks import data, memory, runners, system
+from benchmarks import memory, modes, networks, runners, system
 
 TARGET_IMAGES = 12_665  # the full MNIST 0/1 training set
 TARGET_MIB = 500
+FULL_MNIST = 60_000  # the full MNIST training set, all ten digits
+FULL_MNIST_MIB = 1024
+TEN_DIGIT_VS_TORCH = 1.2
+BATCH1_SPREAD = 0.15
+RECIPE = runners.Variant("cnn", 16, "float32", "ten-digit")  # README: full MNIST, ten-digit network, batch 16, Adam
+RECIPE_EPOCHS = 5
 
 
 @dataclass
@@ -23,8 +30,9 @@ class Options:
     notebook_max_samples: int = 400
     accuracy_seeds: tuple[int, ...] = (0, 1, 2)
     memory: bool = True
-    extras: bool = True  # scaling, profile and accuracy (off with --quick unless asked for)
+    extras: bool = True  # full-data recipe, scaling, profile (off with --quick)
     accuracy: bool = True
+    modes: bool = True  # canonical vs native numerics, in two child processes
 
 
 def calibrate(runner: runners.Runner, opts: Options) -> int:
@@ -48,10 +56,10 @@ def calibrate(runner: runners.Runner, opts: Options) -> int:
 def time_variants(variant_list: list[runners.Variant], opts: Options, threads: int, log=print) -> list[dict]:
     """Round-robin over the variants for opts.rounds rounds (each round starts one variant later); each
     measurement follows an untimed lead-in of its own variant."""
-    x, labels = data.training_images()
+    images: dict = {}
     active = []
     for v in variant_list:
-        runner = runners.make_runner(v, x, labels, threads)
+        runner = runners.make_runner(v, threads, images)
         samples = calibrate(runner, opts)
         runner.prepare(samples)
         active.append((v, runner, samples, {"samples_per_s": [], "other_cores": []}))
@@ -76,83 +84,186 @@ def time_variants(variant_list: list[runners.Variant], opts: Options, threads: i
             {
                 "name": v.name,
                 "impl": v.impl,
+                "network": v.network,
                 "batch_size": v.batch_size,
                 "dtype": v.dtype,
                 "samples_per_measurement": samples,
                 "samples_per_s": statistics.median(rates),
                 "samples_per_s_all": rates,
+                "spread": spread(rates),
                 "other_cores_median": statistics.median(other) if other else None,
             }
         )
     return results
 
 
+def spread(rates: list[float]) -> float:
+    """How far apart the rounds of one variant are: (fastest - slowest) / median."""
+    return (max(rates) - min(rates)) / statistics.median(rates)
+
+
 def add_ratios(results: list[dict], flops: dict, gemm: dict) -> None:
-    """vs_notebook / vs_torch = this median / the reference's median (None when absent); gemm_fraction =
-    samples/s x FLOPs per sample / the same dtype's large-GEMM rate."""
-    by_key = {(r["impl"], r["batch_size"], r["dtype"]): r for r in results}
-    notebook = by_key.get(("notebook", 1, "float64"))
+    """vs_notebook = this median / the notebook's median; vs_torch = this median / PyTorch's median for the same
+    network, batch size and dtype (None when absent); gemm_fraction (notebook network only) = samples/s x FLOPs
+    per sample / the same dtype's large-GEMM rate."""
+    by_key = {(r["impl"], r.get("network", "notebook"), r["batch_size"], r["dtype"]): r for r in results}
+    notebook = by_key.get(("notebook", "notebook", 1, "float64"))
     for r in results:
-        torch = by_key.get(("torch", r["batch_size"], r["dtype"]))
-        r["vs_notebook"] = r["samples_per_s"] / notebook["samples_per_s"] if notebook else None
+        network = r.get("network", "notebook")
+        torch = by_key.get(("torch", network, r["batch_size"], r["dtype"]))
+        r["vs_notebook"] = (
+            r["samples_per_s"] / notebook["samples_per_s"] if notebook and network == "notebook" else None
+        )
         r["vs_torch"] = r["samples_per_s"] / torch["samples_per_s"] if torch and r["impl"] != "torch" else None
         rate = gemm[r["dtype"]] * 1e9
-        r["gemm_fraction"] = r["samples_per_s"] * flops["per_sample"] / rate
+        r["gemm_fraction"] = r["samples_per_s"] * flops["per_sample"] / rate if network == "notebook" else None
 
 
 def add_memory(results: list[dict], opts: Options, threads: int, log=print) -> dict:
-    """Peak RSS per variant (a child process each) and the issue's 12,665-image batch-32 scenario."""
+    """Peak RSS per variant (a child process each), the issue's 12,665-image batch-32 scenario and the full
+    MNIST's 60,000 images with the ten-digit network at batch 64."""
     for r in results:
         images = max(8, 3 * r["batch_size"]) if opts.quick else max(200, 20 * r["batch_size"])
-        res = memory.measure(r["impl"], r["batch_size"], r["dtype"], images, threads)
+        res = memory.measure(r["impl"], r["batch_size"], r["dtype"], images, threads, r.get("network", "notebook"))
         r["peak_rss_mib"], r["memory"] = res.get("peak_rss_mib"), res
         if "error" in res:
             log(f"  {res['error']}")
-    scenarios = [("cnn", "float32")] + ([("torch", "float32")] if opts.torch and not opts.quick else [])
+    impls = ["cnn"] + (["torch"] if opts.torch and not opts.quick else [])
+    full = 2 * 64 if opts.quick else FULL_MNIST
     target = {}
-    for impl, dtype in scenarios:
-        log(f"  memory: {impl} training {TARGET_IMAGES:,} images at batch 32 {dtype}")
-        target[f"{impl} b32 {dtype}"] = memory.measure(impl, 32, dtype, TARGET_IMAGES, threads)
+    for impl in impls:
+        log(f"  memory: {impl} training {TARGET_IMAGES:,} images at batch 32 float32")
+        target[f"{impl} b32 float32"] = memory.measure(impl, 32, "float32", TARGET_IMAGES, threads)
+        log(f"  memory: {impl} training {full:,} images, ten-digit network, batch 64 float32")
+        target[f"{impl} b64 float32 ten-digit"] = memory.measure(impl, 64, "float32", full, threads, "ten-digit")
     return target
 
 
 def scaling(threads: int, quick: bool) -> list[dict]:
-    """Seconds for one pass over n images (best of 3): cost is linear in n at a fixed batch size."""
-    x, labels = data.training_images()
-    sizes = (100, 400) if quick else (250, 1000, 4000)
+    """Seconds for one pass over n images (best of 3; of 2 for the ten-digit network): cost is linear in n at
+    a fixed batch size."""
     rows = []
-    for batch_size, dtype in ((1, "float64"), (32, "float32")):
-        runner = runners.make_runner(runners.Variant("cnn", batch_size, dtype), x, labels, threads)
-        runner.run(batch_size)
+    cases = [(runners.Variant("cnn", 1, "float64"), (100, 400) if quick else (250, 1000, 4000), 3)]
+    cases.append((runners.Variant("cnn", 32, "float32"), (100, 400) if quick else (250, 1000, 4000), 3))
+    cases.append((RECIPE, (64, 256) if quick else (1000, 4000, 16000), 2))
+    for variant, sizes, repeats in cases:
+        runner = runners.make_runner(variant, threads)
+        runner.run(variant.batch_size)
         for n in sizes:
-            best = min(runner.run(n) for _ in range(3))
+            best = min(runner.run(n) for _ in range(repeats))
             rows.append(
-                {"batch_size": batch_size, "dtype": dtype, "images": n, "seconds": best, "us_per_image": best / n * 1e6}
+                {
+                    "network": variant.network,
+                    "batch_size": variant.batch_size,
+                    "dtype": variant.dtype,
+                    "images": n,
+                    "seconds": best,
+                    "us_per_image": best / n * 1e6,
+                }
             )
     return rows
 
 
-def targets(results: list[dict], memory_target: dict, accuracy: list[dict] | None) -> list[dict]:
-    """The issue's targets with the measured value, the goal and whether it is met (None: not measured)."""
-    by_key = {(r["impl"], r["batch_size"], r["dtype"]): r for r in results}
+def architectures(threads: int, quick: bool, log=print) -> list[dict]:
+    """samples/s of cnn and (if installed) PyTorch at batch 64 float32 for networks of growing depth and
+    width around the README's ten-digit network (one pass over 2,048 images, best of 2, interleaved)."""
+    images, rows, cache = (128 if quick else 2048), [], {}
+    impls = ("cnn", "torch") if runners.torch_available() else ("cnn",)
+    for network in networks.ARCHITECTURES:
+        trainers = {
+            impl: runners.make_runner(runners.Variant(impl, 64, "float32", network.key), threads, cache, network)
+            for impl in impls
+        }
+        rates: dict[str, list[float]] = {impl: [] for impl in impls}
+        for runner in trainers.values():
+            runner.run(64)
+        for _ in range(2):
+            for impl, runner in trainers.items():
+                rates[impl].append(images / runner.run(images))
+        row = {"network": network.key, "parameters": network.parameter_count()}
+        row.update({f"{impl}_samples_per_s": max(r) for impl, r in rates.items()})
+        row["vs_torch"] = row["cnn_samples_per_s"] / row["torch_samples_per_s"] if "torch" in impls else None
+        rows.append(row)
+        log(f"  architecture {network.key}: {row['cnn_samples_per_s']:,.0f} samples/s")
+    return rows
 
-    def get(impl, b, dtype, field):
-        r = by_key.get((impl, b, dtype))
+
+def full_data_recipe(threads: int, quick: bool, use_torch: bool, log=print) -> dict:
+    """The README's full-MNIST recipe (ten-digit network, batch 16, Adam, float32): seconds per epoch over
+    60,000 images (the sample's 4,000 tiled), cnn and PyTorch alternating, best of 2 epochs each."""
+    images = 512 if quick else FULL_MNIST
+    impls = ("cnn", "torch") if use_torch else ("cnn",)
+    trainers = {impl: runners.make_runner(runners.Variant(impl, 16, "float32", "ten-digit"), threads) for impl in impls}
+    seconds: dict[str, list[float]] = {impl: [] for impl in impls}
+    for runner in trainers.values():
+        runner.prepare(images)
+        runner.run(16)
+    faults = {impl: [] for impl in impls}
+    for r in range(2):
+        for impl, runner in trainers.items():
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            seconds[impl].append(runner.run(images))
+            faults[impl].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+            log(f"  full-data recipe: {impl} epoch {r + 1}: {seconds[impl][-1]:.1f} s")
+    out = {"images": images, "epochs": RECIPE_EPOCHS, "batch_size": 16, "dtype": "float32", "network": "ten-digit"}
+    for impl in impls:
+        best = min(seconds[impl])
+        out[impl] = {"seconds_per_epoch": best, "all": seconds[impl], "samples_per_s": images / best}
+        out[impl]["recipe_seconds"] = best * RECIPE_EPOCHS
+        out[impl]["minor_faults_per_step"] = min(faults[impl]) / (images / 16)
+    out["torch_over_cnn_time"] = (
+        out["torch"]["seconds_per_epoch"] / out["cnn"]["seconds_per_epoch"] if use_torch else None
+    )
+    return out
+
+
+def targets(
+    results: list[dict],
+    memory_target: dict,
+    accuracy: list[dict] | None,
+    recipe: dict | None = None,
+    ten_digit_accuracy: dict | None = None,
+) -> list[dict]:
+    """The issues' targets with the measured value, the goal and whether it is met (None: not measured)."""
+    by_key = {(r["impl"], r.get("network", "notebook"), r["batch_size"], r["dtype"]): r for r in results}
+
+    def get(impl, b, dtype, field, network="notebook"):
+        r = by_key.get((impl, network, b, dtype))
         return None if r is None else r.get(field)
 
     rows = [
         ("batch 1 f32 vs notebook", get("cnn", 1, "float32", "vs_notebook"), ">=", 8.0),
         ("batch 1 f64 vs notebook", get("cnn", 1, "float64", "vs_notebook"), ">=", 4.0),
+        ("batch 1 f32 spread between rounds", get("cnn", 1, "float32", "spread"), "<=", BATCH1_SPREAD),
+        ("batch 1 f64 spread between rounds", get("cnn", 1, "float64", "spread"), "<=", BATCH1_SPREAD),
         ("batch 32 f32 vs PyTorch", get("cnn", 32, "float32", "vs_torch"), ">=", 1.5),
         ("batch 128 f32 vs PyTorch", get("cnn", 128, "float32", "vs_torch"), ">=", 1.2),
         ("batch 128 f32 fraction of GEMM limit", get("cnn", 128, "float32", "gemm_fraction"), ">=", 0.35),
+    ]
+    for network in runners.TEN_DIGIT_NETWORKS:
+        for b in sorted({r["batch_size"] for r in results if r.get("network") == network}):
+            value = get("cnn", b, "float32", "vs_torch", network)
+            rows.append((f"{network} b{b} f32 vs PyTorch", value, ">=", TEN_DIGIT_VS_TORCH))
+    rows.append(
         (
             f"peak RSS, {TARGET_IMAGES:,} images batch 32 f32 (MiB)",
             memory_target.get("cnn b32 float32", {}).get("peak_rss_mib"),
             "<",
             float(TARGET_MIB),
-        ),
-    ]
+        )
+    )
+    full = memory_target.get("cnn b64 float32 ten-digit", {})
+    rows.append(
+        (
+            f"peak RSS, {full.get('images', FULL_MNIST):,} images ten-digit batch 64 f32 (MiB)",
+            full.get("peak_rss_mib"),
+            "<",
+            float(FULL_MNIST_MIB),
+        )
+    )
+    if recipe is not None:
+        value = recipe.get("torch_over_cnn_time")
+        rows.append(("full-data recipe: PyTorch epoch time / cnn epoch time", value, ">=", 1.0))
     if accuracy is not None:
         for a in accuracy:
             name = (
@@ -160,11 +271,17 @@ def targets(results: list[dict], memory_target: dict, accuracy: list[dict] | Non
                 f" {a['epochs']} epochs"
             )
             rows.append((name, a["default_seed_accuracy"], ">=", 0.99))
-    out = []
-    for name, value, op, goal in rows:
-        met = None if value is None else (value >= goal if op == ">=" else value < goal)
-        out.append({"target": name, "value": value, "goal": f"{op} {goal:g}", "met": met})
-    return out
+    if ten_digit_accuracy is not None:
+        a = ten_digit_accuracy
+        name = f"test accuracy, README ten-digit configuration on the sample ({a['epochs']} epochs)"
+        rows.append((name, a["accuracy"], ">=", 0.95))
+    return [target_row(*row) for row in rows]
+
+
+def target_row(name: str, value: float | None, op: str, goal: float) -> dict:
+    """One target: met is None when not measured, else whether `value op goal` holds."""
+    compare = {">=": lambda v: v >= goal, "<=": lambda v: v <= goal, "<": lambda v: v < goal}[op]
+    return {"target": name, "value": value, "goal": f"{op} {goal:g}", "met": None if value is None else compare(value)}
 
 
 def run(opts: Options, log=print) -> dict:
@@ -197,6 +314,10 @@ def run(opts: Options, log=print) -> dict:
     )
 
     results = time_variants(runners.variants(torch=use_torch), opts, threads, log)
+    if opts.modes:
+        log("  canonical vs native numerics (two child processes)")
+        cnn_variants = [v for v in runners.variants(torch=False) if v.impl == "cnn"]
+        numerics_modes = modes.compare(cnn_variants, threads, opts.rounds, opts.seconds, opts.quick, log)
     gemm = {d: max(rate, system.gemm_gflops(d, n)) for d, rate in gemm.items()}  # peak: the better of two
     add_ratios(results, flops, gemm)
     memory_target = add_memory(results, opts, threads, log) if opts.memory else {}
@@ -210,19 +331,25 @@ def run(opts: Options, log=print) -> dict:
         "variants": results,
         "memory_target": memory_target,
     }
-    acc = None
+    if opts.modes:
+        out["numerics_modes"] = numerics_modes
+    acc = recipe = ten_digit = None
     if opts.extras:
-        log("  scaling with the number of images")
+        log("  full-data recipe (60,000 images)")
+        recipe = out["full_data_recipe"] = full_data_recipe(threads, opts.quick, use_torch, log)
+        log("  scaling with the number of images, depth and width")
         out["scaling"] = scaling(threads, opts.quick)
+        out["architectures"] = architectures(threads, opts.quick, log)
         log("  profiling cnn steps")
-        out["profile"] = [
-            profile.profile_step(b, d, 200 if b == 1 else 30) for b in (1, 128) for d in ("float64", "float32")
-        ]
+        cases = [("notebook", b, d) for b in (1, 128) for d in ("float64", "float32")]
+        cases += [(network, b, "float32") for network in runners.TEN_DIGIT_NETWORKS for b in (16, 64)]
+        out["profile"] = [profile.profile_step(net, b, d, 200 if b == 1 else 30) for net, b, d in cases]
     if opts.accuracy:
         log(f"  accuracy check (seeds {list(opts.accuracy_seeds)})")
         acc = accuracy_check.check(seeds=opts.accuracy_seeds)
         out["accuracy"] = acc
-    out["targets"] = targets(results, memory_target, acc)
+        ten_digit = out["ten_digit_accuracy"] = accuracy_check.ten_digit_check()
+    out["targets"] = targets(results, memory_target, acc, recipe, ten_digit)
     out["machine"]["loadavg_1min_end"] = system.machine_info()["loadavg_1min"]
     out["elapsed_seconds"] = time.time() - started
     return out

@@ -1,7 +1,7 @@
 """Peak memory of training, measured in a fresh child process per scenario (numpy's BLAS buffers and
 glibc's heap are invisible to tracemalloc). The child reports VmHWM, its own resident-set high-water mark.
 
-Child: python -m benchmarks.memory --impl cnn --batch 32 --dtype float32 --images 12665 --threads 2
+Child: python -m benchmarks.memory --impl cnn --batch 32 --dtype float32 --images 12665 --threads 2 [--network lenet]
 """
 
 import argparse
@@ -27,10 +27,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MIB
 
 
-def measure(impl: str, batch_size: int, dtype: str, images: int, threads: int, timeout: float = 600) -> dict:
+def measure(
+    impl: str, batch_size: int, dtype: str, images: int, threads: int, network: str = "notebook", timeout: float = 900
+) -> dict:
     """Run one training epoch over `images` images in a child; -> {"peak_rss_mib", "before_training_mib", ...}."""
     cmd = [sys.executable, "-m", "benchmarks.memory", "--impl", impl, "--batch", str(batch_size)]
-    cmd += ["--dtype", dtype, "--images", str(images), "--threads", str(threads)]
+    cmd += ["--dtype", dtype, "--images", str(images), "--threads", str(threads), "--network", network]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -45,18 +47,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", required=True, choices=("float64", "float32"))
     parser.add_argument("--images", type=int, required=True, help="train one epoch over this many images")
     parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--network", default="notebook", help="a key of benchmarks.networks.NETWORKS")
     args = parser.parse_args(argv)
 
-    from benchmarks import data, runners, system
+    from benchmarks import runners, system
 
     system.limit_threads(args.threads, 1)
-    x, labels = data.training_images()
-    runner = runners.make_runner(runners.Variant(args.impl, args.batch, args.dtype), x, labels, args.threads)
+    runner = runners.make_runner(runners.Variant(args.impl, args.batch, args.dtype, args.network), args.threads)
     runner.prepare(args.images)
     before = peak_rss_mib()
     seconds = runner.run(args.images)
     result = {
         "impl": args.impl,
+        "network": args.network,
         "batch_size": args.batch,
         "dtype": args.dtype,
         "images": args.images,

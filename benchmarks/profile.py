@@ -1,25 +1,35 @@
-"""Where a training step's time goes: cnn's step (as Sequential.fit runs it) timed call by call."""
+"""Where a training step's time goes: cnn's step timed call by call on one thread, with the minor page faults
+per step (fresh memory the allocator had to map). The step is the one fit runs on one thread: the batch-1
+SGD step (cnn.fast.rank1_sgd_step) where it applies, else the plain step (cnn.step.plain_step; from 64
+samples on fit splits it over two threads, cnn.parallel)."""
 
+import resource
 import time
 from collections import defaultdict
 
 import numpy as np
 
-from benchmarks import data, runners
+from benchmarks import data, networks, runners
 
 
-def profile_step(batch_size: int, dtype: str, steps: int, warmup: int = 3) -> dict:
-    """Mean microseconds per step of each call: batch indexing, every layer's forward and backward, the loss,
-    the fused (a - y) / n gradient and each layer's SGD update. -> {"rows": [(call, us)], "total_us": ...}."""
-    import cnn
+def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: int = 3) -> dict:
+    """Mean microseconds per step of each call: batch indexing, every layer's forward and backward, the loss
+    gradient where backward starts and the optimizer's updates (fit evaluates the loss once per epoch, not
+    per step).
+    -> {"network", "batch_size", "dtype", "steps", "rows": [(call, us)], "total_us", "minor_faults_per_step"}."""
+    from cnn import fast, threads, training
+    from cnn import step as cnn_step
+    from cnn.layers import Dense
 
-    net = cnn.Sequential(cnn.build(runners.NOTEBOOK_LAYERS), init="normal", seed=runners.SEED, dtype=dtype)
-    loss, optimizer = cnn.BinaryCrossEntropy(), cnn.SGD(runners.LEARNING_RATE)
-    x0, labels = data.training_images()
+    spec = networks.NETWORKS[network]
+    net, loss, optimizer = spec.build(dtype, runners.SEED)
+    loss_gradient = cnn_step.LossGradient.for_network(net, loss)
+    x0, labels = data.training_images(spec.digits)
     n = (steps + warmup) * batch_size
-    x, y = data.tile(x0.astype(dtype), n), data.tile(data.one_hot(labels, 2, dtype), n)
+    x, y = data.tile(x0.astype(dtype), n), data.tile(data.one_hot(labels, spec.n_classes, dtype), n)
     order = np.random.default_rng(0).permutation(n)
     names = [f"{i} {type(layer).__name__}" for i, layer in enumerate(net.layers)]
+    rank1 = training.choose_step(net, optimizer, batch_size) is fast.rank1_sgd_step
     totals: dict[str, float] = defaultdict(float)
 
     def timed(key: str, fn, *args):
@@ -28,28 +38,58 @@ def profile_step(batch_size: int, dtype: str, steps: int, warmup: int = 3) -> di
         totals[key] += time.perf_counter() - start
         return out
 
-    for step in range(steps + warmup):
-        if step == warmup:
-            totals.clear()
-        idx = order[step * batch_size : (step + 1) * batch_size]
-        xb, yb = timed("index batch", lambda i: (x[i], y[i]), idx)
-        out = xb
-        for name, layer in zip(names, net.layers, strict=True):
-            out = timed(f"{name} forward", layer.forward, out)
-        timed("loss value", loss.value, yb, out)
-        grad = timed("fused gradient (a - y) / n", lambda o, t: (o - t) / t.size, out, yb)
-        for name, layer in zip(names[-2::-1], net.layers[-2::-1], strict=True):
-            grad = timed(f"{name} backward", layer.backward, grad)
-        for name, layer in zip(names, net.layers, strict=True):
-            if layer.params:
-                timed(f"{name} SGD update", optimizer.step, [layer])
+    with threads.blas_threads():
+        for step in range(steps + warmup):
+            if step == warmup:
+                totals.clear()
+                faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            idx = order[step * batch_size : (step + 1) * batch_size]
+            xb, yb = timed("index batch", lambda i: (x[i], y[i]), idx)
+            out = xb
+            for name, layer in zip(names, net.layers, strict=True):
+                out = timed(f"{name} forward", layer.forward, out)
+            grad, start = timed("loss gradient", loss_gradient.start, net, out, yb, batch_size)
+            if rank1:  # as fast.rank1_sgd_step runs it
+                optimizer.begin_step()
+                for index, name, layer in zip(
+                    range(start, -1, -1), names[start::-1], net.layers[start::-1], strict=True
+                ):
+                    if isinstance(layer, Dense):
+                        dx = timed(f"{name} input gradient", layer.input_gradient, grad)
+                        args = (layer.params["weights"], grad, layer.x)
+                        timed(f"{name} rank-1 weight update", optimizer.update_outer, *args)
+                        timed(f"{name} bias update", optimizer.update, (index, "b"), layer.params["biases"], grad[0])
+                        grad = dx
+                    else:
+                        grad = timed(f"{name} backward", layer.backward, grad)
+                        for key, param in layer.params.items():
+                            timed(f"{name} {key} update", optimizer.update, (index, key), param, layer.grads[key])
+                continue
+            for name, layer in zip(names[start::-1], net.layers[start::-1], strict=True):
+                grad = timed(f"{name} backward", layer.backward, grad)
+            timed(f"{type(optimizer).__name__} step", optimizer.step, net.param_layers)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     rows = [(key, seconds / steps * 1e6) for key, seconds in totals.items()]
-    return {"batch_size": batch_size, "dtype": dtype, "steps": steps, "rows": rows, "total_us": sum(r[1] for r in rows)}
+    return {
+        "network": network,
+        "step": "rank1_sgd_step" if rank1 else "plain_step",
+        "batch_size": batch_size,
+        "dtype": dtype,
+        "steps": steps,
+        "rows": rows,
+        "total_us": sum(r[1] for r in rows),
+        "minor_faults_per_step": faults / steps,
+    }
 
 
 def format_profile(result: dict) -> str:
     b, dtype, total = result["batch_size"], result["dtype"], result["total_us"]
-    lines = [f"### cnn step profile, batch {b} {dtype}: {total:,.0f} us/step ({b / total * 1e6:,.0f} samples/s)"]
+    lines = [
+        f"### cnn step profile ({result.get('step', 'plain_step')}), {result.get('network', 'notebook')} network, "
+        f"batch {b} {dtype}: {total:,.0f} us/step "
+        f"({b / total * 1e6:,.0f} samples/s, one thread), {result.get('minor_faults_per_step', 0):.1f} minor page "
+        "faults/step"
+    ]
     lines += ["| call | us/step | share |", "|---|---:|---:|"]
     for key, us in sorted(result["rows"], key=lambda r: -r[1]):
         lines.append(f"| {key} | {us:,.1f} | {us / total:.0%} |")

@@ -1,8 +1,10 @@
 """One trainer per benchmark variant, behind one interface: prepare(samples) outside the clock, then
-run(samples) -> seconds to train one pass (steps of forward + backward + SGD update) of the notebook's network.
+run(samples) -> seconds to train one pass (steps of forward + backward + update) of a network.
 
 Variants: the notebook's own formulation (benchmarks/notebook.py, batch 1, float64), this project
-(cnn.Sequential.fit) and PyTorch (benchmarks/torch_net.py) at any batch size, float64 or float32.
+(cnn.Sequential.fit) and PyTorch at any batch size, float64 or float32, for each network of
+benchmarks.networks (the notebook's in PyTorch: benchmarks/torch_net.py, with the notebook's initial values;
+the others: benchmarks/torch_layers.py).
 """
 
 import importlib.util
@@ -13,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 import cnn
-from benchmarks import data
+from benchmarks import data, networks
 
-LEARNING_RATE = 0.1
+LEARNING_RATE = networks.NOTEBOOK.learning_rate
 SEED = 0
 NOTEBOOK_LAYERS = cnn.NOTEBOOK_LAYERS
 IMPLS = ("notebook", "cnn", "torch")
@@ -30,26 +32,45 @@ class Variant:
     impl: str  # notebook | cnn | torch
     batch_size: int
     dtype: str  # float64 | float32
+    network: str = "notebook"  # a key of networks.NETWORKS
 
     @property
     def name(self) -> str:
-        return f"{self.impl} b{self.batch_size} {'f64' if self.dtype == 'float64' else 'f32'}"
+        name = f"{self.impl} b{self.batch_size} {'f64' if self.dtype == 'float64' else 'f32'}"
+        return name if self.network == "notebook" else f"{name} {self.network}"
 
 
-def variants(batch_sizes=(1, 32, 128), dtypes=("float64", "float32"), torch: bool = True) -> list[Variant]:
-    """The notebook (batch 1 f64), then cnn and (if `torch`) torch for every batch size x dtype."""
+TEN_DIGIT_NETWORKS = ("ten-digit", "lenet")
+
+
+def variants(
+    batch_sizes=(1, 32, 128),
+    dtypes=("float64", "float32"),
+    torch: bool = True,
+    ten_digit_batches=(16, 64),
+    ten_digit_networks=TEN_DIGIT_NETWORKS,
+) -> list[Variant]:
+    """The notebook (batch 1 f64); cnn and (if `torch`) torch for every batch size x dtype of the notebook's
+    network; then both for each ten-digit network at `ten_digit_batches`, float32."""
+    impls = ("cnn", "torch") if torch else ("cnn",)
     out = [Variant("notebook", 1, "float64")]
-    for impl in ("cnn", "torch") if torch else ("cnn",):
+    for impl in impls:
         out += [Variant(impl, b, d) for b in batch_sizes for d in dtypes]
+    for network in ten_digit_networks:
+        out += [Variant(impl, b, "float32", network) for b in ten_digit_batches for impl in impls]
     return out
 
 
 class Runner:
     """Trains one variant's network on the sample's images, cycled to whatever length a run needs."""
 
-    def __init__(self, variant: Variant, x: np.ndarray, labels: np.ndarray, threads: int) -> None:
+    def __init__(
+        self, variant: Variant, x: np.ndarray, labels: np.ndarray, threads: int, network: networks.Network | None = None
+    ) -> None:
         self.variant, self.threads = variant, threads
-        self._x0, self._y0 = x.astype(variant.dtype), data.one_hot(labels, 2, variant.dtype)
+        self.network = network or networks.NETWORKS[variant.network]
+        self._x0 = x.astype(variant.dtype)
+        self._y0 = data.one_hot(labels, self.network.n_classes, variant.dtype)
         self._x, self._y = self._x0, self._y0
         self.calls = 0
 
@@ -72,38 +93,41 @@ class Runner:
 
 
 class NotebookRunner(Runner):
-    def __init__(self, variant: Variant, x: np.ndarray, labels: np.ndarray, threads: int) -> None:
+    def __init__(self, variant: Variant, x: np.ndarray, labels: np.ndarray, threads: int, network=None) -> None:
         if variant.batch_size != 1 or variant.dtype != "float64":
             raise ValueError(f"the notebook's formulation is batch 1 float64 only, not {variant.name}")
         super().__init__(variant, x, labels, threads)
         from benchmarks import notebook
 
         self._notebook = notebook
-        self.network = notebook.notebook_network(np.random.default_rng(SEED))
+        self.layers = notebook.notebook_network(np.random.default_rng(SEED))
 
     def _train(self, x: np.ndarray, y: np.ndarray) -> None:
         with warnings.catch_warnings(), np.errstate(all="ignore"):  # its BCE can log(0) once saturated
             warnings.simplefilter("ignore")
-            self._notebook.train(x, y, 1, LEARNING_RATE, None, network=self.network)
+            self._notebook.train(x, y, 1, LEARNING_RATE, None, network=self.layers)
 
 
 class CnnRunner(Runner):
-    def __init__(self, variant: Variant, x: np.ndarray, labels: np.ndarray, threads: int) -> None:
-        super().__init__(variant, x, labels, threads)
-
-        self.net = cnn.Sequential(cnn.build(NOTEBOOK_LAYERS), init="normal", seed=SEED, dtype=variant.dtype)
-        self.loss, self.optimizer = cnn.BinaryCrossEntropy(), cnn.SGD(LEARNING_RATE)
+    def __init__(self, variant: Variant, x: np.ndarray, labels: np.ndarray, threads: int, network=None) -> None:
+        super().__init__(variant, x, labels, threads, network)
+        self.net, self.loss, self.optimizer = self.network.build(variant.dtype, SEED)
 
     def _train(self, x: np.ndarray, y: np.ndarray) -> None:
         self.net.fit(x, y, self.loss, self.optimizer, epochs=1, batch_size=self.variant.batch_size, seed=self.calls)
 
 
 class TorchRunner(Runner):
-    def __init__(self, variant: Variant, x: np.ndarray, labels: np.ndarray, threads: int) -> None:
-        super().__init__(variant, x, labels, threads)
-        from benchmarks.torch_net import TorchTrainer
+    def __init__(self, variant: Variant, x: np.ndarray, labels: np.ndarray, threads: int, network=None) -> None:
+        super().__init__(variant, x, labels, threads, network)
+        if variant.network == "notebook":
+            from benchmarks.torch_net import TorchTrainer
 
-        self.trainer = TorchTrainer(variant.dtype, threads, LEARNING_RATE, SEED)
+            self.trainer = TorchTrainer(variant.dtype, threads, LEARNING_RATE, SEED)
+        else:
+            from benchmarks.torch_layers import NetworkTrainer
+
+            self.trainer = NetworkTrainer(self.network, variant.dtype, threads, SEED)
 
     def _train(self, x: np.ndarray, y: np.ndarray) -> None:
         self.trainer.fit(x, y, self.variant.batch_size)
@@ -112,5 +136,13 @@ class TorchRunner(Runner):
 RUNNERS: dict[str, type[Runner]] = {"notebook": NotebookRunner, "cnn": CnnRunner, "torch": TorchRunner}
 
 
-def make_runner(variant: Variant, x: np.ndarray, labels: np.ndarray, threads: int) -> Runner:
-    return RUNNERS[variant.impl](variant, x, labels, threads)
+def make_runner(
+    variant: Variant, threads: int, images: dict | None = None, network: networks.Network | None = None
+) -> Runner:
+    """The runner of `variant` (of `network`, default: the one variant.network names) on the sample's training
+    images of the network's digits (`images`: a cache digits -> (x, labels), shared between runners)."""
+    network = network or networks.NETWORKS[variant.network]
+    images = {} if images is None else images
+    if network.digits not in images:
+        images[network.digits] = data.training_images(network.digits)
+    return RUNNERS[variant.impl](variant, *images[network.digits], threads, network)

@@ -31,7 +31,10 @@ class Sigmoid(Activation):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_gradient:
             return None
-        return (1 - self.y) * self.y * output_gradient
+        dx = 1 - self.y
+        dx *= self.y
+        dx *= output_gradient
+        return dx
 
 
 class Tanh(Activation):
@@ -57,7 +60,7 @@ class ReLU(Activation):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_gradient:
             return None
-        return np.where(self.y > 0, output_gradient, 0)
+        return output_gradient * (self.y > 0)
 
 
 class Softmax(Activation):

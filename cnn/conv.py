@@ -20,21 +20,32 @@ def im2col(x: np.ndarray, k: int) -> np.ndarray:
     Ho, Wo = H - k + 1, W - k + 1
     x = np.ascontiguousarray(x)
     s = x.strides
-    windows = np.lib.stride_tricks.as_strided(x, (N, C, k, k, Ho, Wo), (*s, s[2], s[3]), writeable=False)
+    # as_strided without its per-call overhead; ndarray checks that the windows stay inside x's buffer
+    windows = np.ndarray((N, C, k, k, Ho, Wo), x.dtype, x, 0, (*s, s[2], s[3]))
     return windows.reshape(N, C * k * k, Ho * Wo)
 
 
 def col2im(cols: np.ndarray, input_shape: tuple[int, int, int, int], k: int) -> np.ndarray:
-    """The adjoint of im2col: cols (N, C*k*k, H'*W') -> (N, C, H, W), each entry added to its pixel.
-    A loop over the k*k kernel offsets only; each iteration is one vectorized add over the whole batch."""
+    """The adjoint of im2col: cols (N, C*k*k, H'*W') -> (N, C, H, W), each entry added to its pixel."""
     N, C, H, W = input_shape
     Ho, Wo = H - k + 1, W - k + 1
-    cols = cols.reshape(N, C, k, k, Ho, Wo)
-    x = np.zeros(input_shape, dtype=cols.dtype)
-    for i in range(k):
-        for j in range(k):
-            x[:, :, i : i + Ho, j : j + Wo] += cols[:, :, i, j]
-    return x
+    wide = np.zeros((N, C * k * k, Ho, W), dtype=cols.dtype)
+    wide[..., :Wo] = cols.reshape(N, C * k * k, Ho, Wo)
+    return col2im_wide(wide.reshape(N, C * k * k, Ho * W), input_shape, k)
+
+
+def col2im_wide(cols: np.ndarray, input_shape: tuple[int, int, int, int], k: int) -> np.ndarray:
+    """col2im for columns in rows of the input's width: cols (N, C*k*k, H'*W) whose last k - 1 entries of
+    every row of W are zero. Then kernel offset (i, j) of every window is one contiguous run of the
+    flattened image, starting at i*W + j: a loop over the k*k offsets, each one add over the whole batch."""
+    N, C, H, W = input_shape
+    Ho = H - k + 1
+    cols = cols.reshape(N, C, k * k, Ho * W)
+    flat = np.zeros((N, C, H * W + k - 1), dtype=cols.dtype)  # + k - 1: the zero tail of the last row
+    for offset in range(k * k):
+        i, j = divmod(offset, k)
+        flat[:, :, i * W + j : i * W + j + Ho * W] += cols[:, :, offset]
+    return flat[:, :, : H * W].reshape(input_shape)
 
 
 class Convolutional(Layer):
@@ -88,17 +99,23 @@ class Convolutional(Layer):
         self.cols = im2col(x, self.kernel_size)
         y = (self._kernel_matrix() @ self.cols).reshape(len(x), *self.output_shape)
         b = self.params["biases"]
-        return y + (b if self.bias == "untied" else b[:, None, None])
+        y += b if self.bias == "untied" else b[:, None, None]
+        return y
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
-        N, D = len(output_gradient), self.depth
+        N, D, k = len(output_gradient), self.depth, self.kernel_size
         dy = output_gradient.reshape(N, D, -1)
-        dk = (dy @ self.cols.transpose(0, 2, 1)).sum(axis=0)
-        self.grads["kernels"][...] = dk.reshape(self.params["kernels"].shape)
+        np.sum(dy @ self.cols.transpose(0, 2, 1), axis=0, out=self.grads["kernels"].reshape(D, -1))
         np.sum(output_gradient, axis=0 if self.bias == "untied" else (0, 2, 3), out=self.grads["biases"])
         if not self.needs_input_gradient:
             return None
-        return col2im(self._kernel_matrix().T @ dy, (N, *self.input_shape), self.kernel_size)
+        # dx = col2im(K.T @ dy), with dy widened to rows of the input's width (zeros past W'): col2im_wide
+        _, Ho, Wo = self.output_shape
+        W = self.input_shape[2]
+        dy_wide = np.empty((N, D, Ho, W), dtype=dy.dtype)
+        dy_wide[..., :Wo] = output_gradient
+        dy_wide[..., Wo:] = 0
+        return col2im_wide(self._kernel_matrix().T @ dy_wide.reshape(N, D, Ho * W), (N, *self.input_shape), k)
 
     def config(self) -> dict[str, Any]:
         return {

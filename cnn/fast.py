@@ -18,23 +18,21 @@ def rank1_sgd_step(
     net: Network, x: np.ndarray, y: np.ndarray, outputs: np.ndarray, loss_gradient: LossGradient, sgd: SGD
 ) -> None:
     """step.plain_step for one sample (x (1, ...), y (1, K)) and SGD without momentum: forward, then
-    backward layer by layer where each Dense layer's weights are updated with ger as soon as its input
-    gradient (which needs the old weights) is computed; the other parameters by sgd.update after."""
+    backward layer by layer, each layer's parameters updated as soon as its backward is done (the layers
+    below never read them). A Dense layer's weights get the rank-1 update with ger once its input gradient
+    (which needs the old weights) is computed, its biases the row dy[0] (the sum over a batch of one): its
+    `grads` are not written. Other layers fill their grads and sgd.update applies them."""
     outputs[...] = net.forward(x)
     grad, start = loss_gradient.start(net, outputs, y, batch_rows=1)
-    updated = set()
+    sgd.begin_step()
     for index in range(start, -1, -1):
         layer = net.layers[index]
         if isinstance(layer, Dense):
-            np.sum(grad, axis=0, out=layer.grads["biases"])
             dx = layer.input_gradient(grad)
             sgd.update_outer(layer.params["weights"], grad, layer.x)
-            updated.add(id(layer))
+            sgd.update((index, "biases"), layer.params["biases"], grad[0])
             grad = dx
         else:
             grad = layer.backward(grad)
-    sgd.begin_step()
-    for i, layer in enumerate(net.param_layers):
-        for name, param in layer.params.items():
-            if not (name == "weights" and id(layer) in updated):
-                sgd.update((i, name), param, layer.grads[name])
+            for name, param in layer.params.items():
+                sgd.update((index, name), param, layer.grads[name])

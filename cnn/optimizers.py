@@ -1,5 +1,6 @@
 """Optimizers own the update rule: step(layers) applies each layer's grads to its params, in place."""
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -62,7 +63,11 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with bias-corrected moments:
     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g**2;  p -= lr * m_hat / (sqrt(v_hat) + eps),
     m_hat = m / (1 - b1**t), v_hat = v / (1 - b2**t); computed in the equivalent form
-    p -= lr_t * m / (sqrt(v) + eps * sqrt(1 - b2**t)) with lr_t = lr * sqrt(1 - b2**t) / (1 - b1**t)."""
+    p -= lr_t * m / (sqrt(v) + eps * sqrt(1 - b2**t)) with lr_t = lr * sqrt(1 - b2**t) / (1 - b1**t).
+
+    Every pass runs in place in the parameter's dtype: the state of a parameter is m, v and two scratch
+    arrays of its shape, allocated on its first update and reused by every later one.
+    """
 
     def __init__(
         self, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8
@@ -78,15 +83,18 @@ class Adam(Optimizer):
 
     def update(self, key: tuple[int, str], param: np.ndarray, grad: np.ndarray) -> None:
         if key not in self._state:
-            self._state[key] = (np.zeros_like(param), np.zeros_like(param))
-        m, v = self._state[key]
+            self._state[key] = tuple(np.zeros_like(param) for _ in range(4))
+        m, v, a, b = self._state[key]
         m *= self.beta1
-        m += (1 - self.beta1) * grad
+        m += np.multiply(grad, 1 - self.beta1, out=a)
         v *= self.beta2
-        v += (1 - self.beta2) * np.square(grad)
-        correction = np.sqrt(1 - self.beta2**self.t)
+        np.square(grad, out=a)
+        v += np.multiply(a, 1 - self.beta2, out=a)
+        correction = math.sqrt(1 - self.beta2**self.t)
         step = self.learning_rate * correction / (1 - self.beta1**self.t)
-        param -= step * m / (np.sqrt(v) + self.epsilon * correction)
+        denominator = np.sqrt(v, out=a)
+        denominator += self.epsilon * correction
+        param -= np.divide(np.multiply(m, step, out=b), denominator, out=b)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}

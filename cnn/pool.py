@@ -3,7 +3,6 @@
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .errors import ArchitectureError
 from .layers import Layer
@@ -13,7 +12,12 @@ class MaxPool(Layer):
     """Max over size x size windows moved by stride (default: size, i.e. non-overlapping).
 
     x (N, C, H, W) -> y (N, C, H', W') with H' = (H - size) // stride + 1; rows/columns that no
-    window reaches get zero gradient. The gradient goes to the first maximum of each window.
+    window reaches get zero gradient. The gradient goes to the first maximum of each window (in row-major
+    order of the window's size*size offsets).
+
+    Computed offset by offset: window offset (i, j) of every window at once is the strided view
+    x[:, :, i::stride, j::stride] (cut to H' x W'), so forward is size*size - 1 element-wise maxima over
+    whole-batch views, and backward routes dy to the view of each window's winning offset.
     """
 
     def __init__(self, input_shape: tuple[int, int, int], size: int = 2, stride: int | None = None) -> None:
@@ -30,24 +34,38 @@ class MaxPool(Layer):
         self.input_shape, self.size, self.stride = (C, H, W), size, stride
         self.output_shape = (C, (H - size) // stride + 1, (W - size) // stride + 1)
 
+    def _offset_views(self, a: np.ndarray) -> list[np.ndarray]:
+        """For each window offset (i, j), row-major: the (N, C, H', W') view of a at that offset of every window."""
+        st, (_, Ho, Wo) = self.stride, self.output_shape
+        reach_h, reach_w = st * (Ho - 1) + 1, st * (Wo - 1) + 1
+        return [a[:, :, i : i + reach_h : st, j : j + reach_w : st] for i in range(self.size) for j in range(self.size)]
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        s, st = self.size, self.stride
-        N, (C, Ho, Wo) = x.shape[0], self.output_shape
-        windows = sliding_window_view(x, (s, s), axis=(2, 3))[:, :, ::st, ::st]  # (N, C, H', W', s, s)
-        windows = windows.reshape(N, C, Ho, Wo, s * s)
-        self.argmax = windows.argmax(axis=-1)
-        return np.take_along_axis(windows, self.argmax[..., None], axis=-1)[..., 0]
+        views = self._offset_views(x)
+        y = views[0].copy()
+        for view in views[1:]:
+            np.maximum(y, view, out=y)
+        # winner = index of the first offset whose value equals the maximum:
+        # n_0 * (1 + n_1 * (1 + ... (1 + n_{K-2}))) with n_o = (view_o != y)
+        winner = np.zeros(y.shape, dtype=np.min_scalar_type(len(views)))
+        for view in reversed(views[:-1]):
+            winner += 1
+            winner *= view != y
+        self.winner = winner
+        return y
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_gradient:
             return None
-        s, st = self.size, self.stride
-        _, Ho, Wo = self.output_shape
-        dx = np.zeros((output_gradient.shape[0], *self.input_shape), dtype=output_gradient.dtype)
-        for offset in range(s * s):  # loop over window positions only (s*s is tiny)
-            i, j = divmod(offset, s)
-            rows, cols = slice(i, i + st * (Ho - 1) + 1, st), slice(j, j + st * (Wo - 1) + 1, st)
-            dx[:, :, rows, cols] += np.where(self.argmax == offset, output_gradient, 0)
+        (C, H, W), (_, Ho, Wo) = self.input_shape, self.output_shape
+        overlapping = self.stride < self.size
+        tiled = self.stride == self.size and H == Ho * self.size and W == Wo * self.size  # every pixel written once
+        dx = (np.empty if tiled else np.zeros)((output_gradient.shape[0], C, H, W), dtype=output_gradient.dtype)
+        for offset, view in enumerate(self._offset_views(dx)):
+            if overlapping:  # windows share pixels
+                view += (self.winner == offset) * output_gradient
+            else:
+                np.multiply(self.winner == offset, output_gradient, out=view)
         return dx
 
     def config(self) -> dict[str, Any]:

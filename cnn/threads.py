@@ -4,9 +4,10 @@ OpenBLAS splits a matrix product among its threads, and the split changes which 
 compute, so a product's last bits depend on the thread count (64x3380x100 differs between 1 and 2
 threads). So inside fit and predict every BLAS pool (numpy's OpenBLAS and the second one scipy's wheels
 carry) runs one thread, and cnn gets its parallelism from a split of its own (cnn.parallel: two halves,
-chosen by the batch size alone). The exception is batch 1: its products are matrix-vector products and
-rank-1 updates, whose threads each compute whole output elements, so they give the same bits on any number
-of threads and may use every core.
+chosen by the batch size alone). Batch 1 too: its matrix-vector products and rank-1 updates would give the
+same bits on more threads, but they last tens of microseconds, and threaded they wait for a second core at
+every call: on a 2-core machine with any other load, batch 1 ran 5-10x slower on two BLAS threads than on
+one (docs/performance.md).
 """
 
 import os
@@ -45,15 +46,13 @@ def _blas_libraries() -> list:
 
 
 @contextmanager
-def blas_threads(batch_size: int | None = None) -> Iterator[None]:
-    """Every BLAS pool at num_threads() for batch 1, else at one thread, while the block runs; restored
-    after. `batch_size` None: not training (predict)."""
-    wanted = num_threads() if batch_size == 1 else 1
+def blas_threads() -> Iterator[None]:
+    """Every BLAS pool at one thread while the block runs; restored after."""
     saved = {lib: lib.num_threads for lib in _blas_libraries()}
     try:
         for lib, n in saved.items():
-            if n != wanted:
-                lib.set_num_threads(wanted)
+            if n != 1:
+                lib.set_num_threads(1)
         yield
     finally:
         for lib, n in saved.items():

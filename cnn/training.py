@@ -58,7 +58,7 @@ def fit(
     for epoch in range(1, epochs + 1):
         order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
         targets = y[order]
-        with blas_threads(batch_size):
+        with blas_threads():
             run_epoch(net, x, order, targets, outputs, loss_gradient, optimizer, batch_size, step_for)
         epoch_loss = loss.value(targets, outputs) if len(x) else 0.0
         if not math.isfinite(epoch_loss):

@@ -1,15 +1,20 @@
-"""Smoke test of `python -m benchmarks --quick`: every variant timed, ratios consistent. No timing assertions."""
+"""The benchmark: a smoke run of `python -m benchmarks --quick` measures every variant and both numerics modes,
+and the ratios and targets it derives are right for hand-made tables. No timing assertions."""
 
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from benchmarks import bench, networks
+from pipeline import numerics
 
 REPO = Path(__file__).resolve().parent.parent
-EXPECTED = {"notebook b1 f64"} | {f"cnn b{b} {d}" for b in (1, 32, 128) for d in ("f64", "f32")}
+NOTEBOOK_VARIANTS = {"notebook b1 f64"} | {f"cnn b{b} {d}" for b in (1, 32, 128) for d in ("f64", "f32")}
+TEN_DIGIT_VARIANTS = {f"cnn b{b} f32 {net}" for b in (16, 64) for net in ("ten-digit", "lenet")}
 
 
 @pytest.fixture(scope="module")
@@ -17,44 +22,122 @@ def quick_result(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("bench") / "result.json"
     # One BLAS thread: on a shared 2-core machine two threads can stall for seconds; speed is not tested here.
     cmd = [sys.executable, "-m", "benchmarks", "--quick", "--no-torch", "--threads", "1", "--json", str(out)]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Training throughput" in done.stdout
+    assert "Training throughput" in done.stdout and "Canonical vs native" in done.stdout
     return json.loads(out.read_text())
 
 
-def test_every_variant_is_timed(quick_result):
+def test_every_variant_is_timed_in_every_round(quick_result):
     variants = {v["name"]: v for v in quick_result["variants"]}
-    assert set(variants) == EXPECTED
+    assert set(variants) == NOTEBOOK_VARIANTS | TEN_DIGIT_VARIANTS
     for v in variants.values():
         assert len(v["samples_per_s_all"]) == quick_result["options"]["rounds"] == 2
         assert all(rate > 0 for rate in v["samples_per_s_all"])
-        assert v["samples_per_s"] == pytest.approx(statistics.median(v["samples_per_s_all"]), rel=1e-12)
         assert v["peak_rss_mib"] > 0
-
-
-def test_ratios_are_medians_over_the_references_median(quick_result):
-    variants = {v["name"]: v for v in quick_result["variants"]}
-    notebook = variants["notebook b1 f64"]["samples_per_s"]
-    limit = quick_result["gemm_gflops"]
-    for v in variants.values():
-        assert v["vs_notebook"] == pytest.approx(v["samples_per_s"] / notebook, rel=1e-12)
         assert v["vs_torch"] is None  # --no-torch
-        per_sample = quick_result["flops"]["per_sample"]
-        assert v["gemm_fraction"] == pytest.approx(v["samples_per_s"] * per_sample / (limit[v["dtype"]] * 1e9))
     assert quick_result["machine"]["torch"] == "skipped (--no-torch)"
 
 
-def test_flops_and_targets(quick_result):
+def test_both_numerics_modes_run_every_cnn_variant(quick_result):
+    modes = quick_result["numerics_modes"]
+    assert modes["modes"]["native"]["mode"] == "native"
+    canonical_possible = numerics._unavailable() is None
+    assert modes["modes"]["canonical"]["mode"] == ("canonical" if canonical_possible else "native")
+    if canonical_possible:
+        assert all("Haswell" in lib for lib in modes["modes"]["canonical"]["blas"])
+    rows = {v["name"]: v for v in modes["variants"]}
+    assert set(rows) == (NOTEBOOK_VARIANTS - {"notebook b1 f64"}) | TEN_DIGIT_VARIANTS
+    for row in rows.values():
+        assert len(row["canonical_all"]) == len(row["native_all"]) == 2
+        assert row["canonical_samples_per_s"] > 0 and row["native_samples_per_s"] > 0
+
+
+def test_memory_children_train_the_ten_digit_network(quick_result):
+    memory = quick_result["memory_target"]
+    full = memory["cnn b64 float32 ten-digit"]
+    assert full["network"] == "ten-digit" and full["images"] == 128  # --quick: two batches of 64
+    assert full["peak_rss_mib"] >= full["before_training_mib"] > 0 and full["seconds"] > 0
+    assert memory["cnn b32 float32"]["images"] == 12_665
+
+
+def test_flops_of_the_notebook_network(quick_result):
     flops = quick_result["flops"]
     # Dense(3380 -> 100): forward, weight gradient and input gradient, 2 FLOPs per multiply-add each.
     assert flops["by_layer"]["dense1 forward"] == 2 * 3380 * 100
-    assert flops["per_sample"] == sum(flops["by_layer"].values())
     assert 0.9 < 3 * 2 * 3380 * 100 / flops["per_sample"] < 0.96  # the dense layer is ~93% of the work
-    targets = {t["target"]: t for t in quick_result["targets"]}
-    variants = {v["name"]: v for v in quick_result["variants"]}
-    assert targets["batch 1 f32 vs notebook"]["value"] == variants["cnn b1 f32"]["vs_notebook"]
-    assert targets["batch 1 f32 vs notebook"]["met"] == (variants["cnn b1 f32"]["vs_notebook"] >= 8)
-    assert targets["batch 32 f32 vs PyTorch"]["met"] is None  # not measured without torch
-    memory = quick_result["memory_target"]["cnn b32 float32"]
-    assert memory["images"] == 12_665 and memory["peak_rss_mib"] > memory["before_training_mib"] > 0
+
+
+def row(impl: str, batch: int, dtype: str, rate: float, network: str = "notebook") -> dict:
+    return {"impl": impl, "network": network, "batch_size": batch, "dtype": dtype, "samples_per_s": rate}
+
+
+def test_ratios_of_a_crafted_table():
+    results = [
+        row("notebook", 1, "float64", 200.0),
+        row("cnn", 1, "float64", 900.0),
+        row("cnn", 32, "float32", 5000.0),
+        row("torch", 32, "float32", 4000.0),
+        row("cnn", 16, "float32", 1300.0, "ten-digit"),
+        row("torch", 16, "float32", 1000.0, "ten-digit"),
+        row("torch", 16, "float32", 9999.0, "lenet"),  # another network: never the reference of ten-digit
+    ]
+    bench.add_ratios(results, {"per_sample": 2_000_000}, {"float32": 100.0, "float64": 50.0})
+    cnn_b1, cnn_b32, ten, torch_ten = results[1], results[2], results[4], results[5]
+    assert cnn_b1["vs_notebook"] == pytest.approx(4.5)  # 900 / 200
+    assert cnn_b1["vs_torch"] is None  # no PyTorch at batch 1 in this table
+    assert cnn_b32["vs_torch"] == pytest.approx(1.25)  # 5000 / 4000
+    assert cnn_b32["gemm_fraction"] == pytest.approx(0.1)  # 5000 samples/s x 2 MFLOP / 100 GFLOP/s
+    assert cnn_b1["gemm_fraction"] == pytest.approx(0.036)  # 900 x 2e6 / 50e9
+    assert ten["vs_torch"] == pytest.approx(1.3)  # 1300 / 1000
+    assert ten["vs_notebook"] is None and ten["gemm_fraction"] is None  # other network, other FLOPs
+    assert torch_ten["vs_torch"] is None
+
+
+def test_spread_is_the_range_over_the_median():
+    assert bench.spread([90.0, 100.0, 120.0]) == pytest.approx(0.3)  # (120 - 90) / 100
+    assert bench.spread([5.0, 5.0]) == 0.0
+
+
+def test_targets_carry_their_goals():
+    results = [
+        {**row("cnn", 1, "float64", 1.0), "vs_notebook": 4.2, "spread": 0.30},
+        {**row("cnn", 16, "float32", 1.0, "ten-digit"), "vs_torch": 1.3},
+        {**row("cnn", 64, "float32", 1.0, "lenet"), "vs_torch": 1.1},
+    ]
+    memory = {"cnn b64 float32 ten-digit": {"images": 60_000, "peak_rss_mib": 700.0}}
+    recipe = {"torch_over_cnn_time": 1.4}
+    ten_digit = {"epochs": 12, "accuracy": 0.94}
+    got = {t["target"]: t for t in bench.targets(results, memory, None, recipe, ten_digit)}
+    assert got["batch 1 f64 vs notebook"] == {
+        "target": "batch 1 f64 vs notebook",
+        "value": 4.2,
+        "goal": ">= 4",
+        "met": 1,
+    }
+    assert got["batch 1 f64 spread between rounds"]["goal"] == "<= 0.15"
+    assert got["batch 1 f64 spread between rounds"]["met"] is False
+    assert got["batch 1 f32 vs notebook"]["met"] is None  # not measured
+    assert got["ten-digit b16 f32 vs PyTorch"]["goal"] == ">= 1.2" and got["ten-digit b16 f32 vs PyTorch"]["met"]
+    assert got["lenet b64 f32 vs PyTorch"]["met"] is False
+    assert got["peak RSS, 60,000 images ten-digit batch 64 f32 (MiB)"]["goal"] == "< 1024"
+    assert got["peak RSS, 60,000 images ten-digit batch 64 f32 (MiB)"]["met"] is True
+    assert got["full-data recipe: PyTorch epoch time / cnn epoch time"]["met"] is True
+    accuracy = got["test accuracy, README ten-digit configuration on the sample (12 epochs)"]
+    assert accuracy["goal"] == ">= 0.95" and accuracy["met"] is False
+
+
+def test_the_ten_digit_networks_match_the_readme():
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- ten-digits -->", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    train = yaml.safe_load(block)["train"]
+    assert train["layers"] == networks.TEN_DIGIT.layers
+    assert (train["optimizer"], train["learning_rate"], train["init"]) == (
+        "adam",
+        networks.TEN_DIGIT.learning_rate,
+        "he",
+    )
+    assert networks.TEN_DIGIT.parameter_count() == 16 * 9 + 16 + 16 * 13 * 13 * 64 + 64 + 64 * 10 + 10
+    lenet_convs = [spec["depth"] for spec in networks.LENET.layers if spec["type"] == "conv"]
+    assert lenet_convs == [8, 16]
+    assert networks.TEN_DIGIT.optimizer == networks.LENET.optimizer == "adam"

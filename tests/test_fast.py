@@ -85,3 +85,64 @@ def test_abstract_base_classes_cannot_be_built_from_a_config() -> None:
     for name in ("Layer", "Activation"):
         with pytest.raises(ValueError, match="unknown layer type"):
             cnn.layer_from_config({"type": name})
+
+
+def maxpool_by_window_loops(x: np.ndarray, dy: np.ndarray, size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """The textbook max pooling, one window at a time: y = max of each window, and dy to its first maximum."""
+    N, C, H, W = x.shape
+    Ho, Wo = (H - size) // stride + 1, (W - size) // stride + 1
+    y, dx = np.empty((N, C, Ho, Wo), dtype=x.dtype), np.zeros_like(x)
+    for n, c, h, w in np.ndindex(N, C, Ho, Wo):
+        window = x[n, c, h * stride : h * stride + size, w * stride : w * stride + size]
+        i, j = divmod(int(np.argmax(window)), size)  # argmax: the first maximum in row-major order
+        y[n, c, h, w] = window[i, j]
+        dx[n, c, h * stride + i, w * stride + j] += dy[n, c, h, w]
+    return y, dx
+
+
+@pytest.mark.parametrize(("shape", "size", "stride"), [((2, 3, 8, 8), 2, 2), ((2, 2, 9, 7), 2, 2), ((1, 2, 9, 9), 3, 2),
+                                                      ((2, 1, 7, 7), 2, 1), ((1, 2, 10, 10), 3, 3)])  # fmt: skip
+def test_max_pooling_by_offset_views_equals_window_loops(shape, size: int, stride: int) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(-2, 3, shape).astype(np.float64)  # few values: many ties
+    pool = cnn.MaxPool(shape[1:], size, stride)
+    y = pool.forward(x)
+    dy = rng.standard_normal(y.shape)
+    want_y, want_dx = maxpool_by_window_loops(x, dy, size, stride)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_allclose(pool.backward(dy), want_dx, rtol=1e-14, atol=1e-15)  # overlaps: another sum order
+
+
+def test_convolution_input_gradient_is_the_adjoint_of_im2col() -> None:
+    """<im2col(x), c> = <x, col2im(c)> for every x and c; and the layer's dx is col2im(K.T @ dy)."""
+    from cnn.conv import col2im, im2col
+
+    rng = np.random.default_rng(0)
+    for shape, k in [((3, 2, 7, 9), 3), ((2, 3, 5, 5), 5), ((2, 2, 6, 4), 1)]:
+        N, C, H, W = shape
+        x, c = rng.standard_normal(shape), rng.standard_normal((N, C * k * k, (H - k + 1) * (W - k + 1)))
+        np.testing.assert_allclose(np.vdot(im2col(x, k), c), np.vdot(x, col2im(c, shape, k)), rtol=1e-12)
+        conv = cnn.Convolutional((C, H, W), k, 4, bias="tied", rng=1)
+        dy = rng.standard_normal((N, *conv.output_shape))
+        conv.forward(x)
+        kernels = conv.params["kernels"].reshape(4, -1)
+        want = col2im(kernels.T @ dy.reshape(N, 4, -1), shape, k)
+        np.testing.assert_allclose(conv.backward(dy), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adam_in_place_equals_the_textbook_update(dtype) -> None:
+    """Adam's in-place passes with reused scratch against m_hat / (sqrt(v_hat) + eps) written out in float64."""
+    rng = np.random.default_rng(0)
+    param = rng.standard_normal((6, 5)).astype(dtype)
+    adam, p = cnn.Adam(0.01, 0.9, 0.999, 1e-8), param.astype(np.float64)
+    m = v = np.zeros_like(p)
+    for t in range(1, 30):
+        g = rng.standard_normal(param.shape).astype(dtype)
+        adam.begin_step()
+        adam.update((0, "w"), param, g)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g.astype(np.float64) ** 2
+        p = p - 0.01 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    assert param.dtype == dtype
+    np.testing.assert_allclose(param, p, rtol=1e-4 if dtype == np.float32 else 1e-10)
