@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+import cnn
 from benchmarks import data, networks, runners
 
 THRESHOLD = 0.99
@@ -29,7 +30,7 @@ def check(settings=SETTINGS, seeds=(0,)) -> list[dict]:
         for seed in seeds:
             net = cnn.Sequential(cnn.build(runners.NOTEBOOK_LAYERS), init="normal", seed=seed, dtype=dtype)
             start = time.perf_counter()
-            targets = data.one_hot(y_train, 2, dtype)
+            targets = cnn.one_hot(y_train, 2, dtype)
             net.fit(
                 x_train.astype(dtype), targets, cnn.BinaryCrossEntropy(), cnn.SGD(lr), epochs, batch_size, seed=seed
             )
@@ -60,7 +61,7 @@ def ten_digit_check(seed: int = 0) -> dict:
     (x_train, y_train), (x_test, y_test) = data.default_sample(limit=setting["limit_per_class"], digits=spec.digits)
     net, loss, optimizer = spec.build(dtype, seed)
     start = time.perf_counter()
-    targets = data.one_hot(y_train, spec.n_classes, dtype)
+    targets = cnn.one_hot(y_train, spec.n_classes, dtype)
     net.fit(x_train.astype(dtype), targets, loss, optimizer, setting["epochs"], setting["batch_size"], seed=seed)
     seconds = time.perf_counter() - start
     accuracy = float(np.mean(net.predict(x_test.astype(dtype)).argmax(axis=1) == y_test))

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import preprocess
 from pipeline.idx import read_idx
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -21,23 +22,9 @@ def read_split(split: str, directory: Path = SAMPLE_DIR) -> tuple[np.ndarray, np
 def select(
     images: np.ndarray, labels: np.ndarray, digits=(0, 1), limit: int | None = None, rng=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The first `limit` images of each digit (all when None), permuted by `rng` if given, like the pipeline.
-
-    -> x (M, 1, 28, 28) float32 in [0, 1], y (M,) int64 class index (position of the digit in `digits`).
-    """
-    keep = np.concatenate([np.flatnonzero(labels == d)[:limit] for d in digits])
-    if rng is not None:
-        keep = rng.permutation(keep)
-    x = images[keep].reshape(-1, 1, 28, 28).astype(np.float32) / np.float32(255)
-    lookup = {d: i for i, d in enumerate(digits)}
-    return x, np.array([lookup[int(d)] for d in labels[keep]], dtype=np.int64)
-
-
-def one_hot(y: np.ndarray, n_classes: int = 2, dtype="float64") -> np.ndarray:
-    """(N,) class indices -> (N, n_classes) one-hot."""
-    out = np.zeros((len(y), n_classes), dtype=dtype)
-    out[np.arange(len(y)), y] = 1
-    return out
+    """pipeline.preprocess.select -> x (M, 1, 28, 28) float32 in [0, 1], y (M,) int64 class index."""
+    split = preprocess.select(images, labels, list(digits), limit, rng)
+    return split.images, split.class_index
 
 
 def training_images(digits=(0, 1)) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 
+import cnn
 from benchmarks import data, networks, runners
 
 
@@ -26,7 +27,7 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
     loss_gradient = cnn_step.LossGradient.for_network(net, loss)
     x0, labels = data.training_images(spec.digits)
     n = (steps + warmup) * batch_size
-    x, y = data.tile(x0.astype(dtype), n), data.tile(data.one_hot(labels, spec.n_classes, dtype), n)
+    x, y = data.tile(x0.astype(dtype), n), data.tile(cnn.one_hot(labels, spec.n_classes, dtype), n)
     order = np.random.default_rng(0).permutation(n)
     names = [f"{i} {type(layer).__name__}" for i, layer in enumerate(net.layers)]
     rank1 = training.choose_step(net, optimizer, batch_size) is fast.rank1_sgd_step

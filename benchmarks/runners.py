@@ -70,7 +70,7 @@ class Runner:
         self.variant, self.threads = variant, threads
         self.network = network or networks.NETWORKS[variant.network]
         self._x0 = x.astype(variant.dtype)
-        self._y0 = data.one_hot(labels, self.network.n_classes, variant.dtype)
+        self._y0 = cnn.one_hot(labels, self.network.n_classes, variant.dtype)
         self._x, self._y = self._x0, self._y0
         self.calls = 0
 

@@ -11,15 +11,19 @@ from pipeline.params import DataParams
 SPLITS = {"train": "train", "test": "t10k"}
 
 
-def select(images: np.ndarray, labels: np.ndarray, params: DataParams, rng: np.random.Generator) -> dataset.Split:
-    """The first `limit_per_class` images of each digit (in file order), shuffled, scaled to [0, 1].
+def select(
+    images: np.ndarray, labels: np.ndarray, digits: list[int], limit: int | None, rng: np.random.Generator | None
+) -> dataset.Split:
+    """The first `limit` images of each digit (in file order; None: all), shuffled by `rng` (None: kept in
+    that order), scaled to [0, 1].
 
     images (N, 28, 28) uint8, labels (N,) -> Split with images (M, 1, 28, 28) float32, like the notebook.
     """
-    keep = np.concatenate([np.flatnonzero(labels == d)[: params.limit_per_class] for d in params.digits])
-    keep = rng.permutation(keep)
+    keep = np.concatenate([np.flatnonzero(labels == d)[:limit] for d in digits])
+    if rng is not None:
+        keep = rng.permutation(keep)
     scaled = images[keep].reshape(-1, 1, 28, 28).astype(np.float32) / np.float32(255)
-    return dataset.Split(scaled, labels[keep].astype(np.int64), np.array(params.digits, dtype=np.int64))
+    return dataset.Split(scaled, labels[keep].astype(np.int64), np.array(digits, dtype=np.int64))
 
 
 def run(params: DataParams, raw_dir: Path, out_dir: Path, warn=print) -> dict[str, dataset.Split]:
@@ -33,7 +37,7 @@ def run(params: DataParams, raw_dir: Path, out_dir: Path, warn=print) -> dict[st
         if empty:
             raise UserError(f"{raw_dir}: the {name} split has no images of digit {empty[0]}; change data.digits")
         short += [f"{name} {d}: {n}" for d, n in counts.items() if n < params.limit_per_class]
-        splits[name] = select(images, labels, params, rng)
+        splits[name] = select(images, labels, params.digits, params.limit_per_class, rng)
     if short:
         limit = params.limit_per_class
         warn(f"note: fewer images than data.limit_per_class={limit}, using all there are ({', '.join(short)})")

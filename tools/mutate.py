@@ -33,7 +33,7 @@ MUTATIONS = (
     Mutation(
         "adam: bias correction without its square root",
         "cnn/optimizers.py",
-        "correction = np.sqrt(1 - self.beta2**self.t)",
+        "correction = math.sqrt(1 - self.beta2**self.t)",
         "correction = 1 - self.beta2**self.t",
         ("tests/test_network.py::test_adam_two_steps_by_hand",),
     ),
@@ -91,8 +91,8 @@ MUTATIONS = (
     Mutation(
         "threads: products keep the caller's thread count",
         "cnn/threads.py",
-        "wanted = num_threads() if batch_size == 1 else 1",
-        "wanted = num_threads()",
+        "            if n != 1:\n                lib.set_num_threads(1)",
+        "            pass",
         ("tests/test_parallel.py",),
     ),
     Mutation(
@@ -138,6 +138,16 @@ MUTATIONS = (
         """    precision = _ratio(hits, counts.sum(axis=1))
     recall = _ratio(hits, counts.sum(axis=0))""",
         ("tests/test_metrics.py",),
+    ),
+    Mutation(
+        "maxpool: the gradient of a tie goes to the last maximum",
+        "cnn/pool.py",
+        """        for view in reversed(views[:-1]):
+            winner += 1
+            winner *= view != y""",
+        """        for o, view in enumerate(views):
+            winner[view == y] = o""",
+        ("tests/test_layers.py", "tests/test_fast.py"),
     ),
 )
 
