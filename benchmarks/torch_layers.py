@@ -56,16 +56,12 @@ def build(network: Network, dtype: torch.dtype) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-class NetworkTrainer:
-    """Per-step training of `network` in PyTorch with the same batch size, dtype, threads, loss and optimizer."""
+class Trainer:
+    """Per-step training of a PyTorch `model` (x -> logits) with `optimizer`; categorical: softmax +
+    cross-entropy on the logits, else sigmoid + binary cross-entropy. Shuffled every epoch like cnn's fit."""
 
-    def __init__(self, network: Network, dtype: str, threads: int, seed: int = 0) -> None:
-        torch.set_num_threads(threads)
-        torch.manual_seed(seed)
-        self.model = build(network, getattr(torch, dtype))
-        optimizer = torch.optim.Adam if network.optimizer == "adam" else torch.optim.SGD
-        self.optimizer = optimizer(self.model.parameters(), lr=network.learning_rate)
-        self.categorical = network.loss == "categorical_cross_entropy"
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, categorical: bool, seed: int = 0) -> None:
+        self.model, self.optimizer, self.categorical = model, optimizer, categorical
         self.generator = torch.Generator().manual_seed(seed)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -94,3 +90,15 @@ class NetworkTrainer:
     def predict(self, x: np.ndarray) -> np.ndarray:
         logits = self.model(torch.from_numpy(x))
         return (torch.softmax(logits, 1) if self.categorical else torch.sigmoid(logits)).numpy()
+
+
+class NetworkTrainer(Trainer):
+    """`network` in PyTorch with the same batch size, dtype, threads, loss and optimizer."""
+
+    def __init__(self, network: Network, dtype: str, threads: int, seed: int = 0) -> None:
+        torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        model = build(network, getattr(torch, dtype))
+        optimizer = torch.optim.Adam if network.optimizer == "adam" else torch.optim.SGD
+        categorical = network.loss == "categorical_cross_entropy"
+        super().__init__(model, optimizer(model.parameters(), lr=network.learning_rate), categorical, seed)

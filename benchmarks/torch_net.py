@@ -10,7 +10,8 @@ value, and the same fused (a - y) / n gradient this project uses). SGD, no momen
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional
+
+from benchmarks.torch_layers import Trainer
 
 
 def notebook_parameters(seed: int = 0, dtype="float64") -> list[np.ndarray]:
@@ -42,35 +43,10 @@ class NotebookNet(nn.Module):
         return self.fc2(h)
 
 
-class TorchTrainer:
+class TorchTrainer(Trainer):
     """Per-step training of NotebookNet with the same batch size, dtype, thread count, loss and SGD."""
 
     def __init__(self, dtype: str, threads: int, learning_rate: float = 0.1, seed: int = 0) -> None:
         torch.set_num_threads(threads)
-        self.model = NotebookNet(notebook_parameters(seed, dtype))
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def fit(self, x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int = 1) -> list[float]:
-        """x (N, 1, 28, 28), y (N, 2) one-hot, both in the model's dtype; shuffled every epoch like cnn's fit.
-
-        Returns the mean loss of each epoch (read every step, as cnn's fit does to catch divergence).
-        """
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-        history = []
-        for _ in range(epochs):
-            order = torch.randperm(len(xt), generator=self.generator)
-            total = 0.0
-            for start in range(0, len(xt), batch_size):
-                idx = order[start : start + batch_size]
-                self.optimizer.zero_grad(set_to_none=True)
-                loss = functional.binary_cross_entropy_with_logits(self.model(xt[idx]), yt[idx])
-                loss.backward()
-                self.optimizer.step()
-                total += loss.item() * len(idx)
-            history.append(total / max(len(xt), 1))
-        return history
-
-    @torch.no_grad()
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return torch.sigmoid(self.model(torch.from_numpy(x))).numpy()
+        model = NotebookNet(notebook_parameters(seed, dtype))
+        super().__init__(model, torch.optim.SGD(model.parameters(), lr=learning_rate), categorical=False, seed=seed)
