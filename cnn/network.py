@@ -108,8 +108,9 @@ class Sequential:
     ) -> list[dict[str, Any]]:
         """Train on x (N, *input_shape) with targets y (N, *output_shape) for `epochs` epochs (cnn.training).
 
-        Returns one record per epoch {"epoch", "loss" (mean over the epoch's samples), "val_loss" if
-        validation_data}; `callback(record)` is called after each epoch. Raises TrainingDivergedError
+        Returns one record per epoch {"epoch", "loss" (mean over the epoch's samples), and with
+        validation_data "val_loss" and "val_accuracy" (share of rows whose highest output is the target's)};
+        `callback(record)` is called after each epoch. Raises TrainingDivergedError
         when the loss becomes nan or inf. The same arguments give the same bits on any number of cores.
         """
         x, y = self._check_x(x), self._check_y(y, len(x))

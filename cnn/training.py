@@ -69,7 +69,10 @@ def fit(
             )
         record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss}
         if validation_data is not None:
-            record["val_loss"] = loss.value(validation_data[1], net.predict(validation_data[0]))
+            xv, yv = validation_data
+            predicted = net.predict(xv)
+            record["val_loss"] = loss.value(yv, predicted)
+            record["val_accuracy"] = float(np.mean(predicted.argmax(axis=1) == yv.argmax(axis=1)))
         history.append(record)
         if callback is not None:
             callback(record)

@@ -46,7 +46,7 @@ def hold_out(split: dataset.Split, fraction: float) -> tuple[dataset.Split, data
 
 @dataclass(frozen=True)
 class TrainResult:
-    history: list[dict]  # one record per epoch: {"epoch", "loss", "val_loss" if held out}
+    history: list[dict]  # one record per epoch: {"epoch", "loss", "val_loss", "val_accuracy" if held out}
     seconds: float  # wall-clock time of fit
     samples_per_second: float
 
@@ -65,8 +65,6 @@ def run(
     log = live.EpochLog(report_dir / "loss.csv")
 
     def after_epoch(record: dict) -> None:
-        if val:
-            record = record | {"val_accuracy": accuracy(net, val)}
         log(record)
         if on_epoch is not None:
             on_epoch(record)
@@ -102,11 +100,6 @@ def run(
         {"train_seconds": round(seconds, 3), "samples_per_second": round(result.samples_per_second)},
     )
     return result
-
-
-def accuracy(net: cnn.Sequential, split: dataset.Split) -> float:
-    """Share of `split`'s images whose highest output is their class."""
-    return float(np.mean(net.predict(split.images).argmax(axis=1) == split.class_index))
 
 
 def format_epoch(record: dict, epochs: int) -> str:
