@@ -56,6 +56,16 @@ class Project:
         project.commit("project as copied")
         return project
 
+    @classmethod
+    def with_committed_run(cls, path: Path, epochs: int = 2) -> "Project":
+        """A copy of the project after a committed `dvc repro` of an `epochs`-epoch run (fast, and distinct
+        from the shipped run)."""
+        project = cls.create(path)
+        project.set_param("train.epochs", str(epochs))
+        project.dvc("repro")
+        project.commit(f"{epochs}-epoch run")
+        return project
+
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
         result = subprocess.run(args, cwd=self.path, env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:

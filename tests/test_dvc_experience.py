@@ -25,11 +25,7 @@ def readme_command(marker: str) -> list[str]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A copy of the project with a 2-epoch run committed."""
-    project = Project.create(tmp_path_factory.mktemp("experience") / "repo")
-    project.set_param("train.epochs", "2")
-    project.dvc("repro")
-    project.commit("2-epoch run")
-    return project
+    return Project.with_committed_run(tmp_path_factory.mktemp("experience") / "repo")
 
 
 def test_exp_run_set_changes_only_that_line_of_params_yaml(project: Project) -> None:

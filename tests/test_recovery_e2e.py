@@ -24,11 +24,7 @@ OUTPUTS = (
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = Project.create(tmp_path_factory.mktemp("recovery") / "repo")
-    project.set_param("train.epochs", "2")
-    project.dvc("repro")
-    project.commit("a good run")
-    return project
+    return Project.with_committed_run(tmp_path_factory.mktemp("recovery") / "repo")
 
 
 def hashes(project: Project) -> dict[str, str]:
