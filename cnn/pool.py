@@ -62,10 +62,14 @@ class MaxPool(Layer):
         tiled = self.stride == self.size and H == Ho * self.size and W == Wo * self.size  # every pixel written once
         dx = (np.empty if tiled else np.zeros)((output_gradient.shape[0], C, H, W), dtype=output_gradient.dtype)
         for offset, view in enumerate(self._offset_views(dx)):
+            # routed in a contiguous array first: a product written straight into the strided view, or taken
+            # with a bool mask (converted element by element), is slower
+            routed = (self.winner == offset).astype(output_gradient.dtype)
+            routed *= output_gradient
             if overlapping:  # windows share pixels
-                view += (self.winner == offset) * output_gradient
+                view += routed
             else:
-                np.multiply(self.winner == offset, output_gradient, out=view)
+                view[...] = routed
         return dx
 
     def config(self) -> dict[str, Any]:
