@@ -29,23 +29,31 @@ def col2im(cols: np.ndarray, input_shape: tuple[int, int, int, int], k: int) -> 
     """The adjoint of im2col: cols (N, C*k*k, H'*W') -> (N, C, H, W), each entry added to its pixel."""
     N, C, H, W = input_shape
     Ho, Wo = H - k + 1, W - k + 1
-    wide = np.zeros((N, C * k * k, Ho, W), dtype=cols.dtype)
-    wide[..., :Wo] = cols.reshape(N, C * k * k, Ho, Wo)
-    return col2im_wide(wide.reshape(N, C * k * k, Ho * W), input_shape, k)
+    cols = cols.reshape(N, C, k, k, Ho, Wo)
+    x = np.zeros(input_shape, dtype=cols.dtype)
+    for i in range(k):
+        for j in range(k):
+            x[:, :, i : i + Ho, j : j + Wo] += cols[:, :, i, j]
+    return x
 
 
-def col2im_wide(cols: np.ndarray, input_shape: tuple[int, int, int, int], k: int) -> np.ndarray:
-    """col2im for columns in rows of the input's width: cols (N, C*k*k, H'*W) whose last k - 1 entries of
-    every row of W are zero. Then kernel offset (i, j) of every window is one contiguous run of the
-    flattened image, starting at i*W + j: a loop over the k*k offsets, each one add over the whole batch."""
+def input_gradient(kernels: np.ndarray, dy: np.ndarray, input_shape: tuple[int, int, int, int]) -> np.ndarray:
+    """dx = col2im(K.T @ dy) for kernels (D, C, k, k) and dy (N, D, H', W') -> (N, C, H, W), computed with the
+    batch side by side: dy is padded to whole input images and laid out as (D, N*H*W), so the columns of
+    K.T @ dy for kernel offset (i, j) belong to the input pixels i*W + j further on. col2im is then k*k adds,
+    each one contiguous run over the whole batch per channel, instead of short strided rows."""
     N, C, H, W = input_shape
-    Ho = H - k + 1
-    cols = cols.reshape(N, C, k * k, Ho * W)
-    flat = np.zeros((N, C, H * W + k - 1), dtype=cols.dtype)  # + k - 1: the zero tail of the last row
+    D, k = kernels.shape[0], kernels.shape[2]
+    Ho, Wo = H - k + 1, W - k + 1
+    size = N * H * W
+    dy_images = np.zeros((D, N, H, W), dtype=dy.dtype)
+    dy_images[:, :, :Ho, :Wo] = dy.transpose(1, 0, 2, 3)
+    cols = (kernels.reshape(D, -1).T @ dy_images.reshape(D, size)).reshape(C, k * k, size)
+    flat = np.zeros((C, size + (k - 1) * (W + 1)), dtype=dy.dtype)  # + the reach of the last offset
     for offset in range(k * k):
         i, j = divmod(offset, k)
-        flat[:, :, i * W + j : i * W + j + Ho * W] += cols[:, :, offset]
-    return flat[:, :, : H * W].reshape(input_shape)
+        flat[:, i * W + j : i * W + j + size] += cols[:, offset]
+    return flat[:, :size].reshape(C, N, H, W).transpose(1, 0, 2, 3).copy()
 
 
 class Convolutional(Layer):
@@ -103,19 +111,16 @@ class Convolutional(Layer):
         return y
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
-        N, D, k = len(output_gradient), self.depth, self.kernel_size
+        N, D = len(output_gradient), self.depth
         dy = output_gradient.reshape(N, D, -1)
         np.sum(dy @ self.cols.transpose(0, 2, 1), axis=0, out=self.grads["kernels"].reshape(D, -1))
-        np.sum(output_gradient, axis=0 if self.bias == "untied" else (0, 2, 3), out=self.grads["biases"])
+        if self.bias == "untied":
+            np.sum(output_gradient, axis=0, out=self.grads["biases"])
+        else:  # a product with ones sums over the positions; np.sum over axes (0, 2, 3) takes ~3x longer
+            np.sum(dy @ np.ones(dy.shape[2], dtype=dy.dtype), axis=0, out=self.grads["biases"])
         if not self.needs_input_gradient:
             return None
-        # dx = col2im(K.T @ dy), with dy widened to rows of the input's width (zeros past W'): col2im_wide
-        _, Ho, Wo = self.output_shape
-        W = self.input_shape[2]
-        dy_wide = np.empty((N, D, Ho, W), dtype=dy.dtype)
-        dy_wide[..., :Wo] = output_gradient
-        dy_wide[..., Wo:] = 0
-        return col2im_wide(self._kernel_matrix().T @ dy_wide.reshape(N, D, Ho * W), (N, *self.input_shape), k)
+        return input_gradient(self.params["kernels"], output_gradient, (N, *self.input_shape))
 
     def config(self) -> dict[str, Any]:
         return {
