@@ -16,8 +16,8 @@ class MaxPool(Layer):
     order of the window's size*size offsets).
 
     Computed offset by offset: window offset (i, j) of every window at once is the strided view
-    x[:, :, i::stride, j::stride] (cut to H' x W'), so forward is size*size - 1 element-wise maxima over
-    whole-batch views, and backward routes dy to the view of each window's winning offset.
+    x[:, :, i::stride, j::stride] (cut to H' x W'), so forward is a maximum over size*size whole-batch
+    planes, and backward routes dy to the view of each window's winning offset.
     """
 
     def __init__(self, input_shape: tuple[int, int, int], size: int = 2, stride: int | None = None) -> None:
@@ -41,16 +41,16 @@ class MaxPool(Layer):
         return [a[:, :, i : i + reach_h : st, j : j + reach_w : st] for i in range(self.size) for j in range(self.size)]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        views = self._offset_views(x)
-        y = views[0].copy()
-        for view in views[1:]:
-            np.maximum(y, view, out=y)
+        # one copy of the strided views into contiguous planes (size*size, N, C, H', W'): every later pass over
+        # them is one long contiguous loop, where passes over the views themselves run short strided rows
+        planes = np.stack(self._offset_views(x))
+        y = planes.max(axis=0)
         # winner = index of the first offset whose value equals the maximum:
-        # n_0 * (1 + n_1 * (1 + ... (1 + n_{K-2}))) with n_o = (view_o != y)
-        winner = np.zeros(y.shape, dtype=np.min_scalar_type(len(views)))
-        for view in reversed(views[:-1]):
+        # n_0 * (1 + n_1 * (1 + ... (1 + n_{K-2}))) with n_o = (plane_o != y)
+        winner = np.zeros(y.shape, dtype=np.min_scalar_type(len(planes)))
+        for plane in planes[-2::-1]:
             winner += 1
-            winner *= view != y
+            winner *= plane != y
         self.winner = winner
         return y
 

@@ -140,13 +140,27 @@ MUTATIONS = (
         ("tests/test_metrics.py",),
     ),
     Mutation(
+        "conv: the input gradient shifts kernel rows by the image's height instead of its width",
+        "cnn/conv.py",
+        "flat[:, i * W + j : i * W + j + size] += cols[:, offset]",
+        "flat[:, i * H + j : i * H + j + size] += cols[:, offset]",
+        ("tests/test_fast.py",),
+    ),
+    Mutation(
+        "relu: the gradient also passes where the output is zero",
+        "cnn/activations.py",
+        "(self.y > 0).astype(output_gradient.dtype)",
+        "(self.y >= 0).astype(output_gradient.dtype)",
+        ("tests/test_layers.py",),
+    ),
+    Mutation(
         "maxpool: the gradient of a tie goes to the last maximum",
         "cnn/pool.py",
-        """        for view in reversed(views[:-1]):
+        """        for plane in planes[-2::-1]:
             winner += 1
-            winner *= view != y""",
-        """        for o, view in enumerate(views):
-            winner[view == y] = o""",
+            winner *= plane != y""",
+        """        for o, plane in enumerate(planes):
+            winner[plane == y] = o""",
         ("tests/test_layers.py", "tests/test_fast.py"),
     ),
 )
