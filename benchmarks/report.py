@@ -184,6 +184,22 @@ def accuracy_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def budget_table(result: dict) -> str:
+    lines = [
+        "### Batch 1 against its goals: the step, the three passes over the 3380 x 100 weights alone, the rest",
+        "| dtype | notebook step us | cnn step us | three passes us | rest us | goal | step the goal needs us "
+        "| rest it leaves us | x notebook if the rest were free |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for b in result["batch1_budget"]:
+        lines.append(
+            f"| {b['dtype']} | {b['notebook_step_us']:.0f} | {b['step_us']:.0f} | {b['weight_passes_us']:.0f} | "
+            f"{b['rest_us']:.0f} | {b['goal_x_notebook']:g}x | {b['goal_step_us']:.0f} | {b['rest_budget_us']:.0f} | "
+            f"{b['x_notebook_if_rest_were_free']:.1f}x |"
+        )
+    return "\n".join(lines)
+
+
 def targets_table(result: dict) -> str:
     lines = ["### Targets (issues 5 and 13)", "| target | measured | goal | met |", "|---|---:|---:|---|"]
     for t in result["targets"]:
@@ -202,6 +218,8 @@ def targets_table(result: dict) -> str:
 
 def format_report(result: dict) -> str:
     parts = [header(result), throughput_table(result), batch_table(result)]
+    if result.get("batch1_budget"):
+        parts.append(budget_table(result))
     if "numerics_modes" in result:
         parts.append(modes_table(result))
     if result["memory_target"]:

@@ -25,6 +25,7 @@ def quick_result(tmp_path_factory) -> dict:
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Training throughput" in done.stdout and "Canonical vs native" in done.stdout
+    assert "Batch 1 against its goals" in done.stdout
     return json.loads(out.read_text())
 
 
@@ -66,6 +67,24 @@ def test_flops_of_the_notebook_network(quick_result):
     # Dense(3380 -> 100): forward, weight gradient and input gradient, 2 FLOPs per multiply-add each.
     assert flops["by_layer"]["dense1 forward"] == 2 * 3380 * 100
     assert 0.9 < 3 * 2 * 3380 * 100 / flops["per_sample"] < 0.96  # the dense layer is ~93% of the work
+
+
+def test_batch1_budget_splits_the_measured_step(quick_result):
+    """The budget's step is the timed batch-1 variant's, the three passes were timed in this run and are part of
+    it, and the goal's step is the notebook's over the goal."""
+    variants = {v["name"]: v for v in quick_result["variants"]}
+    notebook_us = 1e6 / variants["notebook b1 f64"]["samples_per_s"]
+    rows = {b["dtype"]: b for b in quick_result["batch1_budget"]}
+    assert set(rows) == {"float64", "float32"}
+    for dtype, short in (("float64", "f64"), ("float32", "f32")):
+        b = rows[dtype]
+        assert b["step_us"] == pytest.approx(1e6 / variants[f"cnn b1 {short}"]["samples_per_s"])
+        assert b["notebook_step_us"] == pytest.approx(notebook_us)
+        assert 0 < b["weight_passes_us"] < b["step_us"]
+        assert b["rest_us"] == pytest.approx(b["step_us"] - b["weight_passes_us"])
+        assert b["goal_step_us"] == pytest.approx(notebook_us / b["goal_x_notebook"])
+        assert b["rest_budget_us"] == pytest.approx(b["goal_step_us"] - b["weight_passes_us"])
+    assert rows["float64"]["goal_x_notebook"] == 4 and rows["float32"]["goal_x_notebook"] == 8
 
 
 def row(impl: str, batch: int, dtype: str, rate: float, network: str = "notebook") -> dict:
