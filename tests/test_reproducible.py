@@ -33,9 +33,12 @@ VARIANTS: dict[str, tuple[dict[str, str | None], list[str]]] = {
 
 
 def variant_env(base: dict[str, str], changes: dict[str, str | None]) -> dict[str, str]:
+    """This host's environment without what a user's machine does not set: its OpenBLAS kernel, numerics and
+    SIMD settings, and PYTHONDONTWRITEBYTECODE (a user's Python writes __pycache__ into cnn/ and pipeline/,
+    which are stage deps), then `changes`."""
     env = {key: value for key, value in base.items() if key not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    env.pop("MNIST_CNN_NUMERICS", None)
-    env.pop("NPY_DISABLE_CPU_FEATURES", None)
+    for key in ("MNIST_CNN_NUMERICS", "NPY_DISABLE_CPU_FEATURES", "PYTHONDONTWRITEBYTECODE"):
+        env.pop(key, None)
     for key, value in changes.items():
         if value is None:
             env.pop(key, None)
