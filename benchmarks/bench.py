@@ -7,7 +7,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from benchmarks import budget, memory, modes, networks, runners, system
+from benchmarks import budget, memory, modes, networks, runners, stats, system
 
 TARGET_IMAGES = 12_665  # the full MNIST 0/1 training set
 TARGET_MIB = 500
@@ -90,31 +90,33 @@ def time_variants(variant_list: list[runners.Variant], opts: Options, threads: i
                 "samples_per_measurement": samples,
                 "samples_per_s": statistics.median(rates),
                 "samples_per_s_all": rates,
-                "spread": spread(rates),
+                "spread": stats.spread(rates),
                 "other_cores_median": statistics.median(other) if other else None,
             }
         )
     return results
 
 
-def spread(rates: list[float]) -> float:
-    """How far apart the rounds of one variant are: (fastest - slowest) / median."""
-    return (max(rates) - min(rates)) / statistics.median(rates)
+def paired_ratio(a: dict, b: dict) -> float:
+    """a's speed over b's (result rows): stats.median_ratio of their rounds; the ratio of the medians when
+    per-round rates are missing (hand-made tables)."""
+    rates_a, rates_b = a.get("samples_per_s_all"), b.get("samples_per_s_all")
+    if rates_a and rates_b and len(rates_a) == len(rates_b):
+        return stats.median_ratio(rates_a, rates_b)
+    return a["samples_per_s"] / b["samples_per_s"]
 
 
 def add_ratios(results: list[dict], flops: dict, gemm: dict) -> None:
-    """vs_notebook = this median / the notebook's median; vs_torch = this median / PyTorch's median for the same
-    network, batch size and dtype (None when absent); gemm_fraction (notebook network only) = samples/s x FLOPs
+    """vs_notebook = paired_ratio(this, the notebook); vs_torch = paired_ratio(this, PyTorch for the same
+    network, batch size and dtype) (None when absent); gemm_fraction (notebook network only) = samples/s x FLOPs
     per sample / the same dtype's large-GEMM rate."""
     by_key = {(r["impl"], r.get("network", "notebook"), r["batch_size"], r["dtype"]): r for r in results}
     notebook = by_key.get(("notebook", "notebook", 1, "float64"))
     for r in results:
         network = r.get("network", "notebook")
         torch = by_key.get(("torch", network, r["batch_size"], r["dtype"]))
-        r["vs_notebook"] = (
-            r["samples_per_s"] / notebook["samples_per_s"] if notebook and network == "notebook" else None
-        )
-        r["vs_torch"] = r["samples_per_s"] / torch["samples_per_s"] if torch and r["impl"] != "torch" else None
+        r["vs_notebook"] = paired_ratio(r, notebook) if notebook and network == "notebook" else None
+        r["vs_torch"] = paired_ratio(r, torch) if torch and r["impl"] != "torch" else None
         rate = gemm[r["dtype"]] * 1e9
         r["gemm_fraction"] = r["samples_per_s"] * flops["per_sample"] / rate if network == "notebook" else None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks import bench, networks
+from benchmarks import bench, networks, stats
 from pipeline import numerics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,8 +114,18 @@ def test_ratios_of_a_crafted_table():
 
 
 def test_spread_is_the_range_over_the_median():
-    assert bench.spread([90.0, 100.0, 120.0]) == pytest.approx(0.3)  # (120 - 90) / 100
-    assert bench.spread([5.0, 5.0]) == 0.0
+    assert stats.spread([90.0, 100.0, 120.0]) == pytest.approx(0.3)  # (120 - 90) / 100
+    assert stats.spread([5.0, 5.0]) == 0.0
+
+
+def test_ratios_pair_the_rounds_that_timed_both():
+    """The machine slowed down in the middle round: per-round ratios say 2x throughout, while the medians of
+    the two variants' rates would say 1.5x."""
+    cnn = {**row("cnn", 32, "float32", 300.0), "samples_per_s_all": [400.0, 100.0, 300.0]}
+    torch = {**row("torch", 32, "float32", 200.0), "samples_per_s_all": [200.0, 50.0, 150.0]}
+    assert stats.median_ratio(cnn["samples_per_s_all"], torch["samples_per_s_all"]) == pytest.approx(2.0)
+    bench.add_ratios([cnn, torch], {"per_sample": 1}, {"float32": 1.0, "float64": 1.0})
+    assert cnn["vs_torch"] == pytest.approx(2.0)
 
 
 def test_targets_carry_their_goals():
