@@ -167,7 +167,7 @@ def train(
         model,
         reports,
         on_epoch=lambda record: progress.update(trainer.format_epoch(record, config.epochs), force=True),
-        warn=lambda text: typer.echo(text, err=True),
+        warn=progress.message,
     )
     progress.done()
     typer.echo(

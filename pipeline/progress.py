@@ -21,6 +21,12 @@ class Progress:
             self.stream.flush()
             self._last = now
 
+    def message(self, text: str) -> None:
+        """`text` on a line of its own (a warning), on a terminal after clearing the live line, which the
+        next update redraws below it."""
+        self.stream.write(("\r\033[K" if self.enabled else "") + text + "\n")
+        self.stream.flush()
+
     def done(self, text: str | None = None) -> None:
         if self.enabled:
             self.stream.write("\r\033[K" + (text + "\n" if text else ""))
