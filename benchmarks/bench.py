@@ -55,15 +55,14 @@ def calibrate(runner: runners.Runner, opts: Options) -> int:
 
 def time_variants(variant_list: list[runners.Variant], opts: Options, threads: int, log=print) -> list[dict]:
     """Round-robin over the variants for opts.rounds rounds (each round starts one variant later); each
-    measurement follows an untimed lead-in of its own variant and a probe of the machine's speed
-    (system.machine_speed): spread_at_machine_speed is the spread of samples/s over that speed."""
+    measurement follows an untimed lead-in of its own variant."""
     images: dict = {}
     active = []
     for v in variant_list:
         runner = runners.make_runner(v, threads, images)
         samples = calibrate(runner, opts)
         runner.prepare(samples)
-        active.append((v, runner, samples, {"samples_per_s": [], "other_cores": [], "machine_speed": []}))
+        active.append((v, runner, samples, {"samples_per_s": [], "other_cores": []}))
         log(f"  calibrated {v.name}: {samples} samples ({samples // v.batch_size} steps) per measurement")
     for r in range(opts.rounds):
         shift = r % len(active)
@@ -72,7 +71,6 @@ def time_variants(variant_list: list[runners.Variant], opts: Options, threads: i
             # untimed lead-in of the same variant (a quarter of a measurement): the previous variant's BLAS or
             # OpenMP workers spin for a while after their last call, and would slow this one's first steps
             runner.run(max(v.batch_size, samples // 4 // v.batch_size * v.batch_size))
-            rec["machine_speed"].append(system.machine_speed())
             with system.LoadMeter() as load:
                 seconds = runner.run(samples)
             rec["samples_per_s"].append(samples / seconds)
@@ -93,10 +91,6 @@ def time_variants(variant_list: list[runners.Variant], opts: Options, threads: i
                 "samples_per_s": statistics.median(rates),
                 "samples_per_s_all": rates,
                 "spread": stats.spread(rates),
-                "machine_speed_all": rec["machine_speed"],
-                "spread_at_machine_speed": stats.spread(
-                    [rate / speed for rate, speed in zip(rates, rec["machine_speed"], strict=True)]
-                ),
                 "other_cores_median": statistics.median(other) if other else None,
             }
         )
@@ -244,18 +238,6 @@ def targets(
         ("batch 1 f64 vs notebook", get("cnn", 1, "float64", "vs_notebook"), ">=", budget.BATCH1_GOALS["float64"]),
         ("batch 1 f32 spread between rounds", get("cnn", 1, "float32", "spread"), "<=", BATCH1_SPREAD),
         ("batch 1 f64 spread between rounds", get("cnn", 1, "float64", "spread"), "<=", BATCH1_SPREAD),
-        (
-            "batch 1 f32 spread between rounds, at the machine's speed",
-            get("cnn", 1, "float32", "spread_at_machine_speed"),
-            "<=",
-            BATCH1_SPREAD,
-        ),
-        (
-            "batch 1 f64 spread between rounds, at the machine's speed",
-            get("cnn", 1, "float64", "spread_at_machine_speed"),
-            "<=",
-            BATCH1_SPREAD,
-        ),
         ("batch 32 f32 vs PyTorch", get("cnn", 32, "float32", "vs_torch"), ">=", 1.5),
         ("batch 128 f32 vs PyTorch", get("cnn", 128, "float32", "vs_torch"), ">=", 1.2),
         ("batch 128 f32 fraction of GEMM limit", get("cnn", 128, "float32", "gemm_fraction"), ">=", 0.35),

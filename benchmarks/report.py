@@ -37,23 +37,19 @@ def throughput_table(result: dict) -> str:
     o = result["options"]
     lines = [
         f"### Training throughput: median samples/s over {o['rounds']} interleaved rounds",
-        "| variant | samples/s | min - max | spread | at machine speed | x notebook | x PyTorch | of GEMM limit "
-        "| peak RSS MiB | other load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | samples/s | min - max | spread | x notebook | x PyTorch | of GEMM limit | peak RSS MiB "
+        "| other load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["variants"]:
         rates = r["samples_per_s_all"]
         lines.append(
             f"| {r['name']} | {r['samples_per_s']:,.0f} | {min(rates):,.0f} - {max(rates):,.0f} | "
-            f"{_num(r.get('spread'), '{:.0%}')} | {_num(r.get('spread_at_machine_speed'), '{:.0%}')} | "
-            f"{_num(r['vs_notebook'], '{:.2f}x')} | "
+            f"{_num(r.get('spread'), '{:.0%}')} | {_num(r['vs_notebook'], '{:.2f}x')} | "
             f"{_num(r['vs_torch'], '{:.2f}x')} | {_num(r['gemm_fraction'], '{:.1%}')} | "
             f"{_num(r.get('peak_rss_mib'))} | {_num(r['other_cores_median'], '{:.2f}')} |"
         )
-    lines.append(
-        "(spread: (fastest - slowest round) / median; at machine speed: the same for samples/s divided by the "
-        "speed of a fixed workload timed just before each measurement, which moves with the host's load)"
-    )
+    lines.append("(spread: (fastest - slowest round) / median)")
     lines.append("(x notebook, x PyTorch: median over rounds of the ratio within a round)")
     lines.append("(other load: CPU cores used by other processes during the measurements, median)")
     busy = [r["other_cores_median"] for r in result["variants"] if r["other_cores_median"] is not None]

@@ -106,26 +106,6 @@ def _own_seconds() -> float:
     return t.user + t.system
 
 
-_PROBE = {}
-
-
-def machine_speed(seconds: float = 0.03) -> float:
-    """How fast this machine runs right now: rounds per second of a fixed one-thread workload shaped like a
-    batch-1 step (a sum over 100 x 3380 float64 values, which live in the L3 cache, and a tanh of 3380).
-    Taken just before each measurement, it tells the machine's slow minutes from a variant's own slow rounds:
-    shared hosts change speed by tens of percent between minutes, visible to no process on the guest."""
-    if not _PROBE:
-        rng = np.random.default_rng(0)
-        _PROBE["weights"], _PROBE["x"] = rng.standard_normal((100, 3380)), rng.standard_normal(3380)
-    weights, x = _PROBE["weights"], _PROBE["x"]
-    rounds, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        weights.sum()
-        np.tanh(x)
-        rounds += 1
-    return rounds / elapsed
-
-
 def gemm_gflops(dtype: str, n: int = 2048, repeats: int = 5) -> float:
     """Best rate of an (n, n) @ (n, n) product in `dtype` with numpy's current BLAS threads, GFLOP/s."""
     rng = np.random.default_rng(0)

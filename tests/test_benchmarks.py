@@ -37,9 +37,6 @@ def test_every_variant_is_timed_in_every_round(quick_result):
         assert all(rate > 0 for rate in v["samples_per_s_all"])
         assert v["peak_rss_mib"] > 0
         assert v["vs_torch"] is None  # --no-torch
-        assert len(v["machine_speed_all"]) == 2 and all(speed > 0 for speed in v["machine_speed_all"])
-        at_speed = [rate / speed for rate, speed in zip(v["samples_per_s_all"], v["machine_speed_all"])]
-        assert v["spread_at_machine_speed"] == pytest.approx(stats.spread(at_speed))
     assert quick_result["machine"]["torch"] == "skipped (--no-torch)"
 
 
