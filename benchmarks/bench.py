@@ -35,24 +35,6 @@ class Options:
     modes: bool = True  # canonical vs native numerics, in two child processes
 
 
-def calibrate(runner: runners.Runner, opts: Options) -> int:
-    """Warm up, then pick the samples per measurement that take about opts.seconds (whole batches)."""
-    b = runner.variant.batch_size
-    cap = opts.notebook_max_samples if runner.variant.impl == "notebook" else 1 << 20
-    runner.run(b)  # warm-up: first-call allocations, BLAS thread start
-    if opts.quick:
-        return min(5 if b == 1 else 3 * b, cap)
-    samples = b
-    while True:
-        seconds = runner.run(samples)
-        if seconds >= opts.seconds / 8 or samples >= cap:
-            break
-        samples = min(samples * 4, cap)
-    seconds = min(seconds, runner.run(samples), runner.run(samples))  # the least disturbed of three
-    steps = max(1, round(opts.seconds * samples / max(seconds, 1e-9) / b))
-    return min(steps * b, max(cap // b, 1) * b)
-
-
 def time_variants(variant_list: list[runners.Variant], opts: Options, threads: int, log=print) -> list[dict]:
     """Round-robin over the variants for opts.rounds rounds (each round starts one variant later); each
     measurement follows an untimed lead-in of its own variant."""
@@ -60,7 +42,7 @@ def time_variants(variant_list: list[runners.Variant], opts: Options, threads: i
     active = []
     for v in variant_list:
         runner = runners.make_runner(v, threads, images)
-        samples = calibrate(runner, opts)
+        samples = runners.calibrate(runner, opts.seconds, opts.quick, opts.notebook_max_samples)
         runner.prepare(samples)
         active.append((v, runner, samples, {"samples_per_s": [], "other_cores": []}))
         log(f"  calibrated {v.name}: {samples} samples ({samples // v.batch_size} steps) per measurement")

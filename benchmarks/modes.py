@@ -87,14 +87,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
 
-    from benchmarks import bench, runners, system
+    from benchmarks import runners, system
 
     system.limit_threads(args.threads, 1)
-    opts = bench.Options(seconds=args.seconds, quick=args.quick)
     active, images = [], {}
     for impl, batch, dtype, network in json.loads(args.variants):
         runner = runners.make_runner(runners.Variant(impl, batch, dtype, network), args.threads, images)
-        samples = bench.calibrate(runner, opts)
+        samples = runners.calibrate(runner, args.seconds, args.quick)
         runner.prepare(samples)
         active.append((runner, samples))
     libraries = system.blas_libraries()

@@ -61,6 +61,25 @@ def variants(
     return out
 
 
+def calibrate(runner: "Runner", seconds: float, quick: bool = False, notebook_max_samples: int = 400) -> int:
+    """Warm up, then pick the samples per measurement that take about `seconds` (whole batches); the
+    notebook's slow code at most notebook_max_samples; --quick: a few steps."""
+    b = runner.variant.batch_size
+    cap = notebook_max_samples if runner.variant.impl == "notebook" else 1 << 20
+    runner.run(b)  # warm-up: first-call allocations, BLAS thread start
+    if quick:
+        return min(5 if b == 1 else 3 * b, cap)
+    samples = b
+    while True:
+        took = runner.run(samples)
+        if took >= seconds / 8 or samples >= cap:
+            break
+        samples = min(samples * 4, cap)
+    took = min(took, runner.run(samples), runner.run(samples))  # the least disturbed of three
+    steps = max(1, round(seconds * samples / max(took, 1e-9) / b))
+    return min(steps * b, max(cap // b, 1) * b)
+
+
 class Runner:
     """Trains one variant's network on the sample's images, cycled to whatever length a run needs."""
 
