@@ -53,12 +53,15 @@ class Tanh(Activation):
 class ReLU(Activation):
     """y = max(x, 0); gradient 1 where x > 0, else 0."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._zero = np.zeros(0)  # one sample of zeros, in the input's shape and dtype once forward has run
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         # max against a zero sample broadcast over the batch: numpy's maximum with the scalar 0 takes ~3x longer
-        zero = getattr(self, "_zero", None)
-        if zero is None or zero.shape != x.shape[1:] or zero.dtype != x.dtype:
-            zero = self._zero = np.zeros(x.shape[1:], dtype=x.dtype)
-        self.y = np.maximum(x, zero)
+        if self._zero.shape != x.shape[1:] or self._zero.dtype != x.dtype:
+            self._zero = np.zeros(x.shape[1:], dtype=x.dtype)
+        self.y = np.maximum(x, self._zero)
         return self.y
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
