@@ -186,8 +186,9 @@ def evaluate(
 ) -> None:
     """Score models/model.npz on data/processed/test.npz; write metrics.json and reports/evaluate/.
 
-    metrics.json: accuracy, loss, ROC AUC, per-class precision/recall/F1, number of test images.
-    reports/evaluate/: predictions.csv (confusion matrix), roc.csv, and figures/ (PNG pictures).
+    metrics.json: accuracy, loss, ROC AUC, number of test images.
+    reports/evaluate/: per_class.csv (precision, recall, F1 and support of each digit), predictions.csv
+    (confusion matrix), roc.csv, precision_recall.csv, and figures/ (PNG pictures).
     """
     from pipeline import evaluate as evaluator
 

@@ -17,11 +17,11 @@ class EpochLog:
 
     COLUMNS = ("epoch", "loss", "val_loss", "val_accuracy")
 
-    def __init__(self, path: str | os.PathLike, columns: tuple[str, ...] = COLUMNS) -> None:
-        self.path, self.columns = path, columns
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = path
         self.rows: list[dict[str, Any]] = []
-        tables.write_csv(pd.DataFrame(columns=list(columns)), path)
+        tables.write_csv(pd.DataFrame(columns=list(self.COLUMNS)), path)
 
     def __call__(self, record: dict[str, Any]) -> None:
-        self.rows.append({column: record.get(column) for column in self.columns})
-        tables.write_csv(pd.DataFrame(self.rows, columns=list(self.columns)), self.path)
+        self.rows.append({column: record.get(column) for column in self.COLUMNS})
+        tables.write_csv(pd.DataFrame(self.rows, columns=list(self.COLUMNS)), self.path)

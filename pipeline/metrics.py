@@ -12,9 +12,9 @@ import pandas as pd
 def confusion_counts(true: np.ndarray, pred: np.ndarray, classes: list[int]) -> np.ndarray:
     """(K, K) int counts: row = true class, column = predicted class, in the order of `classes`."""
     index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({int(v) for v in np.concatenate([true, pred])} - set(index))
-    if unknown:
-        raise ValueError(f"labels {unknown} are not among the classes {list(classes)}")
+    unknown = np.setdiff1d(np.concatenate([true, pred]), list(index))
+    if unknown.size:
+        raise ValueError(f"labels {unknown.tolist()} are not among the classes {list(classes)}")
     lookup = np.zeros(max(index) + 1, dtype=np.int64)
     lookup[list(index)] = list(index.values())
     k = len(classes)

@@ -4,6 +4,8 @@ import sys
 import time
 from typing import TextIO
 
+CLEAR_LINE = "\r\033[K"  # back to the start of the line, erase it
+
 
 class Progress:
     """Rewrites one status line on stderr when it is a terminal, at most every `interval` seconds."""
@@ -17,19 +19,19 @@ class Progress:
     def update(self, text: str, force: bool = False) -> None:
         now = time.monotonic()
         if self.enabled and (force or now - self._last >= self.interval):
-            self.stream.write("\r\033[K" + text)
+            self.stream.write(CLEAR_LINE + text)
             self.stream.flush()
             self._last = now
 
     def message(self, text: str) -> None:
         """`text` on a line of its own (a warning), on a terminal after clearing the live line, which the
         next update redraws below it."""
-        self.stream.write(("\r\033[K" if self.enabled else "") + text + "\n")
+        self.stream.write((CLEAR_LINE if self.enabled else "") + text + "\n")
         self.stream.flush()
 
     def done(self, text: str | None = None) -> None:
         if self.enabled:
-            self.stream.write("\r\033[K" + (text + "\n" if text else ""))
+            self.stream.write(CLEAR_LINE + (text + "\n" if text else ""))
             self.stream.flush()
 
     def download(self, done: int, total: int | None, name: str) -> None:
