@@ -21,8 +21,6 @@ def check(settings=SETTINGS, seeds=(0,)) -> list[dict]:
     """Train cnn with each setting and seed (init and shuffling); -> one record per setting with the test
     accuracy of every seed. The first seed (0: params.yaml's train.seed) decides "met"; the others show the
     spread (one test image is 0.5%, and BLAS thread counts change rounding, hence trajectories)."""
-    import cnn
-
     (x_train, y_train), (x_test, y_test) = data.default_sample()
     records = []
     for batch_size, dtype, lr, epochs in settings:

@@ -1,12 +1,14 @@
 """The side-by-side benchmark: interleaved timing of every variant, ratios, GEMM-limit fractions, peak memory,
 scaling, accuracy and the issue's targets; -> one JSON-able dict (format_report prints it as tables)."""
 
+import dataclasses
 import gc
 import resource
 import statistics
 import time
 from dataclasses import dataclass
 
+from benchmarks import accuracy as accuracy_check
 from benchmarks import budget, memory, modes, networks, runners, stats, system
 
 TARGET_IMAGES = 12_665  # the full MNIST 0/1 training set
@@ -92,10 +94,10 @@ def add_ratios(results: list[dict], flops: dict, gemm: dict) -> None:
     """vs_notebook = paired_ratio(this, the notebook); vs_torch = paired_ratio(this, PyTorch for the same
     network, batch size and dtype) (None when absent); gemm_fraction (notebook network only) = samples/s x FLOPs
     per sample / the same dtype's large-GEMM rate."""
-    by_key = {(r["impl"], r.get("network", "notebook"), r["batch_size"], r["dtype"]): r for r in results}
+    by_key = stats.by_variant(results)
     notebook = by_key.get(("notebook", "notebook", 1, "float64"))
     for r in results:
-        network = r.get("network", "notebook")
+        network = r["network"]
         torch = by_key.get(("torch", network, r["batch_size"], r["dtype"]))
         r["vs_notebook"] = paired_ratio(r, notebook) if notebook and network == "notebook" else None
         r["vs_torch"] = paired_ratio(r, torch) if torch and r["impl"] != "torch" else None
@@ -108,7 +110,7 @@ def add_memory(results: list[dict], opts: Options, threads: int, log=print) -> d
     MNIST's 60,000 images with the ten-digit network at batch 64."""
     for r in results:
         images = max(8, 3 * r["batch_size"]) if opts.quick else max(200, 20 * r["batch_size"])
-        res = memory.measure(r["impl"], r["batch_size"], r["dtype"], images, threads, r.get("network", "notebook"))
+        res = memory.measure(r["impl"], r["batch_size"], r["dtype"], images, threads, r["network"])
         r["peak_rss_mib"], r["memory"] = res.get("peak_rss_mib"), res
         if "error" in res:
             log(f"  {res['error']}")
@@ -148,11 +150,11 @@ def scaling(threads: int, quick: bool) -> list[dict]:
     return rows
 
 
-def architectures(threads: int, quick: bool, log=print) -> list[dict]:
+def architectures(threads: int, quick: bool, use_torch: bool, log=print) -> list[dict]:
     """samples/s of cnn and (if installed) PyTorch at batch 64 float32 for networks of growing depth and
     width around the README's ten-digit network (one pass over 2,048 images, best of 2, interleaved)."""
     images, rows, cache = (128 if quick else 2048), [], {}
-    impls = ("cnn", "torch") if runners.torch_available() else ("cnn",)
+    impls = ("cnn", "torch") if use_torch else ("cnn",)
     for network in networks.ARCHITECTURES:
         trainers = {
             impl: runners.make_runner(runners.Variant(impl, 64, "float32", network.key), threads, cache, network)
@@ -173,15 +175,15 @@ def architectures(threads: int, quick: bool, log=print) -> list[dict]:
 
 
 def full_data_recipe(threads: int, quick: bool, use_torch: bool, log=print) -> dict:
-    """The README's full-MNIST recipe (ten-digit network, batch 16, Adam, float32): seconds per epoch over
-    60,000 images (the sample's 4,000 tiled), cnn and PyTorch alternating, best of 2 epochs each."""
+    """The README's full-MNIST recipe (RECIPE: ten-digit network, batch 16, Adam, float32): seconds per epoch
+    over 60,000 images (the sample's 4,000 tiled), cnn and PyTorch alternating, best of 2 epochs each."""
     images = 512 if quick else FULL_MNIST
     impls = ("cnn", "torch") if use_torch else ("cnn",)
-    trainers = {impl: runners.make_runner(runners.Variant(impl, 16, "float32", "ten-digit"), threads) for impl in impls}
+    trainers = {impl: runners.make_runner(dataclasses.replace(RECIPE, impl=impl), threads) for impl in impls}
     seconds: dict[str, list[float]] = {impl: [] for impl in impls}
     for runner in trainers.values():
         runner.prepare(images)
-        runner.run(16)
+        runner.run(RECIPE.batch_size)
     faults = {impl: [] for impl in impls}
     for r in range(2):
         for impl, runner in trainers.items():
@@ -189,12 +191,18 @@ def full_data_recipe(threads: int, quick: bool, use_torch: bool, log=print) -> d
             seconds[impl].append(runner.run(images))
             faults[impl].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
             log(f"  full-data recipe: {impl} epoch {r + 1}: {seconds[impl][-1]:.1f} s")
-    out = {"images": images, "epochs": RECIPE_EPOCHS, "batch_size": 16, "dtype": "float32", "network": "ten-digit"}
+    out = {
+        "images": images,
+        "epochs": RECIPE_EPOCHS,
+        "batch_size": RECIPE.batch_size,
+        "dtype": RECIPE.dtype,
+        "network": RECIPE.network,
+    }
     for impl in impls:
         best = min(seconds[impl])
         out[impl] = {"seconds_per_epoch": best, "all": seconds[impl], "samples_per_s": images / best}
         out[impl]["recipe_seconds"] = best * RECIPE_EPOCHS
-        out[impl]["minor_faults_per_step"] = min(faults[impl]) / (images / 16)
+        out[impl]["minor_faults_per_step"] = min(faults[impl]) / (images / RECIPE.batch_size)
     out["torch_over_cnn_time"] = (
         out["torch"]["seconds_per_epoch"] / out["cnn"]["seconds_per_epoch"] if use_torch else None
     )
@@ -209,7 +217,7 @@ def targets(
     ten_digit_accuracy: dict | None = None,
 ) -> list[dict]:
     """The issues' targets with the measured value, the goal and whether it is met (None: not measured)."""
-    by_key = {(r["impl"], r.get("network", "notebook"), r["batch_size"], r["dtype"]): r for r in results}
+    by_key = stats.by_variant(results)
 
     def get(impl, b, dtype, field, network="notebook"):
         r = by_key.get((impl, network, b, dtype))
@@ -225,7 +233,7 @@ def targets(
         ("batch 128 f32 fraction of GEMM limit", get("cnn", 128, "float32", "gemm_fraction"), ">=", 0.35),
     ]
     for network in runners.TEN_DIGIT_NETWORKS:
-        for b in sorted({r["batch_size"] for r in results if r.get("network") == network}):
+        for b in sorted({r["batch_size"] for r in results if r["network"] == network}):
             value = get("cnn", b, "float32", "vs_torch", network)
             rows.append((f"{network} b{b} f32 vs PyTorch", value, ">=", TEN_DIGIT_VS_TORCH))
     rows.append(
@@ -254,11 +262,11 @@ def targets(
                 f"test accuracy (seed {a['seeds'][0]}), batch {a['batch_size']} {a['dtype']} lr {a['learning_rate']:g}"
                 f" {a['epochs']} epochs"
             )
-            rows.append((name, a["default_seed_accuracy"], ">=", 0.99))
+            rows.append((name, a["default_seed_accuracy"], ">=", accuracy_check.THRESHOLD))
     if ten_digit_accuracy is not None:
         a = ten_digit_accuracy
         name = f"test accuracy, README ten-digit configuration on the sample ({a['epochs']} epochs)"
-        rows.append((name, a["accuracy"], ">=", 0.95))
+        rows.append((name, a["accuracy"], ">=", accuracy_check.TEN_DIGIT_THRESHOLD))
     return [target_row(*row) for row in rows]
 
 
@@ -270,7 +278,6 @@ def target_row(name: str, value: float | None, op: str, goal: float) -> dict:
 
 def run(opts: Options, log=print) -> dict:
     """The whole benchmark in this process (memory in child processes); -> the JSON-able result."""
-    from benchmarks import accuracy as accuracy_check
     from benchmarks import profile
 
     threads = opts.threads or system.numpy_blas_threads()
@@ -325,7 +332,7 @@ def run(opts: Options, log=print) -> dict:
         recipe = out["full_data_recipe"] = full_data_recipe(threads, opts.quick, use_torch, log)
         log("  scaling with the number of images, depth and width")
         out["scaling"] = scaling(threads, opts.quick)
-        out["architectures"] = architectures(threads, opts.quick, log)
+        out["architectures"] = architectures(threads, opts.quick, use_torch, log)
         log("  profiling cnn steps")
         cases = [("notebook", b, d) for b in (1, 128) for d in ("float64", "float32")]
         cases += [(network, b, "float32") for network in runners.TEN_DIGIT_NETWORKS for b in (16, 64)]

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 import cnn
+from benchmarks import stats
 from cnn import blas, threads
 
 BATCH1_GOALS = {"float64": 4.0, "float32": 8.0}
@@ -40,7 +41,7 @@ def weight_passes_us(dtype: str, repeats: int = 2000, rounds: int = 5) -> float:
 def batch1_budget(results: list[dict], quick: bool = False) -> list[dict]:
     """One row per dtype with cnn's and the notebook's measured step, the three passes alone, and what the
     goal leaves for the rest of the step; [] when the notebook or cnn's batch-1 variant was not timed."""
-    by_key = {(r["impl"], r.get("network", "notebook"), r["batch_size"], r["dtype"]): r for r in results}
+    by_key = stats.by_variant(results)
     notebook = by_key.get(("notebook", "notebook", 1, "float64"))
     rows = []
     for dtype, goal in BATCH1_GOALS.items():

@@ -4,19 +4,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import preprocess
-from pipeline.idx import read_idx
+from pipeline import idx, preprocess
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
-PREFIXES = {"train": "train", "test": "t10k"}
 
 
 def read_split(split: str, directory: Path = SAMPLE_DIR) -> tuple[np.ndarray, np.ndarray]:
-    """ "train" or "test" -> (images (N, 28, 28) uint8, labels (N,) uint8) in file order."""
-    prefix = PREFIXES[split]
-    images = read_idx(directory / f"{prefix}-images-idx3-ubyte.gz")
-    labels = read_idx(directory / f"{prefix}-labels-idx1-ubyte.gz")
-    return images, labels
+    """ "train" or "test" -> (images (N, 28, 28) uint8, labels (N,) uint8) in file order (pipeline.idx)."""
+    return idx.read_split(directory, preprocess.SPLITS[split])
 
 
 def select(

@@ -9,9 +9,8 @@ import numpy as np
 
 import cnn
 
-CONV16 = {"type": "conv", "depth": 16, "kernel_size": 3, "bias": "tied"}
 TEN_DIGIT_LAYERS = [
-    CONV16,
+    {"type": "conv", "depth": 16, "kernel_size": 3, "bias": "tied"},
     {"type": "relu"},
     {"type": "maxpool", "size": 2, "stride": 2},
     {"type": "flatten"},
@@ -20,18 +19,12 @@ TEN_DIGIT_LAYERS = [
     {"type": "dense"},
     {"type": "softmax"},
 ]
+# LeNet-style: one more conv block (8 filters) in front of the ten-digit network
 LENET_LAYERS = [
     {"type": "conv", "depth": 8, "kernel_size": 3, "bias": "tied"},
     {"type": "relu"},
     {"type": "maxpool", "size": 2, "stride": 2},
-    CONV16,
-    {"type": "relu"},
-    {"type": "maxpool", "size": 2, "stride": 2},
-    {"type": "flatten"},
-    {"type": "dense", "units": 64},
-    {"type": "relu"},
-    {"type": "dense"},
-    {"type": "softmax"},
+    *TEN_DIGIT_LAYERS,
 ]
 
 

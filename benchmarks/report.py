@@ -72,7 +72,7 @@ def batch_table(result: dict) -> str:
     ]
     rows: dict[str, dict[int, float]] = {}
     for r in result["variants"]:
-        network = r.get("network", "notebook")
+        network = r["network"]
         label = r["impl"] if network == "notebook" else f"{r['impl']} {network}"
         rows.setdefault(f"{label} {r['dtype']}", {})[r["batch_size"]] = r["samples_per_s"]
     for name, by_batch in rows.items():

@@ -9,6 +9,7 @@ caught.
     python tools/mutate.py adam ties  # the mutations whose names contain these words
 """
 
+import functools
 import shutil
 import subprocess
 import sys
@@ -185,6 +186,12 @@ def tests_pass(tests: tuple[str, ...], workdir: Path) -> bool:
     return subprocess.run(command, cwd=workdir, capture_output=True).returncode == 0
 
 
+@functools.cache
+def baseline_passes(tests: tuple[str, ...], workdir: Path) -> bool:
+    """Whether these tests pass on the unmutated copy (once per set of tests: every mutation restores it)."""
+    return tests_pass(tests, workdir)
+
+
 def run(mutation: Mutation, workdir: Path) -> tuple[str, float]:
     """'caught', 'survived', 'stale' (snippet not found once) or 'broken' (its tests fail without the
     mutation, so a failure would prove nothing), and the seconds its tests took."""
@@ -192,7 +199,7 @@ def run(mutation: Mutation, workdir: Path) -> tuple[str, float]:
     original = path.read_text()
     if original.count(mutation.old) != 1:
         return "stale", 0.0
-    if not tests_pass(mutation.tests, workdir):
+    if not baseline_passes(mutation.tests, workdir):
         return "broken", 0.0
     path.write_text(original.replace(mutation.old, mutation.new))
     start = time.perf_counter()
