@@ -59,7 +59,8 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
                         dx = timed(f"{name} input gradient", layer.input_gradient, grad)
                         args = (layer.params["weights"], grad, layer.x)
                         timed(f"{name} rank-1 weight update", optimizer.update_outer, *args)
-                        timed(f"{name} bias update", optimizer.update, (index, "b"), layer.params["biases"], grad[0])
+                        bias = (index, "biases"), layer.params["biases"], grad[0]
+                        timed(f"{name} bias update", optimizer.update, *bias)
                         grad = dx
                     else:
                         grad = timed(f"{name} backward", layer.backward, grad)
