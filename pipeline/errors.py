@@ -21,11 +21,16 @@ _short_repr.maxlevel, _short_repr.maxlist, _short_repr.maxtuple, _short_repr.max
 _short_repr.maxstring = _short_repr.maxother = 40
 
 
+def shorten(text: str, limit: int = 300) -> str:
+    """text on one line, cut to at most `limit` characters (ending in "..." when cut)."""
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def render(value: Any, limit: int = 60) -> str:
     """A short one-line rendering of a value for an error message, with bounded work and length: a huge
     or deeply shared value (a YAML alias bomb) is cut, never expanded."""
-    text = _short_repr.repr(value).replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(_short_repr.repr(value), limit)
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -15,7 +15,7 @@ import yaml
 
 import cnn
 from pipeline import download
-from pipeline.errors import UserError, render
+from pipeline.errors import UserError, render, shorten
 
 DEFAULT_PARAMS = Path("params.yaml")
 MAX_PARAMS_BYTES = 1 << 20  # a params file is a few kB; a larger one is not a params file
@@ -227,5 +227,5 @@ def check_all(path: Path) -> tuple[DataParams, TrainParams]:
     try:
         cnn.build(train_params.layers, input_shape=(1, 28, 28), n_classes=len(data_params.digits))
     except cnn.ArchitectureError as exc:
-        raise UserError(f"{path}: {render(str(exc), 300)}") from None
+        raise UserError(f"{path}: {shorten(str(exc))}") from None
     return data_params, train_params

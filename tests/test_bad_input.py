@@ -126,12 +126,22 @@ CASES = {
     "unknown activation": (
         "train",
         lambda w: with_params(w, "train", "layers", [{"type": "flatten"}, {"type": "swish"}, {"type": "dense"}]),
-        ["train.layers[1]", "swish"],
+        ["train.layers[1]", "swish", "sigmoid, tanh, relu, softmax"],
     ),
     "shapes do not fit": (
         "train",
         lambda w: with_params(w, "train", "layers", [{"type": "dense", "units": 10}, {"type": "dense"}]),
-        ["train.layers[0]", "flatten"],
+        ["train.layers[0]", "flatten", "got (1, 28, 28)"],
+    ),
+    "shapes do not fit, seen by check": (
+        "check",
+        lambda w: with_params(w, "train", "layers", [{"type": "dense", "units": 10}, {"type": "dense"}]),
+        ["train.layers[0]", "flatten", "got (1, 28, 28)"],
+    ),
+    "unknown activation, seen by check": (
+        "check",
+        lambda w: with_params(w, "train", "layers", [{"type": "flatten"}, {"type": "swish"}, {"type": "dense"}]),
+        ["train.layers[1]", "swish", "sigmoid, tanh, relu, softmax"],
     ),
     "idx wrong magic": (
         "preprocess",
