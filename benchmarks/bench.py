@@ -50,11 +50,9 @@ def time_variants(variant_list: list[runners.Variant], opts: Options, threads: i
         log(f"  calibrated {v.name}: {samples} samples ({samples // v.batch_size} steps) per measurement")
     for r in range(opts.rounds):
         shift = r % len(active)
-        for v, runner, samples, rec in active[shift:] + active[:shift]:
+        for _, runner, samples, rec in active[shift:] + active[:shift]:
             gc.collect()
-            # untimed lead-in of the same variant (a quarter of a measurement): the previous variant's BLAS or
-            # OpenMP workers spin for a while after their last call, and would slow this one's first steps
-            runner.run(max(v.batch_size, samples // 4 // v.batch_size * v.batch_size))
+            runner.lead_in(samples)
             with system.LoadMeter() as load:
                 seconds = runner.run(samples)
             rec["samples_per_s"].append(samples / seconds)

@@ -102,8 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     for _ in sys.stdin:
         out = {}
         for runner, samples in active:
-            b = runner.variant.batch_size
-            runner.run(max(b, samples // 4 // b * b))  # untimed lead-in, as in bench.time_variants
+            runner.lead_in(samples)
             out[runner.variant.name] = samples / runner.run(samples)
         print(json.dumps(out), flush=True)
 

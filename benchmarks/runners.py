@@ -98,6 +98,13 @@ class Runner:
         if len(self._x) < samples:
             self._x, self._y = data.tile(self._x0, samples), data.tile(self._y0, samples)
 
+    def lead_in(self, samples: int) -> None:
+        """An untimed quarter of a measurement of `samples` (whole batches) before timing it: the previous
+        variant's BLAS or OpenMP workers spin for a while after their last call, and would slow this one's
+        first steps."""
+        b = self.variant.batch_size
+        self.run(max(b, samples // 4 // b * b))
+
     def run(self, samples: int) -> float:
         """Train one pass over `samples` samples (steps of batch_size, the last one partial); -> seconds."""
         self.prepare(samples)
