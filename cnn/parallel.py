@@ -10,6 +10,11 @@ The halves' gradients are summed (first half + second half) into the network's g
 optimizer applies the sum as usual. A split batch gives the same bits on any number of cores (one core
 runs the halves one after the other); they differ in the last bits from an unsplit pass (another order of
 summation), so whether a batch is split depends on its size alone.
+
+Stochastic layers (dropout) never draw in the halves: before they run, each such layer of `net` draws the
+whole batch's noise from its own generator in the calling thread and each replica gets its rows, so a split
+batch gets exactly the noise an unsplit one would. A network with a layer that couples the samples of a
+batch (batch normalization: `couples_batch`) cannot be split.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +44,9 @@ class SplitStep:
     """A training step (see cnn.step.plain_step) on two replicas of `net`, one per half batch."""
 
     def __init__(self, net: Network) -> None:
+        coupled = [type(layer).__name__ for layer in net.layers if getattr(layer, "couples_batch", False)]
+        if coupled:
+            raise ValueError(f"a batch cannot be split in halves for a network with {', '.join(coupled)}")
         self.net = net
         self.replicas = (net.replica(), net.replica())
         # (net's layer, first replica's, second replica's), for each layer with parameters
@@ -61,6 +69,7 @@ class SplitStep:
             loss_gradient.backward(replica, outputs[part], y[part], n)
 
         first, second = (self.replicas[0], slice(0, half)), (self.replicas[1], slice(half, n))
+        self.share_noise(n, half, x.dtype)
         pool = _second_thread()
         if pool is None:
             forward_backward(*first)
@@ -73,3 +82,12 @@ class SplitStep:
             for name in layer.params:
                 np.add(a.grads[name], b.grads[name], out=layer.grads[name])
         optimizer.step(net.param_layers)
+
+    def share_noise(self, n: int, half: int, dtype: np.dtype) -> None:
+        """The replicas follow net's training flags; each active stochastic layer of net draws the noise of all n
+        rows (here, in this thread), the first replica gets rows [0, half), the second the rest."""
+        for layer, a, b in zip(self.net.layers, *(r.layers for r in self.replicas), strict=True):
+            a.training = b.training = getattr(layer, "training", False)
+            if getattr(layer, "stochastic", False) and layer.active():
+                mask = layer.draw_mask(n, dtype)
+                a.next_mask, b.next_mask = mask[:half], mask[half:]

@@ -1,4 +1,4 @@
-"""Max pooling over square windows."""
+"""Pooling: max and average over square windows, and global average pooling."""
 
 from typing import Any
 
@@ -8,22 +8,21 @@ from .errors import ArchitectureError
 from .layers import Layer
 
 
-class MaxPool(Layer):
-    """Max over size x size windows moved by stride (default: size, i.e. non-overlapping).
+class WindowPool(Layer):
+    """Square size x size windows moved by stride (default: size, i.e. non-overlapping) over each channel.
 
-    x (N, C, H, W) -> y (N, C, H', W') with H' = (H - size) // stride + 1; rows/columns that no
-    window reaches get zero gradient. The gradient goes to the first maximum of each window (in row-major
-    order of the window's size*size offsets).
-
-    Computed offset by offset: window offset (i, j) of every window at once is the strided view
-    x[:, :, i::stride, j::stride] (cut to H' x W'), so forward is a maximum over size*size whole-batch
-    planes, and backward routes dy to the view of each window's winning offset.
+    x (N, C, H, W) -> y (N, C, H', W') with H' = (H - size) // stride + 1; rows/columns that no window
+    reaches get zero gradient. Window offset (i, j) of every window at once is the strided view
+    x[:, :, i::stride, j::stride] (cut to H' x W'), so a pool works on size*size whole-batch planes.
     """
+
+    abstract = True
 
     def __init__(self, input_shape: tuple[int, int, int], size: int = 2, stride: int | None = None) -> None:
         super().__init__()
+        name = type(self).__name__
         if len(tuple(input_shape)) != 3:
-            raise ArchitectureError(f"MaxPool expects input_shape (C, H, W), got {tuple(input_shape)}")
+            raise ArchitectureError(f"{name} expects input_shape (C, H, W), got {tuple(input_shape)}")
         C, H, W = (int(d) for d in input_shape)
         size = int(size)
         stride = size if stride is None else int(stride)
@@ -39,6 +38,26 @@ class MaxPool(Layer):
         st, (_, Ho, Wo) = self.stride, self.output_shape
         reach_h, reach_w = st * (Ho - 1) + 1, st * (Wo - 1) + 1
         return [a[:, :, i : i + reach_h : st, j : j + reach_w : st] for i in range(self.size) for j in range(self.size)]
+
+    def _tiled(self) -> bool:
+        """Whether the windows cover every input pixel exactly once."""
+        (_, H, W), (_, Ho, Wo) = self.input_shape, self.output_shape
+        return self.stride == self.size and H == Ho * self.size and W == Wo * self.size
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": type(self).__name__,
+            "input_shape": list(self.input_shape),
+            "size": self.size,
+            "stride": self.stride,
+        }
+
+
+class MaxPool(WindowPool):
+    """Max over size x size windows moved by stride (WindowPool). The gradient goes to the first maximum of
+    each window (in row-major order of the window's size*size offsets): forward is a maximum over the
+    size*size offset planes, backward routes dy to the view of each window's winning offset.
+    """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         # one copy of the strided views into contiguous planes (size*size, N, C, H', W'): every later pass over
@@ -57,10 +76,10 @@ class MaxPool(Layer):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_gradient:
             return None
-        (C, H, W), (_, Ho, Wo) = self.input_shape, self.output_shape
+        C, H, W = self.input_shape
         overlapping = self.stride < self.size
-        tiled = self.stride == self.size and H == Ho * self.size and W == Wo * self.size  # every pixel written once
-        dx = (np.empty if tiled else np.zeros)((output_gradient.shape[0], C, H, W), dtype=output_gradient.dtype)
+        empty = np.empty if self._tiled() else np.zeros  # tiled: every pixel is written once
+        dx = empty((output_gradient.shape[0], C, H, W), dtype=output_gradient.dtype)
         for offset, view in enumerate(self._offset_views(dx)):
             # routed in a contiguous array first: a product written straight into the strided view, or taken
             # with a bool mask (converted element by element), is slower
@@ -72,5 +91,55 @@ class MaxPool(Layer):
                 view[...] = routed
         return dx
 
+
+class AvgPool(WindowPool):
+    """Mean over size x size windows moved by stride (WindowPool).
+
+    forward   y = sum over the size*size offsets o of view_o(x) / size^2
+    backward  view_o(dx) += dy / size^2 for every offset o
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        views = self._offset_views(x)
+        y = views[0].copy()
+        for view in views[1:]:
+            y += view
+        y *= 1.0 / self.size**2
+        return y
+
+    def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
+        if not self.needs_input_gradient:
+            return None
+        share = output_gradient * (1.0 / self.size**2)
+        dx = np.zeros((output_gradient.shape[0], *self.input_shape), dtype=output_gradient.dtype)
+        for view in self._offset_views(dx):
+            view += share
+        return dx
+
+
+class GlobalAvgPool(Layer):
+    """Mean of each channel over all positions: x (N, C, H, W) -> y (N, C).
+
+    forward   y[n, c] = sum_{h, w} x[n, c, h, w] / (H W)
+    backward  dx[n, c, h, w] = dy[n, c] / (H W)
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        if len(tuple(input_shape)) != 3:
+            raise ArchitectureError(f"GlobalAvgPool expects input_shape (C, H, W), got {tuple(input_shape)}")
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.output_shape = (self.input_shape[0],)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x.mean(axis=(2, 3))
+
+    def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
+        if not self.needs_input_gradient:
+            return None
+        C, H, W = self.input_shape
+        share = output_gradient * (1.0 / (H * W))
+        return np.broadcast_to(share[:, :, None, None], (len(share), C, H, W)).copy()
+
     def config(self) -> dict[str, Any]:
-        return {"type": "MaxPool", "input_shape": list(self.input_shape), "size": self.size, "stride": self.stride}
+        return {"type": "GlobalAvgPool", "input_shape": list(self.input_shape)}
