@@ -11,13 +11,15 @@ net.fit(x, cnn.one_hot(labels, 2), cnn.BinaryCrossEntropy(), cnn.SGD(0.1), epoch
 from .activations import ReLU, Sigmoid, Softmax, Tanh
 from .builder import LAYER_TYPES, NOTEBOOK_LAYERS, build
 from .conv import Convolutional
+from .dropout import Dropout
 from .errors import ArchitectureError, ModelFileError, TrainingDivergedError
 from .init import INITIALIZERS
 from .layers import Dense, Flatten, Layer, Reshape, layer_from_config
 from .losses import LOSSES, BinaryCrossEntropy, CategoricalCrossEntropy, Loss, MeanSquaredError
 from .network import DTYPES, Sequential, one_hot
+from .norm import BatchNorm
 from .optimizers import OPTIMIZERS, SGD, Adam, Optimizer
-from .pool import MaxPool
+from .pool import AvgPool, GlobalAvgPool, MaxPool
 from .serialize import load, save
 
 __all__ = [
@@ -30,11 +32,15 @@ __all__ = [
     "SGD",
     "Adam",
     "ArchitectureError",
+    "AvgPool",
+    "BatchNorm",
     "BinaryCrossEntropy",
     "CategoricalCrossEntropy",
     "Convolutional",
     "Dense",
+    "Dropout",
     "Flatten",
+    "GlobalAvgPool",
     "Layer",
     "Loss",
     "MaxPool",

@@ -1,8 +1,9 @@
 """cnn.build: a layer list from spec dicts (what params.yaml holds under train.layers), shapes inferred.
 
-Specs: {type: conv, depth: 5, kernel_size: 3, bias: untied|tied}  {type: maxpool, size: 2, stride: 2}
+Specs: {type: conv, depth: 5, kernel_size: 3, padding: 0|1|..|same, stride: 1, bias: untied|tied}
+{type: maxpool, size: 2, stride: 2}  {type: avgpool, size: 2, stride: 2}  {type: global_avgpool}
 {type: flatten}  {type: reshape, shape: [...]}  {type: dense, units: 100}  {type: dense} (n_classes units)
-{type: sigmoid|tanh|relu|softmax}
+{type: dropout, rate: 0.5}  {type: batchnorm, momentum: 0.1, eps: 1e-5}  {type: sigmoid|tanh|relu|softmax}
 """
 
 from collections.abc import Sequence
@@ -10,15 +11,21 @@ from typing import Any
 
 from .activations import ReLU, Sigmoid, Softmax, Tanh
 from .conv import Convolutional
+from .dropout import Dropout
 from .errors import ArchitectureError
 from .layers import Dense, Flatten, Layer, Reshape
-from .pool import MaxPool
+from .norm import BatchNorm
+from .pool import AvgPool, GlobalAvgPool, MaxPool
 
 _ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "softmax": Softmax}
 # type -> (required keys, optional keys)
 _KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "conv": (("depth", "kernel_size"), ("bias",)),
+    "conv": (("depth", "kernel_size"), ("padding", "stride", "bias")),
     "maxpool": ((), ("size", "stride")),
+    "avgpool": ((), ("size", "stride")),
+    "global_avgpool": ((), ()),
+    "dropout": ((), ("rate",)),
+    "batchnorm": ((), ("momentum", "eps")),
     "flatten": ((), ()),
     "reshape": (("shape",), ()),
     "dense": ((), ("units",)),
@@ -92,18 +99,32 @@ def _build_one(i: int, spec: Any, shape: tuple[int, ...], n_classes: int) -> Lay
         allowed = ", ".join((*required, *optional)) or "no other keys"
         raise ArchitectureError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {allowed}")
 
-    if kind in ("conv", "maxpool") and len(shape) != 3:
+    if kind in ("conv", "maxpool", "avgpool", "global_avgpool") and len(shape) != 3:
         raise ArchitectureError(
             f"{where}: expects an image input (C, H, W), got {shape}; add {{type: reshape, shape: [C, H, W]}} before it"
         )
     if kind == "conv":
         depth = _positive_int(spec["depth"], where, "depth")
         k = _positive_int(spec["kernel_size"], where, "kernel_size")
-        return _construct(where, Convolutional, shape, k, depth, bias=spec.get("bias", "untied"))
-    if kind == "maxpool":
+        stride = _positive_int(spec.get("stride", 1), where, "stride")
+        padding = spec.get("padding", 0)
+        if padding != "same" and (isinstance(padding, bool) or not isinstance(padding, int) or padding < 0):
+            raise ArchitectureError(f'{where}: padding must be an integer >= 0 or "same", got {padding!r}')
+        return _construct(
+            where, Convolutional, shape, k, depth, bias=spec.get("bias", "untied"), padding=padding, stride=stride
+        )
+    if kind in ("maxpool", "avgpool"):
         size = _positive_int(spec.get("size", 2), where, "size")
         stride = _positive_int(spec.get("stride", size), where, "stride")
-        return _construct(where, MaxPool, shape, size, stride)
+        return _construct(where, MaxPool if kind == "maxpool" else AvgPool, shape, size, stride)
+    if kind == "global_avgpool":
+        return GlobalAvgPool(shape)
+    if kind == "dropout":
+        return _construct(where, Dropout, shape, spec.get("rate", 0.5))
+    if kind == "batchnorm":
+        if len(shape) not in (1, 3):
+            raise ArchitectureError(f"{where}: expects an input (C,) or (C, H, W), got {shape}")
+        return _construct(where, BatchNorm, shape, spec.get("momentum", 0.1), spec.get("eps", 1e-5))
     if kind == "flatten":
         return Flatten(shape)
     if kind == "reshape":

@@ -1,5 +1,9 @@
-"""Model files: one .npz holding the weights ("<layer index>.<param name>") and, under "__model__", the
-architecture, dtype and meta as UTF-8 JSON bytes (a uint8 array, so np.load needs no pickle).
+"""Model files: one .npz holding the weights ("<layer index>.<param name>"), the layers' untrained buffers such
+as batch norm's running statistics ("<layer index>.<buffer name>") and, under "__model__", the architecture,
+dtype and meta as UTF-8 JSON bytes (a uint8 array, so np.load needs no pickle).
+
+Format 1 has params only; format 2 adds buffers and is written only for a network that has some, so a file of
+a network without buffers keeps format 1 and its bytes. Both are read.
 
 Written with np.savez (uncompressed; zip members in a fixed order with zipfile's fixed 1980 timestamp, so
 the same network always gives the same bytes) to a temporary file that is then renamed into place.
@@ -20,17 +24,25 @@ from .errors import ModelFileError
 from .layers import layer_from_config
 from .network import DTYPES, Sequential
 
-FORMAT = "mnist-cnn-dvc/model/1"
+FORMAT = "mnist-cnn-dvc/model/1"  # params only
+FORMAT_BUFFERS = "mnist-cnn-dvc/model/2"  # params and buffers
+FORMATS = (FORMAT, FORMAT_BUFFERS)
 _HEADER = "__model__"
 MAX_HEADER_BYTES = 1 << 20  # the architecture JSON; a real one is about 1 kB
 MAX_WEIGHT_BYTES = 1 << 28  # 256 MiB of weights: 30x the largest network the README trains
 _FIX = "re-create it with the train stage (or cnn.save)"
 
 
+def arrays(layer: Any) -> dict[str, np.ndarray]:
+    """A layer's saved arrays by name: its params, then its buffers (a dict beside params, if it has one)."""
+    return {**layer.params, **getattr(layer, "buffers", {})}
+
+
 def save(net: Sequential, path: str | os.PathLike) -> None:
     """Write `net` to `path` (a .npz file), atomically and with deterministic bytes."""
+    has_buffers = any(getattr(layer, "buffers", None) for layer in net.layers)
     header = {
-        "format": FORMAT,
+        "format": FORMAT_BUFFERS if has_buffers else FORMAT,
         "dtype": str(net.dtype),
         "layers": [layer.config() for layer in net.layers],
         "meta": net.meta,
@@ -41,7 +53,7 @@ def save(net: Sequential, path: str | os.PathLike) -> None:
         raise ValueError(f"net.meta must be JSON-serialisable: {exc}") from None
     members = {_HEADER: np.frombuffer(header_bytes, dtype=np.uint8)}
     for i, layer in enumerate(net.layers):
-        members.update((f"{i}.{name}", np.ascontiguousarray(value)) for name, value in layer.params.items())
+        members.update((f"{i}.{name}", np.ascontiguousarray(value)) for name, value in arrays(layer).items())
     with atomic_open(path, "wb") as handle:
         np.savez(handle, allow_pickle=False, **members)
 
@@ -84,9 +96,9 @@ class _Reader:
             header = json.loads(raw.tobytes().decode())
         except (ValueError, UnicodeDecodeError) as exc:
             raise self.fail(f"unreadable architecture JSON ({_short(exc)})") from None
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
+        if not isinstance(header, dict) or header.get("format") not in FORMATS:
             found = header.get("format") if isinstance(header, dict) else None
-            raise self.fail(f"unknown model format {_short(found)} (expected {FORMAT!r})")
+            raise self.fail(f"unknown model format {_short(found)} (expected {' or '.join(map(repr, FORMATS))})")
         if not isinstance(header.get("layers"), list) or not header["layers"]:
             raise self.fail("the architecture lists no layers")
         if header.get("dtype") not in DTYPES:
@@ -167,7 +179,7 @@ def load(path: str | os.PathLike) -> Sequential:
             net = reader.network(header)
             reader.check_meta(net)
             for i, layer in enumerate(net.layers):
-                for name, param in layer.params.items():
+                for name, param in arrays(layer).items():
                     key = f"{i}.{name}"
                     if key not in declared:
                         raise reader.fail(f"weights {key} are missing")
@@ -180,7 +192,7 @@ def load(path: str | os.PathLike) -> Sequential:
             if declared:
                 raise reader.fail(f"unexpected arrays {', '.join(sorted(declared))[:80]} not in the architecture")
             for i, layer in enumerate(net.layers):
-                for name, param in layer.params.items():
+                for name, param in arrays(layer).items():
                     param[...] = _read_member(zf, members[f"{i}.{name}"])
     except ModelFileError:
         raise

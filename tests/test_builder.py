@@ -40,6 +40,10 @@ def test_builds_a_deeper_network_with_pooling_and_tied_bias() -> None:
     assert set(cnn.LAYER_TYPES) == {
         "conv",
         "maxpool",
+        "avgpool",
+        "global_avgpool",
+        "dropout",
+        "batchnorm",
         "flatten",
         "reshape",
         "dense",
