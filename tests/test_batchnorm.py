@@ -115,6 +115,14 @@ def test_save_and_load_round_trip_the_running_statistics(tmp_path, dtype: str) -
         assert json.loads(np.load(zf.open("__model__.npy")).tobytes())["format"] == "mnist-cnn-dvc/model/2"
 
 
+def test_a_network_without_buffers_keeps_format_1(tmp_path) -> None:
+    net = cnn.Sequential(cnn.build([{"type": "flatten"}, {"type": "dropout"}, {"type": "dense"}], (1, 4, 4)))
+    cnn.save(net, tmp_path / "model.npz")
+    with zipfile.ZipFile(tmp_path / "model.npz") as zf:
+        assert json.loads(np.load(zf.open("__model__.npy")).tobytes())["format"] == "mnist-cnn-dvc/model/1"
+    assert repr(cnn.load(tmp_path / "model.npz")) == repr(net)
+
+
 def test_a_file_missing_its_running_statistics_is_refused(tmp_path) -> None:
     net = trained_net()
     cnn.save(net, tmp_path / "model.npz")

@@ -148,3 +148,11 @@ def test_training_gives_the_same_bits_on_one_and_two_cores(monkeypatch) -> None:
         return cnn.Sequential(cnn.build(specs, (1, 8, 8), 3), init="he", seed=1, dtype="float32")
 
     assert_same_bits_on_one_and_two_cores(monkeypatch, make_net, x, y, batch_size=64)
+
+
+def test_float32_stays_float32() -> None:
+    layer = cnn.Convolutional((2, 7, 7), 3, 3, padding=1, stride=2, dtype="float32")
+    x = np.ones((2, 2, 7, 7), dtype=np.float32)
+    y = layer.forward(x)
+    assert y.dtype == np.float32 and layer.backward(np.ones_like(y)).dtype == np.float32
+    assert all(g.dtype == np.float32 for g in layer.grads.values())
