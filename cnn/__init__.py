@@ -9,6 +9,7 @@ net.fit(x, cnn.one_hot(labels, 2), cnn.BinaryCrossEntropy(), cnn.SGD(0.1), epoch
 """
 
 from .activations import ReLU, Sigmoid, Softmax, Tanh
+from .augment import Augment, make_augment
 from .builder import LAYER_TYPES, NOTEBOOK_LAYERS, build
 from .conv import Convolutional
 from .dropout import Dropout
@@ -20,6 +21,7 @@ from .network import DTYPES, Sequential, one_hot
 from .norm import BatchNorm
 from .optimizers import OPTIMIZERS, SGD, Adam, Optimizer
 from .pool import AvgPool, GlobalAvgPool, MaxPool
+from .schedules import ConstantLR, CosineLR, OneCycleLR, Schedule, StepDecayLR, make_schedule
 from .serialize import load, save
 
 __all__ = [
@@ -32,11 +34,14 @@ __all__ = [
     "SGD",
     "Adam",
     "ArchitectureError",
+    "Augment",
     "AvgPool",
     "BatchNorm",
     "BinaryCrossEntropy",
     "CategoricalCrossEntropy",
+    "ConstantLR",
     "Convolutional",
+    "CosineLR",
     "Dense",
     "Dropout",
     "Flatten",
@@ -46,17 +51,22 @@ __all__ = [
     "MaxPool",
     "MeanSquaredError",
     "ModelFileError",
+    "OneCycleLR",
     "Optimizer",
     "ReLU",
     "Reshape",
+    "Schedule",
     "Sequential",
     "Sigmoid",
     "Softmax",
+    "StepDecayLR",
     "Tanh",
     "TrainingDivergedError",
     "build",
     "layer_from_config",
     "load",
+    "make_augment",
+    "make_schedule",
     "one_hot",
     "save",
 ]

@@ -164,6 +164,55 @@ MUTATIONS = (
             winner[plane == y] = o""",
         ("tests/test_layers.py", "tests/test_fast.py"),
     ),
+    Mutation(
+        "schedules: step decay counted in steps, not epochs",
+        "cnn/schedules.py",
+        "self.gamma ** (epoch // self.step_size)",
+        "self.gamma ** (step // self.step_size)",
+        ("tests/test_schedules.py",),
+    ),
+    Mutation(
+        "schedules: cosine climbs back up after the run",
+        "cnn/schedules.py",
+        "t = min(step, self.total_steps)",
+        "t = step",
+        ("tests/test_schedules.py",),
+    ),
+    Mutation(
+        "schedules: one-cycle peaks a step late",
+        "cnn/schedules.py",
+        "peak = self.pct_start * self.total_steps - 1",
+        "peak = self.pct_start * self.total_steps",
+        ("tests/test_schedules.py",),
+    ),
+    Mutation(
+        "augment: rotation the wrong way round",
+        "cnn/augment.py",
+        "rows = cos * u + sin * v + (h - 1) / 2",
+        "rows = cos * u - sin * v + (h - 1) / 2",
+        ("tests/test_augment.py",),
+    ),
+    Mutation(
+        "augment: pixels beyond the border cut off instead of interpolated with the zero outside",
+        "cnn/augment.py",
+        'mode="grid-constant"',
+        'mode="constant"',
+        ("tests/test_augment.py",),
+    ),
+    Mutation(
+        "augment: the elastic field smoothed across the batch",
+        "cnn/augment.py",
+        "sigma=(0, 0, sigma, sigma)",
+        "sigma=(0, sigma, sigma, sigma)",
+        ("tests/test_augment.py",),
+    ),
+    Mutation(
+        "augment: channels of a sample get different transforms",
+        "cnn/augment.py",
+        "(np.repeat(axis, c, axis=0) for axis in coordinates)",
+        "(np.tile(axis, (c, 1, 1)) for axis in coordinates)",
+        ("tests/test_augment.py",),
+    ),
 )
 
 
