@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+_GRID = 2.0**30
+
 
 def affine_coordinates(
     shape: tuple[int, int], angles: np.ndarray, scales: np.ndarray, shifts: np.ndarray
@@ -40,7 +42,9 @@ def affine_coordinates(
     return np.stack([rows, cols])
 
 
-def elastic_displacement(rng: np.random.Generator, n: int, shape: tuple[int, int], alpha: float, sigma: float):
+def elastic_displacement(
+    rng: np.random.Generator, n: int, shape: tuple[int, int], alpha: float, sigma: float
+) -> np.ndarray:
     """Displacements (2, N, H, W) in pixels: uniform [-1, 1] noise, Gaussian-smoothed per image (sigma pixels,
     zero beyond the border, one filter call over the stack), times alpha."""
     noise = rng.uniform(-1.0, 1.0, size=(2, n, *shape))
@@ -49,12 +53,23 @@ def elastic_displacement(rng: np.random.Generator, n: int, shape: tuple[int, int
 
 def warp(x: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
     """x (N, C, H, W) resampled at coordinates (2, N, H, W) (row, col per output pixel of each sample), bilinear,
-    zero outside; one map_coordinates call over the (N * C, H, W) stack. Same dtype as x."""
+    zero outside. Same dtype as x.
+
+    One map_coordinates call for the batch: the images, each framed by one row and column of zeros, are laid
+    one under the other as a single (N * C * (H + 2), W + 2) image, and every source point is clamped to its
+    image's frame, where all is zero; so a point reads its own image only, and gets from beyond the border
+    the zero scipy's mode="grid-constant" would give (tests/test_augment.py compares the two). Row coordinates
+    are rounded to multiples of 2**-30 pixel first, so that adding an image's offset is exact (below 2**22 rows
+    in all) and an image gets the same bits wherever it stands in the batch.
+    """
     n, c, h, w = x.shape
-    stack = x.reshape(n * c, h, w)
+    framed = np.zeros((n * c, h + 2, w + 2), dtype=x.dtype)
+    framed[:, 1:-1, 1:-1] = x.reshape(n * c, h, w)
     rows, cols = (np.repeat(axis, c, axis=0) for axis in coordinates) if c > 1 else coordinates
-    index = np.broadcast_to(np.arange(n * c, dtype=np.float64)[:, None, None], rows.shape)
-    out = ndimage.map_coordinates(stack, [index, rows, cols], output=x.dtype, order=1, mode="grid-constant")
+    rows = np.round(np.clip(rows, -1, h) * _GRID) / _GRID  # on a 2**-30 grid, so the offsets add exactly:
+    rows += 1 + (h + 2) * np.arange(n * c, dtype=np.float64)[:, None, None]  # the same weights in every image
+    cols = np.clip(cols, -1, w) + 1
+    out = ndimage.map_coordinates(framed.reshape(-1, w + 2), [rows, cols], output=x.dtype, order=1, mode="nearest")
     low, high = min(0.0, float(x.min())), max(0.0, float(x.max()))
     np.clip(out, low, high, out=out)
     return out.reshape(x.shape)

@@ -53,6 +53,27 @@ def test_a_whole_pixel_shift_moves_the_image_by_that_many_pixels(rows, cols):
     assert np.array_equal(out, expected)
 
 
+def test_warp_matches_scipy_resampling_each_image_with_zero_outside():
+    x = images(n=5, c=2, size=12)
+    coordinates = np.random.default_rng(3).uniform(-4, 16, size=(2, 5, 12, 12))  # a third of them outside
+    stack = x.reshape(10, 12, 12)
+    expected = np.stack(
+        [ndimage.map_coordinates(stack[i], coordinates[:, i // 2], order=1, mode="grid-constant") for i in range(10)]
+    ).reshape(x.shape)
+    assert np.allclose(warp(x, coordinates), expected, rtol=0, atol=1e-8)  # row coordinates on a 2**-30 grid
+    assert np.count_nonzero(expected) < 0.8 * expected.size  # the zero outside is exercised
+
+
+def test_an_image_is_warped_to_the_same_bits_wherever_it_stands_in_the_batch():
+    x = images(n=128, dtype=np.float64)
+    x[-1] = x[0]
+    coordinates = np.random.default_rng(4).uniform(-2, 30, size=(2, 128, 28, 28))
+    coordinates[:, -1] = coordinates[:, 0]
+    out = warp(x, coordinates)
+    assert np.array_equal(out[-1], out[0])
+    assert np.array_equal(out[0], warp(x[:1], coordinates[:, :1])[0])
+
+
 def test_a_half_pixel_shift_averages_neighbours():
     x = images(n=2)
     out = transform(x, shift=(0.0, 0.5))

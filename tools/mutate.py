@@ -193,10 +193,10 @@ MUTATIONS = (
         ("tests/test_augment.py",),
     ),
     Mutation(
-        "augment: pixels beyond the border cut off instead of interpolated with the zero outside",
+        "augment: a point beyond the border reads the edge pixel instead of the zero outside",
         "cnn/augment.py",
-        'mode="grid-constant"',
-        'mode="constant"',
+        "np.clip(rows, -1, h)",
+        "np.clip(rows, 0, h - 1)",
         ("tests/test_augment.py",),
     ),
     Mutation(
@@ -211,6 +211,20 @@ MUTATIONS = (
         "cnn/augment.py",
         "(np.repeat(axis, c, axis=0) for axis in coordinates)",
         "(np.tile(axis, (c, 1, 1)) for axis in coordinates)",
+        ("tests/test_augment.py",),
+    ),
+    Mutation(
+        "augment: the framed images laid out without their frame rows",
+        "cnn/augment.py",
+        "rows += 1 + (h + 2) * np.arange(n * c, dtype=np.float64)[:, None, None]",
+        "rows += 1 + h * np.arange(n * c, dtype=np.float64)[:, None, None]",
+        ("tests/test_augment.py",),
+    ),
+    Mutation(
+        "augment: row coordinates not rounded before the images' offsets are added",
+        "cnn/augment.py",
+        "rows = np.round(np.clip(rows, -1, h) * _GRID) / _GRID",
+        "rows = np.clip(rows, -1, h)",
         ("tests/test_augment.py",),
     ),
 )
