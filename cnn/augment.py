@@ -15,12 +15,13 @@ from the generator in a fixed order, so float32 and float64 batches get the same
 input's dtype. Shapes: x (N, C, H, W); every channel of a sample moves together.
 """
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
+
+from .specs import no_unknown_keys, number
 
 _GRID = 2.0**30
 
@@ -107,7 +108,7 @@ class Augment:
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if x.ndim != 4:
             raise ValueError(f"augment needs a batch of shape (N, C, H, W), got shape {x.shape}")
-        if not (self.shift or self.rotate or self.scale or self.alpha):
+        if not (self.shift or self.rotate or self.scale or self.alpha) or not x.size:
             return x
         n, _, h, w = x.shape
         if self.subpixel:
@@ -125,12 +126,6 @@ class Augment:
 _KEYS = ("shift", "rotate", "scale", "elastic", "subpixel")
 
 
-def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"augment.{key} must be a number, got {value!r}")
-    return value
-
-
 def make_augment(spec: dict[str, Any] | None) -> Augment | None:
     """The augmentation a params-style spec describes, or None for no spec (null) or an empty one.
 
@@ -141,25 +136,21 @@ def make_augment(spec: dict[str, Any] | None) -> Augment | None:
         return None
     if not isinstance(spec, dict):
         raise ValueError(f"augment must be a mapping such as {{shift: 2, rotate: 10}} or null, got {spec!r}")
-    unknown = sorted(str(k) for k in spec if k not in _KEYS)
-    if unknown:
-        raise ValueError(f"augment: unknown key {unknown[0]!r}; allowed: {', '.join(_KEYS)}")
+    no_unknown_keys("augment", spec, _KEYS)
     subpixel = spec.get("subpixel", False)
     if not isinstance(subpixel, bool):
         raise ValueError(f"augment.subpixel must be true or false, got {subpixel!r}")
-    values = {key: _number(key, spec.get(key) or 0) for key in ("shift", "rotate", "scale")}
+    values = {key: number(f"augment.{key}", spec.get(key) or 0) for key in ("shift", "rotate", "scale")}
     if not subpixel and values["shift"] != int(values["shift"]):
         raise ValueError(f"augment.shift must be whole pixels (or set subpixel: true), got {values['shift']!r}")
     elastic = spec.get("elastic") or {}
     if not isinstance(elastic, dict):
         raise ValueError(f"augment.elastic must be a mapping {{alpha: 34, sigma: 4}} or null, got {elastic!r}")
-    bad = sorted(str(k) for k in elastic if k not in ("alpha", "sigma"))
-    if bad:
-        raise ValueError(f"augment.elastic: unknown key {bad[0]!r}; allowed: alpha, sigma")
+    no_unknown_keys("augment.elastic", elastic, ("alpha", "sigma"))
     if elastic and set(elastic) != {"alpha", "sigma"}:
         raise ValueError(f"augment.elastic needs both alpha and sigma (e.g. {{alpha: 34, sigma: 4}}), got {elastic}")
-    alpha = _number("elastic.alpha", elastic.get("alpha", 0))
-    sigma = _number("elastic.sigma", elastic.get("sigma", 0))
+    alpha = number("augment.elastic.alpha", elastic.get("alpha", 0))
+    sigma = number("augment.elastic.sigma", elastic.get("sigma", 0))
     try:
         return Augment(subpixel=subpixel, alpha=alpha, sigma=sigma, **values)
     except ValueError as error:

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .specs import no_unknown_keys, number
+
 Schedule = Callable[[int], float]
 
 
@@ -141,21 +143,16 @@ def make_schedule(spec: dict[str, Any] | None, base_lr: float, epochs: int, step
     if not isinstance(spec, dict):
         raise ValueError(f"schedule must be a mapping with a type, e.g. {{type: cosine}}, got {spec!r}")
     kind = spec.get("type")
-    if kind not in _SPECS:
+    if not isinstance(kind, str) or kind not in _SPECS:
         raise ValueError(f"schedule.type must be one of {', '.join(_SPECS)}, got {kind!r}")
     allowed = _SPECS[kind]
-    unknown = sorted(str(k) for k in spec if k != "type" and k not in allowed)
-    if unknown:
-        keys = ", ".join(allowed) if allowed else "none"
-        raise ValueError(f"schedule: unknown key {unknown[0]!r} for type {kind}; allowed: {keys}")
+    no_unknown_keys(f"schedule ({kind})", spec, tuple(allowed), ignore=("type",))
     values = {key: spec.get(key, default) for key, default in allowed.items()}
     for key, value in values.items():
-        if key == "warmup" or (key == "max_lr" and value is None):
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise ValueError(f"schedule.{key} must be a number, got {value!r}")
-        if key == "step_size" and value != int(value):
-            raise ValueError(f"schedule.step_size must be a whole number of epochs, got {value!r}")
+        if key != "warmup" and not (key == "max_lr" and value is None):
+            number(f"schedule.{key}", value)
+    if kind == "step" and values["step_size"] != int(values["step_size"]):
+        raise ValueError(f"schedule.step_size must be a whole number of epochs, got {values['step_size']!r}")
     total = max(1, epochs * steps_per_epoch)
     try:
         if kind == "constant":

@@ -40,6 +40,11 @@ def test_zero_parameters_are_the_identity_and_draw_nothing():
     assert rng.random() == np.random.default_rng(0).random()
 
 
+def test_an_empty_batch_stays_empty():
+    x = np.zeros((0, 1, 28, 28), dtype=np.float32)
+    assert FULL(x, np.random.default_rng(0)).shape == (0, 1, 28, 28)
+
+
 def test_the_identity_transform_resamples_exactly():
     x = images(c=3)
     assert np.array_equal(transform(x), x)

@@ -88,9 +88,10 @@ def test_make_schedule_from_params_style_specs():
     [
         ({"type": "linear"}, "schedule.type must be one of constant, step, cosine, onecycle, got 'linear'"),
         ({"gamma": 0.7}, "schedule.type must be one of"),
+        ({"type": ["step"]}, "schedule.type must be one of constant, step, cosine, onecycle, got ['step']"),
         ("cosine", "schedule must be a mapping with a type"),
-        ({"type": "step", "gama": 0.7}, "unknown key 'gama' for type step; allowed: gamma, step_size"),
-        ({"type": "constant", "min_lr": 0}, "unknown key 'min_lr' for type constant; allowed: none"),
+        ({"type": "step", "gama": 0.7}, "schedule (step): unknown key 'gama'; allowed: gamma, step_size"),
+        ({"type": "constant", "min_lr": 0}, "schedule (constant): unknown key 'min_lr'; allowed: none"),
         ({"type": "step", "gamma": "0.7"}, "schedule.gamma must be a number, got '0.7'"),
         ({"type": "step", "gamma": True}, "schedule.gamma must be a number, got True"),
         ({"type": "step", "gamma": 1.5}, "schedule (step): gamma must be in (0, 1], got 1.5"),
@@ -98,6 +99,10 @@ def test_make_schedule_from_params_style_specs():
         ({"type": "step", "step_size": 0}, "step_size must be a whole number of epochs >= 1, got 0"),
         ({"type": "cosine", "min_lr": 0.5}, "schedule (cosine): min_lr must be in [0, lr=0.1], got 0.5"),
         ({"type": "cosine", "min_lr": float("nan")}, "schedule.min_lr must be a number, got nan"),
+        (
+            {"type": "cosine", "min_lr": "1e-5"},
+            "(YAML reads 1e-5 as text; write it with a dot, e.g. 1.0e-5)",
+        ),
         ({"type": "onecycle", "pct_start": 1}, "schedule (onecycle): pct_start must be in (0, 1), got 1"),
         ({"type": "onecycle", "warmup": "cosine"}, "warmup must be linear or cos, got 'cosine'"),
     ],
