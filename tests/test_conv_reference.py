@@ -1,10 +1,10 @@
-"""The vectorized convolution equals the notebook's loops over scipy.signal (benchmarks/notebook.py)."""
+"""The vectorized convolution equals the notebook's loops over scipy.signal (tests/reference/notebook.py)."""
 
 import numpy as np
 import pytest
 
 import cnn
-from benchmarks import notebook
+from tests.reference import notebook
 
 
 @pytest.mark.parametrize(("channels", "kernel", "depth"), [(1, 3, 5), (3, 3, 2), (1, 5, 3), (3, 5, 4)])

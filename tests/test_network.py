@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import cnn
-from benchmarks import notebook
 from tests.conftest import NOTEBOOK_SPECS
+from tests.reference import notebook
 
 
 def notebook_net(seed: int = 0, dtype: str = "float64") -> cnn.Sequential:

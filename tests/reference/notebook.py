@@ -1,5 +1,5 @@
-"""The notebook's own CNN (../shared/seeds/000_746c5a3b3f73aaf6.txt), kept nearly verbatim as the
-reference for tests and benchmarks. Not part of the cnn package.
+"""The notebook's own CNN, the code this project started from, kept nearly verbatim as the reference: the tests
+compare cnn's layers with it, and the benchmark times it (python -m benchmarks). Not part of the cnn package.
 
 Changes from the notebook: parameters are drawn from a numpy Generator passed in (same draw order as
 np.random.randn), the layers keep their last gradients as attributes (kernels_gradient,
