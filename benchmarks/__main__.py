@@ -1,6 +1,7 @@
 """python -m benchmarks: train the notebook's network with the notebook's code, this project and PyTorch, and two
-ten-digit networks with this project and PyTorch, side by side in one process (canonical vs native numerics in
-two child processes); print tables and write benchmarks/results/latest.json."""
+ten-digit networks with this project and PyTorch, side by side in one process (canonical against native numerics
+and peak memory in child processes); train the recipes through the pipeline's own commands for their accuracy;
+print tables and write benchmarks/results/latest.json."""
 
 import argparse
 import json
@@ -20,11 +21,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     parser.add_argument("--threads", type=int, default=None, help="BLAS and torch threads (default: numpy's)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
-    parser.add_argument("--accuracy", action="store_true", help="only the accuracy check of recommended settings")
-    parser.add_argument("--no-accuracy", action="store_true", help="skip the accuracy check")
+    parser.add_argument("--accuracy", action="store_true", help="only the recipes' accuracy (pipeline commands)")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the recipes' accuracy")
     parser.add_argument("--no-extras", action="store_true", help="skip full-data recipe, scaling and profiles")
     parser.add_argument("--no-modes", action="store_true", help="skip canonical vs native numerics (child processes)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the accuracy check")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the recipes' accuracy")
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
@@ -32,6 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.seconds <= 0:
         parser.error(f"--seconds must be > 0, got {args.seconds}")
+    if min(args.seeds) < 0:
+        parser.error(f"--seeds must be >= 0, got {min(args.seeds)}")
     return args
 
 
@@ -44,26 +47,26 @@ def write_json(path: Path, result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from benchmarks import accuracy, bench, report
+    from benchmarks import bench, recipes, report
 
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if args.accuracy:
-        result = {"accuracy": accuracy.check(seeds=tuple(args.seeds)), "ten_digit_accuracy": accuracy.ten_digit_check()}
-        print(report.accuracy_table(result))
+        result = {"recipes": [recipes.run(recipe, tuple(args.seeds), log=log) for recipe in recipes.RECIPES]}
+        print(report.recipes(result))
         write_json(args.json, result)
-        return 0 if all(a["met"] for a in result["accuracy"]) and result["ten_digit_accuracy"]["met"] else 1
+        return 0 if all(row["met"] for row in result["recipes"]) else 1
     opts = bench.Options(
         rounds=args.rounds or (2 if args.quick else 5),
         seconds=args.seconds,
         quick=args.quick,
         torch=not args.no_torch,
         threads=args.threads,
-        accuracy_seeds=tuple(args.seeds),
+        seeds=tuple(args.seeds),
         memory=not args.no_memory,
         extras=not (args.quick or args.no_extras),
-        accuracy=not (args.quick or args.no_accuracy),
+        recipes=not (args.quick or args.no_accuracy),
         modes=not args.no_modes,
     )
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     result = bench.run(opts, log)
     print(report.format_report(result))
     write_json(args.json, result)

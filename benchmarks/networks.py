@@ -1,13 +1,17 @@
-"""The networks the benchmark trains: the notebook's (digits 0/1, sigmoids, binary cross-entropy, SGD) and two
-ten-digit networks (ReLU, max pooling, softmax with categorical cross-entropy, Adam), the README's and a
-LeNet-style one. One definition serves cnn, PyTorch, the profile, the memory children and the accuracy check."""
+"""What the benchmark trains, and on what: networks as cnn.build layer specs (the pipeline's train.layers) with
+the data, init, loss and optimizer they are trained with, one definition for cnn, PyTorch, the profile and the
+child processes; and the shipped MNIST sample's training images (data/sample), selected as the pipeline does."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import cnn
+from pipeline import idx, preprocess
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 
 TEN_DIGIT_LAYERS = [
     {"type": "conv", "depth": 16, "kernel_size": 3, "bias": "tied"},
@@ -30,14 +34,14 @@ LENET_LAYERS = [
 
 @dataclass(frozen=True)
 class Network:
-    """A layer list (cnn.build specs) with the data, init, loss and optimizer it is trained with."""
+    """A layer list (cnn.build specs) with the digits, init, loss and optimizer it is trained with."""
 
     key: str
     layers: list[dict[str, Any]] = field(hash=False)
     digits: tuple[int, ...]
     init: str
     loss: str  # a cnn.LOSSES name
-    optimizer: str  # sgd | adam
+    optimizer: str  # a cnn.OPTIMIZERS name
     learning_rate: float
 
     @property
@@ -53,26 +57,39 @@ class Network:
         net = self.build("float32")[0]
         return sum(int(np.prod(p.shape)) for layer in net.param_layers for p in layer.params.values())
 
+    def changed(self, key: str, **changes: dict[str, Any]) -> "Network":
+        """This network with some layer specs changed: layer3={"depth": 32} updates layer 3's spec."""
+        layers = [dict(spec) for spec in self.layers]
+        for index, update in changes.items():
+            layers[int(index.removeprefix("layer"))].update(update)
+        return Network(key, layers, self.digits, self.init, self.loss, self.optimizer, self.learning_rate)
+
 
 NOTEBOOK = Network("notebook", cnn.NOTEBOOK_LAYERS, (0, 1), "normal", "binary_cross_entropy", "sgd", 0.1)
 TEN_DIGIT = Network("ten-digit", TEN_DIGIT_LAYERS, tuple(range(10)), "he", "categorical_cross_entropy", "adam", 0.001)
 LENET = Network("lenet", LENET_LAYERS, tuple(range(10)), "he", "categorical_cross_entropy", "adam", 0.001)
 NETWORKS = {n.key: n for n in (NOTEBOOK, TEN_DIGIT, LENET)}
+TEN_DIGIT_NETWORKS = ("ten-digit", "lenet")
 
-
-def variant_of(base: Network, key: str, **changes: Any) -> Network:
-    """`base` with some layer specs changed: changes maps a layer index to the keys to replace."""
-    layers = [dict(spec) for spec in base.layers]
-    for index, update in changes.items():
-        layers[int(index.removeprefix("layer"))].update(update)
-    return Network(key, layers, base.digits, base.init, base.loss, base.optimizer, base.learning_rate)
-
-
-# Depth and width around the README's ten-digit network, for the scaling table.
+# Depth and width around the README's ten-digit network, for the architectures table.
 ARCHITECTURES = [
     TEN_DIGIT,
-    variant_of(TEN_DIGIT, "conv 32", layer0={"depth": 32}),
-    variant_of(TEN_DIGIT, "dense 256", layer4={"units": 256}),
+    TEN_DIGIT.changed("conv 32", layer0={"depth": 32}),
+    TEN_DIGIT.changed("dense 256", layer4={"units": 256}),
     LENET,
-    variant_of(LENET, "lenet conv 16/32", layer0={"depth": 16}, layer3={"depth": 32}),
+    LENET.changed("lenet conv 16/32", layer0={"depth": 16}, layer3={"depth": 32}),
 ]
+
+
+def training_images(digits=(0, 1)) -> tuple[np.ndarray, np.ndarray]:
+    """Every training image of `digits` in the sample, in file order (800 for 0/1), through
+    pipeline.preprocess.select: x (N, 1, 28, 28) float32 in [0, 1], y (N,) int64 class index."""
+    images, labels = idx.read_split(SAMPLE_DIR, preprocess.SPLITS["train"])
+    split = preprocess.select(images, labels, list(digits), None, None)
+    return split.images, split.class_index
+
+
+def tile(x: np.ndarray, n: int) -> np.ndarray:
+    """The first n rows of x repeated as often as needed (a contiguous copy)."""
+    reps = -(-n // len(x))
+    return np.ascontiguousarray(np.concatenate([x] * reps)[:n])

@@ -10,7 +10,7 @@ from collections import defaultdict
 import numpy as np
 
 import cnn
-from benchmarks import data, networks, runners
+from benchmarks import networks, trainers
 
 
 def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: int = 3) -> dict:
@@ -23,11 +23,11 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
     from cnn.layers import Dense
 
     spec = networks.NETWORKS[network]
-    net, loss, optimizer = spec.build(dtype, runners.SEED)
+    net, loss, optimizer = spec.build(dtype, trainers.SEED)
     loss_gradient = cnn_step.LossGradient.for_network(net, loss)
-    x0, labels = data.training_images(spec.digits)
+    x0, labels = networks.training_images(spec.digits)
     n = (steps + warmup) * batch_size
-    x, y = data.tile(x0.astype(dtype), n), data.tile(cnn.one_hot(labels, spec.n_classes, dtype), n)
+    x, y = networks.tile(x0.astype(dtype), n), networks.tile(cnn.one_hot(labels, spec.n_classes, dtype), n)
     order = np.random.default_rng(0).permutation(n)
     names = [f"{i} {type(layer).__name__}" for i, layer in enumerate(net.layers)]
     rank1 = training.choose_step(net, optimizer, batch_size) is fast.rank1_sgd_step
@@ -82,17 +82,3 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
         "total_us": sum(r[1] for r in rows),
         "minor_faults_per_step": faults / steps,
     }
-
-
-def format_profile(result: dict) -> str:
-    b, dtype, total = result["batch_size"], result["dtype"], result["total_us"]
-    lines = [
-        f"### cnn step profile ({result.get('step', 'plain_step')}), {result.get('network', 'notebook')} network, "
-        f"batch {b} {dtype}: {total:,.0f} us/step "
-        f"({b / total * 1e6:,.0f} samples/s, one thread), {result.get('minor_faults_per_step', 0):.1f} minor page "
-        "faults/step"
-    ]
-    lines += ["| call | us/step | share |", "|---|---:|---:|"]
-    for key, us in sorted(result["rows"], key=lambda r: -r[1]):
-        lines.append(f"| {key} | {us:,.1f} | {us / total:.0%} |")
-    return "\n".join(lines)
