@@ -58,7 +58,7 @@ class ReLU(Activation):
         self._zero = np.zeros(0)  # one sample of zeros, in the input's shape and dtype once forward has run
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        # max against a zero sample broadcast over the batch: numpy's maximum with the scalar 0 takes ~3x longer
+        # max against a zero sample broadcast over the batch, not the scalar 0 (docs/performance.md)
         if self._zero.shape != x.shape[1:] or self._zero.dtype != x.dtype:
             self._zero = np.zeros(x.shape[1:], dtype=x.dtype)
         self.y = np.maximum(x, self._zero)
@@ -67,7 +67,7 @@ class ReLU(Activation):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_gradient:
             return None
-        # the mask as 0.0/1.0 in dy's dtype: multiplying by a bool array converts it element by element, slower
+        # the mask as 0.0/1.0 in dy's dtype, not a bool array (docs/performance.md)
         return output_gradient * (self.y > 0).astype(output_gradient.dtype)
 
 

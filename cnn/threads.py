@@ -6,8 +6,7 @@ threads). So inside fit and predict every BLAS pool (numpy's OpenBLAS and the se
 carry) runs one thread, and cnn gets its parallelism from a split of its own (cnn.parallel: two halves,
 chosen by the batch size alone). Batch 1 too: its matrix-vector products and rank-1 updates would give the
 same bits on more threads, but they last tens of microseconds, and threaded they wait for a second core at
-every call: on a 2-core machine with any other load, batch 1 ran 5-10x slower on two BLAS threads than on
-one (docs/performance.md).
+every call, which any other load keeps busy (measurements: docs/performance.md).
 """
 
 import os
