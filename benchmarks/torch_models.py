@@ -2,7 +2,8 @@
 
 `twin(net)` turns each layer of a built cnn network (cnn.build: the specs the pipeline reads from train.layers)
 into the PyTorch module that computes the same function, with the same initial values: Convolutional ->
-Conv2d (a tied bias is Conv2d's own; an untied one a parameter per output position), MaxPool -> MaxPool2d,
+Conv2d with its padding and stride (a tied bias is Conv2d's own; an untied one a parameter per output position),
+MaxPool, AvgPool, GlobalAvgPool, Dropout (its own random masks), BatchNorm (with its running statistics),
 Flatten and Reshape, Dense -> Linear, and the activations. A new cnn layer needs one entry in LAYERS. The last
 activation is left to the loss, as cnn does: softmax + categorical cross-entropy is functional.cross_entropy on
 the logits, sigmoid + binary cross-entropy binary_cross_entropy_with_logits (the same value and gradient).
@@ -65,14 +66,27 @@ def _dense(layer: cnn.Dense, config: dict[str, Any]) -> list[nn.Module]:
     return [linear]
 
 
-def _maxpool(layer: cnn.MaxPool, config: dict[str, Any]) -> list[nn.Module]:
-    return [nn.MaxPool2d(config["size"], config.get("stride") or config["size"])]
+def _pool(kind: type[nn.Module]) -> Callable[[Any, dict[str, Any]], list[nn.Module]]:
+    return lambda layer, config: [kind(config["size"], config.get("stride") or config["size"])]
+
+
+def _batchnorm(layer: Any, config: dict[str, Any]) -> list[nn.Module]:
+    shape = config["input_shape"]
+    kind = nn.BatchNorm1d if len(shape) == 1 else nn.BatchNorm2d
+    norm = kind(shape[0], eps=config["eps"], momentum=config["momentum"])
+    norm.weight, norm.bias = nn.Parameter(_tensor(layer.params["gamma"])), nn.Parameter(_tensor(layer.params["beta"]))
+    norm.running_mean, norm.running_var = _tensor(layer.buffers["running_mean"]), _tensor(layer.buffers["running_var"])
+    return [norm]
 
 
 LAYERS: dict[str, Callable[[Any, dict[str, Any]], list[nn.Module]]] = {
     "Convolutional": _conv,
     "Dense": _dense,
-    "MaxPool": _maxpool,
+    "MaxPool": _pool(nn.MaxPool2d),
+    "AvgPool": _pool(nn.AvgPool2d),
+    "GlobalAvgPool": lambda layer, config: [nn.AdaptiveAvgPool2d(1), nn.Flatten()],
+    "Dropout": lambda layer, config: [nn.Dropout(config["rate"])],
+    "BatchNorm": _batchnorm,
     "Flatten": lambda layer, config: [nn.Flatten()],
     "Reshape": lambda layer, config: [Reshape(tuple(config["output_shape"]))],
     "ReLU": lambda layer, config: [nn.ReLU()],
@@ -123,6 +137,7 @@ class Trainer:
     def fit(self, x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int = 1) -> list[float]:
         """x (N, 1, 28, 28), y (N, K) one-hot, in the model's dtype. -> mean loss per epoch."""
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        self.model.train()
         history = []
         for _ in range(epochs):
             order = torch.randperm(len(xt), generator=self.generator)
@@ -139,6 +154,7 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, K), as cnn's predict gives them."""
+        """Class probabilities (N, K), as cnn's predict gives them (dropout off, batch norm's running statistics)."""
+        self.model.eval()
         logits = self.model(torch.from_numpy(x))
         return (torch.softmax(logits, 1) if self.categorical else torch.sigmoid(logits)).numpy()

@@ -262,6 +262,41 @@ def test_pytorch_twin_computes_what_cnn_computes(network):
     assert twin_loss == pytest.approx(loss.value(y, net.predict(x)), rel=1e-9)
 
 
+def test_pytorch_twin_of_padding_stride_pooling_dropout_and_batchnorm():
+    """The layers that came with the full-MNIST presets: cnn's predict (dropout off, batch norm's running
+    statistics, here moved off their initial values by one training forward pass) is the twin's."""
+    pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]')")
+    from benchmarks import torch_models
+
+    layers = [
+        {"type": "conv", "depth": 4, "kernel_size": 3, "padding": "same", "bias": "tied"},
+        {"type": "batchnorm"},
+        {"type": "relu"},
+        {"type": "avgpool", "size": 2, "stride": 2},
+        {"type": "conv", "depth": 6, "kernel_size": 3, "stride": 2, "padding": 1},
+        {"type": "maxpool", "size": 2, "stride": 1},
+        {"type": "global_avgpool"},
+        {"type": "dropout", "rate": 0.5},
+        {"type": "dense", "units": 8},
+        {"type": "batchnorm"},
+        {"type": "tanh"},
+        {"type": "dense"},
+        {"type": "softmax"},
+    ]
+    net = cnn.Sequential(cnn.build(layers, n_classes=3), init="he", seed=1)
+    x = np.random.default_rng(2).random((6, 1, 28, 28))
+    norms = [layer for layer in net.layers if isinstance(layer, cnn.BatchNorm)]
+    for layer in norms:
+        layer.training = True
+    net.forward(x)
+    for layer in norms:
+        layer.training = False
+    assert not np.allclose(norms[0].buffers["running_mean"], 0)
+    model = torch_models.twin(net, "categorical_cross_entropy")
+    trainer = torch_models.Trainer(model, None, categorical=True)
+    np.testing.assert_allclose(trainer.predict(x), net.predict(x), rtol=0, atol=1e-10)
+
+
 def test_pytorch_twin_refuses_what_it_cannot_copy():
     pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]')")
     from benchmarks import torch_models
