@@ -12,9 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-import cnn
 from pipeline import errors, params
-from pipeline.download import DOWNLOAD_MIN_RATE, DOWNLOAD_TIMEOUT
+from pipeline.sources import DOWNLOAD_MIN_RATE, DOWNLOAD_TIMEOUT
 
 app = typer.Typer(
     add_completion=False,
@@ -43,16 +42,25 @@ def stage(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except errors.PipelineError as exc:
             _fail(str(exc), exc.exit_code)
-        except (cnn.ModelFileError, cnn.ArchitectureError) as exc:
-            _fail(str(exc), errors.UserError.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted; outputs already written are whole, the rest were not written", 130)
         except MemoryError:
             _fail("out of memory; lower data.limit_per_class or train.batch_size", 1)
         except OSError as exc:
             _fail(errors.describe_os_error(exc), 1)
+        except Exception as exc:
+            if not _is_cnn_input_error(exc):
+                raise
+            _fail(str(exc), errors.UserError.exit_code)
 
     return wrapper
+
+
+def _is_cnn_input_error(exc: Exception) -> bool:
+    """A bad model file or architecture, from cnn; only stages that loaded cnn can raise one (the others
+    do not import it)."""
+    cnn = sys.modules.get("cnn")
+    return cnn is not None and isinstance(exc, cnn.ModelFileError | cnn.ArchitectureError)
 
 
 @app.callback()
