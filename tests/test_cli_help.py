@@ -11,6 +11,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from pipeline import cli
+from tests.dvc_project import ROOT
 
 WIDTH = 80
 COMMANDS = ["", *get_command(cli.app).commands]
@@ -68,3 +69,21 @@ def test_evaluate_says_what_it_counted(tmp_path, notebook_data) -> None:
     result = CliRunner().invoke(cli.app, args)
     assert result.exit_code == 0, result.output
     assert re.fullmatch(r"evaluate: accuracy [\d.]+, loss [\d.]+ on 200 test images\n", result.output), result.output
+
+
+@pytest.mark.parametrize("where", ["workspace", "queued copy", "no experiment"])
+def test_check_says_how_to_undo_a_bad_exp_run_set_only_in_the_workspace(tmp_path, monkeypatch, where: str) -> None:
+    text = (ROOT / "params.yaml").read_text().replace("learning_rate: 0.1", "learning_rate: abc")
+    (tmp_path / "params.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    env = {"DVC_EXP_BASELINE_REV": "0" * 40, "DVC_ROOT": str(tmp_path)}  # what `dvc exp run` gives a stage
+    if where == "queued copy":
+        env["DVC_ROOT"] = str(tmp_path / "the-workspace")  # a queued run works in a copy; DVC_ROOT: the workspace
+    if where == "no experiment":
+        env = {"DVC_EXP_BASELINE_REV": "", "DVC_ROOT": ""}
+    result = CliRunner().invoke(cli.app, ["check", "--out", str(tmp_path / "stamp")], env=env)
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: params.yaml: train.learning_rate = 'abc' is not allowed")
+    way_back = "`git show HEAD:params.yaml > params.yaml`" in lines[0] and "`dvc repro`" in lines[0]
+    assert way_back == (where == "workspace"), lines[0]
