@@ -5,6 +5,7 @@ Bad input ends in one line on stderr and exit code 2 (1 for other failures); `--
 """
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,14 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-import cnn
 from pipeline import errors, params
-from pipeline.download import DOWNLOAD_MIN_RATE, DOWNLOAD_TIMEOUT
+from pipeline.sources import DOWNLOAD_MIN_RATE, DOWNLOAD_TIMEOUT
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Train and evaluate a numpy CNN on MNIST, one command per DVC stage (see dvc.yaml).",
 )
 state = {"debug": False}
@@ -43,16 +44,25 @@ def stage(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except errors.PipelineError as exc:
             _fail(str(exc), exc.exit_code)
-        except (cnn.ModelFileError, cnn.ArchitectureError) as exc:
-            _fail(str(exc), errors.UserError.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted; outputs already written are whole, the rest were not written", 130)
         except MemoryError:
             _fail("out of memory; lower data.limit_per_class or train.batch_size", 1)
         except OSError as exc:
             _fail(errors.describe_os_error(exc), 1)
+        except Exception as exc:
+            if not _is_cnn_input_error(exc):
+                raise
+            _fail(str(exc), errors.UserError.exit_code)
 
     return wrapper
+
+
+def _is_cnn_input_error(exc: Exception) -> bool:
+    """A bad model file or architecture, from cnn; only stages that loaded cnn can raise one (the others
+    do not import it)."""
+    cnn = sys.modules.get("cnn")
+    return cnn is not None and isinstance(exc, cnn.ModelFileError | cnn.ArchitectureError)
 
 
 @app.callback()
@@ -71,16 +81,36 @@ def check(
     params_file: ParamsOption = params.DEFAULT_PARAMS,
     out: Annotated[Path, typer.Option(help="The stamp file that the other stages depend on.")] = CHECKED,
 ) -> None:
-    """Check all of params.yaml (both sections, the data source, the network for data.digits); write a stamp.
+    """Check all of params.yaml; write the stamp data/params.checked.
 
-    The first DVC stage: every other stage depends on its stamp, so `dvc repro` stops at a bad value before
-    DVC removes any stage's outputs. The stamp's bytes never change, so a passing check re-runs nothing.
+    Checks both sections, the data source and the network that train.layers builds for data.digits. The first DVC
+    stage: every other stage depends on its stamp, so `dvc repro` stops at a bad value before DVC removes any
+    stage's outputs. The stamp's bytes never change, so a passing check re-runs nothing.
     """
     from pipeline import atomic
 
-    params.check_all(params_file)
+    try:
+        params.check_all(params_file)
+    except errors.UserError as exc:
+        raise errors.UserError(f"{exc}{_way_back_from_an_experiment()}") from None
     atomic.write_text(out, "params.yaml passed `python -m pipeline check`; see dvc.yaml, stage check.\n")
     typer.echo(f"check: {params_file} is valid")
+
+
+def _way_back_from_an_experiment() -> str:
+    """How to undo a bad `dvc exp run -S` in the workspace ("" elsewhere). DVC sets DVC_EXP_BASELINE_REV for an
+    experiment's stages, and DVC_ROOT to the workspace, also for a queued run in its own copy (which leaves the
+    workspace's params.yaml alone). DVC's stash of the workspace leaves git's index with the edited file's
+    stat, so `git checkout params.yaml` sees no change and restores nothing: the committed file comes from
+    `git show` instead."""
+    root = os.environ.get("DVC_ROOT")
+    if not os.environ.get("DVC_EXP_BASELINE_REV") or not root or Path(root).resolve() != Path.cwd().resolve():
+        return ""
+    return (
+        "; `dvc exp run -S` left this value in params.yaml: restore the committed file with "
+        "`git show HEAD:params.yaml > params.yaml` (`git checkout` does not see DVC's edit), then `dvc repro` "
+        "brings back data/params.checked"
+    )
 
 
 @app.command()
@@ -102,11 +132,11 @@ def download(
         ),
     ] = DOWNLOAD_MIN_RATE,
 ) -> None:
-    """Fetch the four MNIST IDX files into data/raw/, each verified by SHA-256.
+    """Fetch the four MNIST IDX files into data/raw/, verified.
 
-    Reads data.source, data.mirrors, data.sha256. Source `sample` copies the real-MNIST sample shipped in
-    data/sample/ (offline); `mnist` downloads the full MNIST from its mirrors, in order, with retries.
-    Files already present and verified are not fetched again.
+    Each file is verified by SHA-256. Reads data.source, data.mirrors, data.sha256. Source `sample` copies the
+    real-MNIST sample shipped in data/sample/ (offline); `mnist` downloads the full MNIST from its mirrors, in
+    order, with retries. Files already present and verified are not fetched again.
     """
     from pipeline import download as fetcher
     from pipeline.progress import Progress
@@ -126,10 +156,11 @@ def preprocess(
     raw: Annotated[Path, typer.Option(help="Folder with the four IDX files.")] = Path("data/raw"),
     out: Annotated[Path, typer.Option(help="Folder for train.npz and test.npz.")] = Path("data/processed"),
 ) -> None:
-    """Parse and check the IDX files in data/raw/; write data/processed/{train,test}.npz.
+    """Parse the IDX files; write data/processed/{train,test}.npz.
 
-    Reads data.digits, data.limit_per_class, data.seed: keeps at most limit_per_class images of each digit
-    per split, shuffled with the seed, scaled to float32 in [0, 1], shape (N, 1, 28, 28).
+    Parses and checks the four IDX files in data/raw/. Reads data.digits, data.limit_per_class, data.seed: keeps at
+    most limit_per_class images of each digit per split, shuffled with the seed, scaled to float32 in [0, 1], shape
+    (N, 1, 28, 28).
     """
     from pipeline import preprocess as prep
 
@@ -147,11 +178,11 @@ def train(
     model: Annotated[Path, typer.Option(help="Where to write the model.")] = Path("models/model.npz"),
     reports: Annotated[Path, typer.Option(help="Folder for loss.csv and metrics.json.")] = Path("reports/train"),
 ) -> None:
-    """Train the network of train.layers on data/processed/train.npz; write models/model.npz.
+    """Train the network of train.layers; write models/model.npz.
 
-    Reads the train section. Also writes reports/train/loss.csv (mean loss per epoch, for `dvc plots`),
-    metrics.json (parameter and image counts), platform.json (numerics mode, BLAS kernel, library
-    versions, dtype) and timing.json (seconds and samples per second; not tracked by git or DVC).
+    Reads the train section and trains on data/processed/train.npz. Also writes reports/train/loss.csv (mean loss
+    per epoch, for `dvc plots`), metrics.json (parameter and image counts), platform.json (numerics mode, BLAS
+    kernel, library versions, dtype) and timing.json (seconds and samples per second; not tracked by git or DVC).
     """
     from pipeline import numerics
     from pipeline import train as trainer
@@ -184,29 +215,33 @@ def evaluate(
     metrics: Annotated[Path, typer.Option(help="Where to write the metrics.")] = Path("metrics.json"),
     reports: Annotated[Path, typer.Option(help="Folder for CSVs and figures.")] = Path("reports/evaluate"),
 ) -> None:
-    """Score models/model.npz on data/processed/test.npz; write metrics.json and reports/evaluate/.
+    """Score the model on the test split; write metrics.json.
 
-    metrics.json: accuracy, loss, ROC AUC, number of test images.
-    reports/evaluate/: per_class.csv (precision, recall, F1 and support of each digit), predictions.csv
+    Scores models/model.npz on data/processed/test.npz. metrics.json: accuracy, loss, ROC AUC, number of test
+    images. reports/evaluate/: per_class.csv (precision, recall, F1 and support of each digit), predictions.csv
     (confusion matrix), roc.csv, precision_recall.csv, and figures/ (PNG pictures).
     """
     from pipeline import evaluate as evaluator
 
     result = evaluator.run(model, data, metrics, reports)
-    typer.echo(f"evaluate: accuracy {result['accuracy']:.4f}, loss {result['loss']:.6f} on {result['test_images']}")
+    accuracy, loss, images = result["accuracy"], result["loss"], result["test_images"]
+    typer.echo(f"evaluate: accuracy {accuracy:.4f}, loss {loss:.6f} on {images} test images")
 
 
 @app.command()
 @stage
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Digit pictures (PNG/JPEG, any size and colours).")],
+    images: Annotated[
+        list[Path], typer.Argument(metavar="IMAGE", help="Digit pictures (PNG/JPEG, any size and colours).")
+    ],
     model: Annotated[Path, typer.Option(help="The model file to use.")] = Path("models/model.npz"),
 ) -> None:
-    """Predict the digit in each image and print the class probabilities, one line per image.
+    """Predict the digit in each image, with the class probabilities.
 
-    Each picture is prepared like MNIST (grayscale, inverted when dark-on-light, cropped to the digit, fit
-    into 20x20, centred by centre of mass in 28x28). Images that cannot be read get one error line on
-    stderr; the others are still predicted, and the exit code is then 2.
+    One line per image: the digit, then the probability of each class. Each picture is prepared like MNIST
+    (grayscale, inverted when dark-on-light, cropped to the digit, fit into 20x20, centred by centre of mass in
+    28x28). Images that cannot be read get one error line on stderr; the others are still predicted, and the exit
+    code is then 2.
     """
     from pipeline import predict as predictor
 
@@ -223,13 +258,20 @@ def predict(
 @app.command()
 @stage
 def compare(
-    sort_by: Annotated[str, typer.Option(help="The metric to rank by (loss: lowest first).")] = "accuracy",
+    sort_by: Annotated[
+        str,
+        typer.Option(
+            help="The metric to rank by, a name in the metrics files (`dvc metrics show`: accuracy, loss, roc_auc, "
+            "...); loss ranks lowest first."
+        ),
+    ] = "accuracy",
     out: Annotated[Path | None, typer.Option(help="Also write the table to this Markdown file.")] = None,
     repo: Annotated[Path, typer.Option(help="The DVC repository.")] = Path("."),
 ) -> None:
-    """Rank the experiments (`dvc exp show`) in a Markdown table: the params that differ, accuracy, loss, AUC.
+    """Rank the experiments in a Markdown table, best first.
 
-    Not a stage: run it after `dvc exp run` or a queued sweep (`dvc queue start`) to see which run won.
+    Reads what `dvc exp show` shows: the params that differ, accuracy, loss, AUC. Not a stage: run it after `dvc exp
+    run` or a queued sweep (`dvc queue start`) to see which run won.
     """
     from pipeline import compare as comparison
 

@@ -31,6 +31,24 @@ def load(repo: str | os.PathLike = ".") -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
+def metric_names(repo: str | os.PathLike = ".") -> list[str]:
+    """The names of the metrics in the repo's metrics files (dvc.yaml `metrics:`), as `dvc metrics show` lists
+    them: the choices of --sort-by. Params and the hashes of code deps are not among them."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    try:
+        shown = dvc.api.metrics_show(repo=os.fspath(repo))
+    except DvcException:
+        return list(KEY_METRICS)
+    return list(dict.fromkeys(name.rpartition(":")[2] for name in shown)) or list(KEY_METRICS)
+
+
+def _check_choice(sort_by: str, choices: list[str] | tuple) -> None:
+    if sort_by not in choices:
+        raise UserError(f"compare: no metric {sort_by!r} in the metrics files; sort by one of {', '.join(choices)}")
+
+
 def _column(frame: pd.DataFrame, metric: str) -> str | None:
     """The column of `metric`: its bare name, or when DVC had to say which file it is from, the one of the
     evaluation's metrics.json first, else of any file."""
@@ -48,14 +66,14 @@ def _param_columns(frame: pd.DataFrame, metric_columns: set[str]) -> list[str]:
     return [c for c in params if frame[c].astype(str).nunique(dropna=False) > 1]
 
 
-def ranked(frame: pd.DataFrame, sort_by: str = "accuracy") -> pd.DataFrame:
-    """The finished runs ranked by `sort_by` (best first; lower is better for loss; ties broken by the lower
-    loss): rank, experiment, the params that differ, then the key metrics. The workspace (a copy of the
-    last applied run) and runs without the metric (queued, failed) are left out."""
+def ranked(frame: pd.DataFrame, sort_by: str = "accuracy", choices: list[str] | tuple = KEY_METRICS) -> pd.DataFrame:
+    """The finished runs ranked by `sort_by`, one of `choices` (the metrics' names; best first; lower is better
+    for loss; ties broken by the lower loss): rank, experiment, the params that differ, then the key metrics.
+    The workspace (a copy of the last applied run) and runs without the metric (queued, failed) are left out."""
+    _check_choice(sort_by, choices)
     metrics = {m: _column(frame, m) for m in dict.fromkeys((sort_by, *KEY_METRICS))}
     if metrics[sort_by] is None:
-        known = sorted(c for c in frame.columns if c not in _BOOKKEEPING)
-        raise UserError(f"compare: no metric {sort_by!r} among the experiments' columns; use one of {known}")
+        raise UserError(f"compare: no experiment has the metric {sort_by!r}; run one with `dvc exp run`")
     done = frame[frame[metrics[sort_by]].notna() & (frame["rev"] != "workspace")].copy()
     if done.empty:
         raise UserError("compare: no finished experiment yet; run one with `dvc exp run` (or `dvc queue start`)")
@@ -84,7 +102,9 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def run(repo: Path, sort_by: str, out: Path | None) -> str:
-    text = markdown(ranked(load(repo), sort_by))
+    choices = metric_names(repo)
+    _check_choice(sort_by, choices)  # before reading every experiment
+    text = markdown(ranked(load(repo), sort_by, choices))
     if out is not None:
         atomic.write_text(out, text)
     return text

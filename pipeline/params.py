@@ -6,24 +6,20 @@ tests check every bound of every key from this one table.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-import cnn
-from pipeline import download
+from pipeline import sources
 from pipeline.errors import UserError, render, shorten
 
 DEFAULT_PARAMS = Path("params.yaml")
 MAX_PARAMS_BYTES = 1 << 20  # a params file is a few kB; a larger one is not a params file
-SOURCES = download.SOURCES
-OPTIMIZERS = tuple(cnn.OPTIMIZERS)
-LOSSES = tuple(cnn.LOSSES)
-INITS = tuple(cnn.INITIALIZERS)
-DTYPES = tuple(cnn.DTYPES)
+SOURCES = sources.SOURCES
 
 
 @dataclass(frozen=True)
@@ -103,7 +99,7 @@ def _sha256_ok(value: Any) -> bool:
     if not isinstance(value, dict):
         return False
     try:
-        download.check_sha256(value)
+        sources.check_sha256(value)
     except UserError:
         return False
     return True
@@ -113,8 +109,56 @@ def _layers_ok(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(s, dict) and "type" in s for s in value)
 
 
+def _train_rules() -> dict[str, Rule]:
+    """The train section's rules; its choices are cnn's own registries (optimizers, losses, inits, dtypes)."""
+    import cnn
+
+    return {
+        "seed": _int(0),
+        "epochs": _int(1),
+        "batch_size": _int(1),
+        "learning_rate": Rule(
+            lambda v: _is_number(v) and v > 0, "a number > 0, e.g. 0.1", (5e-324, 1e3), (0, 0.0, -0.1, math.inf, "fast")
+        ),
+        "optimizer": _choice(tuple(cnn.OPTIMIZERS)),
+        "momentum": _fraction("a number in [0, 1), e.g. 0.9"),
+        "loss": _choice(tuple(cnn.LOSSES)),
+        "init": _choice(tuple(cnn.INITIALIZERS)),
+        "dtype": _choice(tuple(cnn.DTYPES)),
+        "validation_fraction": _fraction("a number in [0, 1), e.g. 0.1"),
+        "layers": Rule(
+            _layers_ok,
+            "a non-empty list of layers like {type: dense, units: 100}",
+            ([{"type": "flatten"}, {"type": "dense"}],),
+            ([], [{"units": 3}], [["dense"]], {"type": "dense"}),
+        ),
+    }
+
+
+class _LazyRules(Mapping):
+    """A section's rules, built on first use: the train rules list cnn's registries, and the stages that
+    read only the data section (download, preprocess) do not load cnn."""
+
+    def __init__(self, build: Callable[[], dict[str, Rule]]) -> None:
+        self._build, self._rules = build, None
+
+    def _table(self) -> dict[str, Rule]:
+        if self._rules is None:
+            self._rules = self._build()
+        return self._rules
+
+    def __getitem__(self, key: str) -> Rule:
+        return self._table()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
 _HEX = "0" * 64
-RULES: dict[str, dict[str, Rule]] = {
+RULES: dict[str, Mapping[str, Rule]] = {
     "data": {
         "source": _choice(SOURCES),
         "mirrors": Rule(
@@ -138,26 +182,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "limit_per_class": _int(1),
         "seed": _int(0),
     },
-    "train": {
-        "seed": _int(0),
-        "epochs": _int(1),
-        "batch_size": _int(1),
-        "learning_rate": Rule(
-            lambda v: _is_number(v) and v > 0, "a number > 0, e.g. 0.1", (5e-324, 1e3), (0, 0.0, -0.1, math.inf, "fast")
-        ),
-        "optimizer": _choice(OPTIMIZERS),
-        "momentum": _fraction("a number in [0, 1), e.g. 0.9"),
-        "loss": _choice(LOSSES),
-        "init": _choice(INITS),
-        "dtype": _choice(DTYPES),
-        "validation_fraction": _fraction("a number in [0, 1), e.g. 0.1"),
-        "layers": Rule(
-            _layers_ok,
-            "a non-empty list of layers like {type: dense, units: 100}",
-            ([{"type": "flatten"}, {"type": "dense"}],),
-            ([], [{"units": 3}], [["dense"]], {"type": "dense"}),
-        ),
-    },
+    "train": _LazyRules(_train_rules),
 }
 SECTIONS = {"data": DataParams, "train": TrainParams}
 
@@ -184,11 +209,14 @@ def load_yaml(path: Path) -> dict:
             f"{path}: byte 0x{data[exc.start]:02x} at line {line} is not UTF-8; save the file as UTF-8"
         ) from None
     try:
-        parsed = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}; fix the syntax") from None
+        parsed = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        mark = exc.problem_mark if isinstance(exc, MarkedYAMLError) else None
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = f" ({shorten(exc.problem, 80)})" if isinstance(exc, MarkedYAMLError) and exc.problem else ""
+        raise UserError(
+            f"{path}: not valid YAML{where}{problem}; fix the syntax, or restore it with `git checkout params.yaml`"
+        ) from None
     if not isinstance(parsed, dict):
         raise UserError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
     return parsed
@@ -223,7 +251,9 @@ def check_all(path: Path) -> tuple[DataParams, TrainParams]:
     source and the network that train.layers describes for data.digits (built, not trained)."""
     data = load_yaml(path)
     data_params, train_params = check_section(path, "data", data), check_section(path, "train", data)
-    download.resolve_source(data_params.source, data_params.mirrors, data_params.sha256)
+    import cnn
+
+    sources.resolve_source(data_params.source, data_params.mirrors, data_params.sha256)
     try:
         cnn.build(train_params.layers, input_shape=(1, 28, 28), n_classes=len(data_params.digits))
     except cnn.ArchitectureError as exc:

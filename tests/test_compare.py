@@ -75,3 +75,21 @@ def test_markdown_table_aligns_numbers_right():
 def test_no_finished_experiment_is_a_clear_error():
     with pytest.raises(UserError, match="no finished experiment"):
         compare.ranked(FRAME[FRAME["Experiment"] == "lr-c"])
+
+
+def test_sort_by_takes_metrics_only_and_a_bad_one_gets_the_list():
+    frame = FRAME.assign(**{"pipeline/cli.py": "0a1b2c", "cnn/atomic.py": "3d4e5f"})  # code deps' hashes
+    metrics = ["parameters", "train_images", "accuracy", "loss", "roc_auc", "test_images"]
+    for bad in ("pipeline/cli.py", "cnn/atomic.py", "train.learning_rate", "f1"):
+        with pytest.raises(UserError) as error:
+            compare.ranked(frame, bad, metrics)
+        message = str(error.value)
+        assert message == f"compare: no metric {bad!r} in the metrics files; sort by one of {', '.join(metrics)}"
+
+
+def test_the_choices_are_the_names_in_the_metrics_files():
+    from tests.dvc_project import ROOT
+
+    names = compare.metric_names(ROOT)
+    assert {"accuracy", "loss", "roc_auc", "test_images"} <= set(names)
+    assert not [n for n in names if "/" in n or "." in n], names  # no code dep, no param

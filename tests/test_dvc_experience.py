@@ -5,6 +5,7 @@ import hashlib
 import json
 import re
 import shlex
+import time
 from pathlib import Path
 
 import pytest
@@ -71,9 +72,18 @@ def test_model_registry_entry_gets_the_model_by_name(project: Project, tmp_path:
     listing = project.dvc("ls", str(project.path), "models", "--dvc-only").stdout.split()
     assert listing == ["model.npz"]
     project.run("git", "tag", "-a", "mnist-cnn@v1.0.0", "-m", "Registering artifact mnist-cnn version 1.0.0")
-    got = tmp_path / "model.npz"
-    project.dvc("artifacts", "get", str(project.path), "mnist-cnn", "-o", str(got))
-    assert _dir_entry_has(project, hashlib.md5(got.read_bytes()).hexdigest())  # the model of the tagged commit
+    block = re.search(r"<!-- registry -->\s*```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block, "README.md has no bash block after <!-- registry -->"
+    gets = [line.split("  #")[0] for line in block.group(1).splitlines() if line.startswith("dvc artifacts get")]
+    assert len(gets) == 2
+    user = Project(tmp_path / "user", project.env)
+    user.path.mkdir()
+    for line in gets:  # in order, in one folder, as a user pastes them
+        user.run(*shlex.split(line.replace("<repo-url>", str(project.path))))
+    files = sorted(user.path.iterdir())
+    assert len(files) == 2, files
+    for got in files:
+        assert _dir_entry_has(project, hashlib.md5(got.read_bytes()).hexdigest())  # the model of the tagged commit
 
 
 def _dir_entry_has(project: Project, digest: str) -> bool:
@@ -83,3 +93,26 @@ def _dir_entry_has(project: Project, digest: str) -> bool:
     assert dir_md5, lock
     listing = project.path / ".dvc" / "cache" / "files" / "md5" / dir_md5.group(1)[:2] / f"{dir_md5.group(1)[2:]}.dir"
     return any(entry["md5"] == digest and entry["relpath"] == "model.npz" for entry in json.loads(listing.read_text()))
+
+
+def test_the_readmes_exp_show_fits_120_columns_after_the_readmes_sweep(tmp_path: Path) -> None:
+    project = Project.with_committed_run(tmp_path / "repo")
+    block = re.search(r"### Sweeps.*?```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    queue = next(line for line in block.splitlines() if line.startswith("dvc exp run --queue"))
+    project.run(*shlex.split(queue.split("  #")[0]))
+    project.dvc("queue", "start", "-j", "2")
+    deadline = time.monotonic() + 900
+    try:
+        while re.search(r"\b(Queued|Running)\b", status := project.dvc("queue", "status").stdout):
+            assert time.monotonic() < deadline, status
+            time.sleep(3)
+    finally:
+        project.dvc("queue", "stop", "--kill", check=False)
+    assert status.count("Success") == 9, status
+    command = readme_command("exp-show")
+    table = project.run("env", "COLUMNS=200", project.env["PATH"].split(":")[0] + "/dvc", *command[1:]).stdout
+    rows = table.splitlines()
+    assert len([row for row in rows if re.search(r"[├└]── \w{7} \[", row)]) == 9, table
+    assert max(len(row.rstrip()) for row in rows) <= 120, table
+    header = next(row for row in rows if "Experiment" in row).split()
+    assert {"accuracy", "train.learning_rate", "train.batch_size"} <= set(header), header

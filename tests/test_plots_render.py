@@ -191,8 +191,9 @@ def test_charts_have_the_axes_of_their_idea(project: Project) -> None:
     fields = {row["field"] for row in loss["data"]["values"]}
     assert fields == {"loss", "val_loss"}  # training and validation loss, one line each
     assert len([r for r in loss["data"]["values"] if r["field"] == "val_loss" and r["val_loss"]]) == 3
-    assert encoding["ROC"]["encoding"]["x"]["field"] == "fpr"
-    assert encoding["Precision-recall"]["encoding"]["x"]["field"] == "recall"
+    for name, (x, y) in {"ROC": ("fpr", "tpr"), "Precision-recall": ("recall", "precision")}.items():
+        curve = next(layer for layer in encoding[name]["layer"] if layer["mark"]["type"] == "line")["encoding"]
+        assert (curve["x"]["field"], curve["y"]["field"]) == (x, y)
 
 
 def test_browser_tests_skip_with_a_reason_and_fail_when_ci_requires_them(tmp_path: Path) -> None:
@@ -208,3 +209,53 @@ def test_browser_tests_skip_with_a_reason_and_fail_when_ci_requires_them(tmp_pat
     required = subprocess.run(command, cwd=ROOT, env=base | {REQUIRE: "1"}, capture_output=True, text=True, timeout=120)
     assert required.returncode == 1, required.stdout[-2000:]
     assert "must not skip the browser tests" in required.stdout
+
+
+def render_svg(specs: dict[str, dict], tmp: Path) -> dict[str, str]:
+    """{chart: its SVG}, each vega-lite spec drawn by the page's own libraries with the SVG renderer."""
+    divs = []
+    for number, spec in enumerate(specs.values()):
+        divs.append(f'<div id="chart{number}"></div><script>vegaEmbed("#chart{number}", {json.dumps(spec)}, ')
+        divs.append('{renderer: "svg", actions: false});</script>')
+    page = tmp / "svg.html"
+    template = (ROOT / "plots" / "offline.html").read_text()
+    page.write_text(template.replace("{plot_divs}", "\n".join(divs)))
+    dom = run_chromium(["--virtual-time-budget=15000", "--dump-dom", page.as_uri()], tmp / "profile-svg")
+    found = {}
+    for number, name in enumerate(specs):
+        match = re.search(rf'<div id="chart{number}"[^>]*>(.*?)</div>', dom, re.S)
+        assert match and "<svg" in match.group(1), f"{name} was not drawn"
+        found[name] = html.unescape(match.group(1))
+    return found
+
+
+def test_curves_show_their_reference_lines_off_the_frame_and_the_matrix_its_counts(
+    project: Project, tmp_path: Path
+) -> None:
+    charts = json.loads(project.dvc("plots", "show", "--json").stdout)["data"]
+    specs = {name: charts[name][0]["content"] for name in ("ROC", "Precision-recall", "Confusion matrix")}
+    assert "showValues" not in json.dumps(specs["Confusion matrix"])  # no checkbox to find the counts behind
+    svg = render_svg(specs, tmp_path)
+    size = specs["ROC"]["width"]
+
+    def rules(chart: str) -> list[str]:
+        return re.findall(
+            r'<line aria-label="([^"]*)" role="graphics-symbol" aria-roledescription="rule mark"', svg[chart]
+        )
+
+    def line_points(chart: str) -> np.ndarray:
+        path = re.search(r'aria-roledescription="line mark" d="M([^"]+)"', svg[chart]).group(1)
+        return np.array([[float(v) for v in p.split(",")] for p in re.split(r"L|M", path)])
+
+    roc_rule = rules("ROC")
+    assert len(roc_rule) == 1 and "0" in roc_rule[0], svg["ROC"][:2000]  # the diagonal of a guess
+    assert re.search(r'transform="translate\((\d+(\.\d+)?),(\d+(\.\d+)?)\)" x2="(\d+(\.\d+)?)" y2="-', svg["ROC"])
+    predictions = pd.read_csv(project.path / "reports" / "evaluate" / "predictions.csv")
+    share = (predictions["actual"] == predictions["actual"].max()).mean()  # positives: the second digit
+    assert rules("Precision-recall") == [f"precision: {share:g}"], svg["Precision-recall"][:2000]
+    for chart in ("ROC", "Precision-recall"):
+        points = line_points(chart)  # in pixels of the size x size plot area; the frame is at 0 and size
+        assert points.min() >= 8 and points.max() <= size - 8, f"{chart}: the curve touches the frame"
+    counts = pd.crosstab(predictions["actual"], predictions["predicted"]).to_numpy().ravel()
+    texts = re.findall(r'aria-roledescription="text mark"[^>]*>([^<]*)<', svg["Confusion matrix"])
+    assert sorted(map(int, texts)) == sorted(counts.tolist()), texts

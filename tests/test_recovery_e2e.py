@@ -3,13 +3,19 @@
 DVC removes a stage's outputs before it runs the stage's command. The `check` stage, upstream of every
 other stage, validates params.yaml first, so a bad value stops `dvc repro` (exit 255) with every output in
 place. A failure only training can find (here: a validation split that leaves no training images) does
-lose the stage's outputs; `git checkout -- dvc.lock reports metrics.json && dvc checkout` brings back the
-last committed good run (git holds the lock and the uncached metrics and plot tables, DVC's cache the rest).
+lose the stage's outputs; the README's line `git checkout -- params.yaml dvc.lock reports metrics.json && dvc
+checkout` brings back the last committed good run (git holds the params, the lock and the uncached metrics and
+plot tables, DVC's cache the rest), after a failure as after an experiment. A bad value set by `dvc exp run -S`
+gets the way back in its error line, and the commands there work.
 """
+
+import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.dvc_project import Project
+from tests.dvc_project import ROOT, Project
 
 pytestmark = pytest.mark.slow
 OUTPUTS = (
@@ -25,6 +31,24 @@ OUTPUTS = (
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return Project.with_committed_run(tmp_path_factory.mktemp("recovery") / "repo")
+
+
+def readme_block(marker: str) -> str:
+    """The bash line after `<!-- marker -->` in README.md, without its comment."""
+    match = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert match, f"README.md has no bash block after <!-- {marker} -->"
+    return match.group(1).split("  #")[0].strip()
+
+
+def shell(project: Project, line: str) -> None:
+    done = subprocess.run(line, shell=True, cwd=project.path, env=project.env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{line}:\n{done.stdout}\n{done.stderr}"
+
+
+def clean(project: Project) -> None:
+    """Everything as committed: `git status` shows nothing, `dvc status` nothing to run."""
+    assert project.run("git", "status", "--porcelain").stdout == ""
+    assert "up to date" in project.dvc("status").stdout
 
 
 def hashes(project: Project) -> dict[str, str]:
@@ -58,9 +82,61 @@ def test_failure_inside_a_stage_is_undone_by_dvc_checkout(project: Project) -> N
         assert "leaves no training images" in result.stdout + result.stderr
         assert not (project.path / "models" / "model.npz").exists()  # DVC removed it before running train
         # the README's restore line: git has the uncached metrics and plots, DVC's cache has the rest
-        project.run("git", "checkout", "--", "dvc.lock", "reports", "metrics.json")
-        project.dvc("checkout")
+        shell(project, readme_block("recovery"))
         assert hashes(project) == before
     finally:
         project.run("git", "checkout", "--", "params.yaml", "dvc.lock")
-    assert "up to date" in project.dvc("status").stdout
+    clean(project)
+
+
+def test_the_readmes_recovery_line_undoes_an_experiment_without_training(project: Project) -> None:
+    before = hashes(project)
+    project.dvc("exp", "run", "-n", "lr-005", "-S", "train.learning_rate=0.05")
+    assert hashes(project) != before
+    shell(project, readme_block("recovery"))
+    assert hashes(project) == before
+    clean(project)
+
+
+def test_a_bad_value_from_exp_run_set_says_the_way_back_and_it_works(project: Project) -> None:
+    before = hashes(project)
+    result = project.dvc("exp", "run", "-S", "train.learning_rate=abc", check=False)
+    assert result.returncode == 255
+    ours = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(ours) == 1 and ours[0].startswith("error: params.yaml: train.learning_rate = 'abc' is not allowed")
+    assert "learning_rate: abc" in (project.path / "params.yaml").read_text()
+    assert not (project.path / "data" / "params.checked").exists()  # DVC removed it before running check
+    commands = re.findall(r"`([^`]+)`", ours[0].split("left this value in params.yaml", 1)[1])
+    ways_back = [c for c in commands if c.startswith(("git show", "dvc repro"))]
+    assert [c.split()[:2] for c in ways_back] == [["git", "show"], ["dvc", "repro"]], ours[0]
+    for line in ways_back:
+        shell(project, line)
+    assert hashes(project) == before
+    assert (project.path / "data" / "params.checked").exists()
+    clean(project)
+
+
+def test_a_yaml_syntax_error_stops_dvc_before_any_stage(project: Project) -> None:
+    before = hashes(project)
+    text = (project.path / "params.yaml").read_text()
+    (project.path / "params.yaml").write_text(text.replace("  epochs: 2", "  epochs: [2", 1))
+    try:
+        result = project.dvc("repro", check=False)
+        assert result.returncode == 255
+        assert "Running stage" not in result.stdout and "Traceback" not in result.stderr
+        first = result.stderr.splitlines()[0]
+        assert first.startswith("ERROR: unable to read: 'params.yaml', YAML file structure is corrupted")
+        assert first in (ROOT / "README.md").read_text()  # the README quotes what DVC says
+        ours = project.run(sys_python(project), "-m", "pipeline", "check", check=False)
+        assert ours.returncode == 2 and ours.stderr.count("\n") == 1
+        after = text.splitlines().index("  epochs: 2") + 2  # the parser stops at the line after the open list
+        assert ours.stderr.startswith(f"error: params.yaml: not valid YAML at line {after}, column 13")
+        assert hashes(project) == before
+    finally:
+        project.run("git", "checkout", "--", "params.yaml")
+    shell(project, "dvc repro")  # the stamp again (DVC's run cache); nothing else runs
+    clean(project)
+
+
+def sys_python(project: Project) -> str:
+    return str(Path(project.env["PATH"].split(":")[0]) / "python")
