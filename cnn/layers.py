@@ -4,7 +4,15 @@ Every layer: forward(x) -> y caches what backward needs; backward(dy) -> dx fill
 dLoss/dx. A layer with parameters holds them in ``params`` and the gradients of its last backward in
 ``grads``: plain arrays, same names and shapes, created at construction, so a layer works on its own.
 An optimizer applies the gradients. ``needs_input_gradient = False`` (Sequential sets it on the first
-layer, whose input is the data) lets backward skip dx and return None.
+layer, whose input is the data) lets backward skip dx and return None. One step does not write every grads
+array: cnn.fast.rank1_sgd_step (batch 1, plain SGD) applies a Dense layer's weight gradient as the factors
+that backward_rank1 returns, so ``grads["weights"]`` of a Dense layer is left as it was.
+
+What the training loop (cnn.training) reads of a layer, besides forward/backward/params/grads:
+- ``training``: True while fit runs its steps, False in validation and predict (Sequential.set_training).
+- ``stochastic = True`` and an attribute ``rng`` (np.random.Generator): fit gives such a layer
+  np.random.default_rng([seed, 1, index]) at its start (index: its position in net.layers).
+- ``couples_batch = True``: its forward mixes the samples of a batch (batch norm); fit never splits the batch.
 """
 
 import copy
@@ -26,6 +34,9 @@ class Layer:
     input_shape: tuple[int, ...] | None = None
     output_shape: tuple[int, ...] | None = None
     needs_input_gradient: bool = True
+    training: bool = False  # set by Sequential.set_training: True while fit steps, False in predict
+    stochastic: ClassVar[bool] = False  # True: forward draws from self.rng in training (fit seeds it)
+    couples_batch: ClassVar[bool] = False  # True: forward mixes samples, so a batch must not be split
     abstract: ClassVar[bool] = False  # a base class that layer_from_config must not build
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -67,6 +78,14 @@ class Layer:
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
+
+    def backward_rank1(
+        self, output_gradient: np.ndarray
+    ) -> tuple[np.ndarray | None, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """backward for a batch of one sample, for cnn.fast: (dx, factors), where factors[name] = (g (1, P), x (1, Q))
+        gives a gradient that is an outer product g.T @ x instead of writing it to grads[name]. Default: backward,
+        nothing factored."""
+        return self.backward(output_gradient), {}
 
     def config(self) -> dict[str, Any]:
         """JSON-able constructor arguments plus the class name under "type"."""
@@ -125,6 +144,13 @@ class Dense(Layer):
         np.matmul(output_gradient.T, self.x, out=self.grads["weights"])
         np.sum(output_gradient, axis=0, out=self.grads["biases"])
         return self.input_gradient(output_gradient)
+
+    def backward_rank1(
+        self, output_gradient: np.ndarray
+    ) -> tuple[np.ndarray | None, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """At batch 1, dW = dy.T @ x is returned as its factors (dy, x); grads["weights"] is not written."""
+        np.sum(output_gradient, axis=0, out=self.grads["biases"])
+        return self.input_gradient(output_gradient), {"weights": (output_gradient, self.x)}
 
     def input_gradient(self, output_gradient: np.ndarray) -> np.ndarray | None:
         """dLoss/dx = dy @ W, (N, input_size); None when not needed."""
