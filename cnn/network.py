@@ -107,12 +107,13 @@ class Sequential:
         y: np.ndarray,
         loss: Loss,
         optimizer: Optimizer,
-        epochs: int | training.FitOptions,
+        *args: Any,
         **options: Any,
     ) -> list[dict[str, Any]]:
         """Train on x (N, *input_shape) with targets y (N, *output_shape): `epochs` and keyword `options` are
-        the fields of cnn.training.FitOptions (batch_size, shuffle, seed, validation_data, callback, schedule,
-        augment, on_epoch_end, resume), or pass one FitOptions as `epochs`.
+        the fields of cnn.training.FitOptions, positional or keyword: FitOptions(*args, **options) (epochs,
+        batch_size, shuffle, seed, validation_data, callback, schedule, augment, on_epoch_end, resume); or pass
+        one FitOptions.
 
         Returns one record per epoch {"epoch", "loss" (mean over the epoch's samples), and with
         validation_data "val_loss" and "val_accuracy" (share of rows whose highest output is the target's)};
@@ -120,12 +121,12 @@ class Sequential:
         afterwards in inference mode. Raises TrainingDivergedError when the loss becomes nan or inf. The same
         arguments give the same bits on any number of cores.
         """
-        if isinstance(epochs, training.FitOptions):
-            if options:
-                raise TypeError(f"pass FitOptions or keyword options, not both (got {sorted(options)})")
-            fit_options = epochs
+        if args and isinstance(args[0], training.FitOptions):
+            if len(args) > 1 or options:
+                raise TypeError("pass one FitOptions or its fields, not both")
+            fit_options = args[0]
         else:
-            fit_options = training.FitOptions(epochs, **options)
+            fit_options = training.FitOptions(*args, **options)
         x, y = self._check_x(x), self._check_y(y, len(x))
         if fit_options.validation_data is not None:
             xv = self._check_x(fit_options.validation_data[0])
