@@ -109,6 +109,27 @@ MUTATIONS = (
         ("tests/test_download.py",),
     ),
     Mutation(
+        "download: a cut-off transfer never resumed with a Range request",
+        "pipeline/download.py",
+        "if have and self.ranges:",
+        "if False:",
+        (
+            "tests/test_download.py::test_body_cut_off_midway_resumes_with_a_range_request",
+            "tests/test_download.py::test_a_reset_midway_resumes_from_what_arrived",
+        ),
+    ),
+    Mutation(
+        "predict: probabilities of a softmax output normalised again as scores",
+        "pipeline/predict.py",
+        """    if isinstance(last, cnn.Softmax):
+        return outputs
+""",
+        """    if isinstance(last, cnn.Softmax):
+        return np.sqrt(outputs) / np.sqrt(outputs).sum(axis=1, keepdims=True)
+""",
+        ("tests/test_predict.py::test_pictures_predict_like_the_original_arrays",),
+    ),
+    Mutation(
         "params: train.learning_rate 0 accepted",
         "pipeline/params.py",
         "lambda v: _is_number(v) and v > 0,",
