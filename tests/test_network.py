@@ -266,7 +266,7 @@ def test_adam_two_steps_by_hand() -> None:
 
 
 def test_sequential_draws_the_weights_once(monkeypatch) -> None:
-    """A Dense layer built for a Sequential is not drawn in its constructor and again by the network: its draw
+    """A layer built for a Sequential is not drawn in its constructor and again by the network: its draw
     waits for first use (Layer.initialize_on_use), which Sequential's own initialisation pre-empts."""
     from cnn import init
 
@@ -275,6 +275,8 @@ def test_sequential_draws_the_weights_once(monkeypatch) -> None:
     monkeypatch.setattr(init, "weights", lambda *args: draws.append(args[2]) or weights(*args))
     net = cnn.Sequential([cnn.Flatten((1, 6, 6)), cnn.Dense(36, 5), cnn.Sigmoid(), cnn.Dense(5, 2)], seed=3)
     assert draws == [(5, 36), (2, 5)]
+    cnn.Sequential(cnn.build(cnn.NOTEBOOK_LAYERS, n_classes=2), seed=0)
+    assert draws[2:] == [(5, 1, 3, 3), (100, 3380), (2, 100)]
     rng = np.random.default_rng(3)
     np.testing.assert_array_equal(net.layers[1].params["weights"], rng.standard_normal((5, 36)))
     np.testing.assert_array_equal(net.layers[1].params["biases"], rng.standard_normal(5))
