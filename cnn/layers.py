@@ -190,7 +190,7 @@ class Dense(Layer):
         self, output_gradient: np.ndarray
     ) -> tuple[np.ndarray | None, dict[str, tuple[np.ndarray, np.ndarray]]]:
         """At batch 1, dW = dy.T @ x is returned as its factors (dy, x); grads["weights"] is not written."""
-        np.sum(output_gradient, axis=0, out=self.grads["biases"])
+        self.grads["biases"][...] = output_gradient[0]  # the sum over a batch of one
         return self.input_gradient(output_gradient), {"weights": (output_gradient, self.x)}
 
     def input_gradient(self, output_gradient: np.ndarray) -> np.ndarray | None:

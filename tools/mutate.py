@@ -256,8 +256,8 @@ MUTATIONS = (
     Mutation(
         "maxpool: config() loses the stride",
         "cnn/pool.py",
-        '"size": self.size, "stride": self.stride}',
-        '"size": self.size}',
+        '            "stride": self.stride,\n',
+        "",
         ("tests/test_conv_pool_edges.py",),
     ),
     Mutation(
