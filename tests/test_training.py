@@ -187,3 +187,53 @@ def test_a_batch_coupled_layer_is_never_split() -> None:
     coupled = cnn.Sequential(layers, init="xavier")
     assert training.choose_step(coupled, cnn.SGD(0.1), parallel.SPLIT_FROM * 2) is step.plain_step
     assert isinstance(training.choose_step(network(), cnn.SGD(0.1), parallel.SPLIT_FROM), parallel.SplitStep)
+
+
+SPECS = [
+    {"type": "conv", "depth": 3, "kernel_size": 3, "padding": 1},
+    {"type": "batchnorm"},
+    {"type": "relu"},
+    {"type": "maxpool"},
+    {"type": "flatten"},
+    {"type": "dropout", "rate": 0.3},
+    {"type": "dense"},
+    {"type": "softmax"},
+]
+
+
+@pytest.mark.parametrize("batchnorm", [True, False], ids=["batchnorm", "split"])
+@pytest.mark.parametrize("batch_size", [8, parallel.SPLIT_FROM])
+def test_a_run_resumed_from_a_model_file_and_its_state_continues_bit_for_bit(tmp_path, batch_size, batchnorm) -> None:
+    """The real layers: dropout (split batches draw in the parent), batch norm (its running statistics travel in
+    the model file), Adadelta with decay, a schedule and an augmentation; checkpoints as issue 22 would make them."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2 * parallel.SPLIT_FROM, 1, 6, 6)).astype("float32")
+    y = cnn.one_hot((x[:, 0, :3].sum(axis=(1, 2)) > 0).astype(np.int64), 2, "float32")
+
+    specs = SPECS if batchnorm else [spec for spec in SPECS if spec["type"] != "batchnorm"]
+
+    def net() -> cnn.Sequential:
+        return cnn.Sequential(cnn.build(specs, input_shape=(1, 6, 6), n_classes=2), "he", seed=1, dtype="float32")
+
+    options = {"batch_size": batch_size, "seed": 4, "augment": shift, "schedule": lambda s: 0.9**s}
+    loss = cnn.CategoricalCrossEntropy()
+    whole = net()
+    history = whole.fit(x, y, loss, cnn.Adadelta(weight_decay=0.01), epochs=3, **options)
+
+    def checkpoint(state: cnn.TrainingState) -> None:
+        if state.epoch == 1:
+            cnn.save(first, tmp_path / "model.npz")
+            saved.append(state)
+
+    saved: list[cnn.TrainingState] = []
+    first = net()
+    first.fit(x, y, loss, cnn.Adadelta(weight_decay=0.01), epochs=3, on_epoch_end=checkpoint, **options)
+    resumed = cnn.load(tmp_path / "model.npz")
+    again = resumed.fit(x, y, loss, cnn.Adadelta(weight_decay=0.01), epochs=3, resume=saved[0], **options)
+    assert again == history
+    for a, b in zip(params(resumed), params(whole), strict=True):
+        np.testing.assert_array_equal(a, b)
+    if batchnorm:
+        np.testing.assert_array_equal(resumed.layers[1].buffers["running_var"], whole.layers[1].buffers["running_var"])
+    elif batch_size >= parallel.SPLIT_FROM:
+        assert isinstance(training.choose_step(whole, cnn.Adadelta(), batch_size), parallel.SplitStep)
