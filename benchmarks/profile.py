@@ -20,7 +20,6 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
     -> {"network", "batch_size", "dtype", "steps", "rows": [(call, us)], "total_us", "minor_faults_per_step"}."""
     from cnn import fast, threads, training
     from cnn import step as cnn_step
-    from cnn.layers import Dense
 
     spec = networks.NETWORKS[network]
     net, loss, optimizer = spec.build(dtype, trainers.SEED)
@@ -51,21 +50,18 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
                 out = timed(f"{name} forward", layer.forward, out)
             grad, start = timed("loss gradient", loss_gradient.start, net, out, yb, batch_size)
             if rank1:  # as fast.rank1_sgd_step runs it
+                position = {id(layer): i for i, layer in enumerate(net.param_layers)}
                 optimizer.begin_step()
-                for index, name, layer in zip(
-                    range(start, -1, -1), names[start::-1], net.layers[start::-1], strict=True
-                ):
-                    if isinstance(layer, Dense):
-                        dx = timed(f"{name} input gradient", layer.input_gradient, grad)
-                        args = (layer.params["weights"], grad, layer.x)
-                        timed(f"{name} rank-1 weight update", optimizer.update_outer, *args)
-                        bias = (index, "biases"), layer.params["biases"], grad[0]
-                        timed(f"{name} bias update", optimizer.update, *bias)
-                        grad = dx
-                    else:
-                        grad = timed(f"{name} backward", layer.backward, grad)
-                        for key, param in layer.params.items():
-                            timed(f"{name} {key} update", optimizer.update, (index, key), param, layer.grads[key])
+                for name, layer in zip(names[start::-1], net.layers[start::-1], strict=True):
+                    grad, factors = timed(f"{name} backward", layer.backward_rank1, grad)
+                    for key, param in layer.params.items():
+                        state_key = (position[id(layer)], key)
+                        if key in factors:
+                            timed(
+                                f"{name} rank-1 {key} update", optimizer.update_outer, state_key, param, *factors[key]
+                            )
+                        else:
+                            timed(f"{name} {key} update", optimizer.update, state_key, param, layer.grads[key])
                 continue
             for name, layer in zip(names[start::-1], net.layers[start::-1], strict=True):
                 grad = timed(f"{name} backward", layer.backward, grad)

@@ -19,10 +19,11 @@ from .layers import Dense, Flatten, Layer, Reshape, layer_from_config
 from .losses import LOSSES, BinaryCrossEntropy, CategoricalCrossEntropy, Loss, MeanSquaredError
 from .network import DTYPES, Sequential, one_hot
 from .norm import BatchNorm
-from .optimizers import OPTIMIZERS, SGD, Adam, Optimizer
+from .optimizers import OPTIMIZERS, SGD, Adadelta, Adam, Optimizer
 from .pool import AvgPool, GlobalAvgPool, MaxPool
 from .schedules import ConstantLR, CosineLR, OneCycleLR, Schedule, StepDecayLR, make_schedule
 from .serialize import load, save
+from .training import FitOptions, TrainingState
 
 __all__ = [
     "DTYPES",
@@ -32,6 +33,7 @@ __all__ = [
     "NOTEBOOK_LAYERS",
     "OPTIMIZERS",
     "SGD",
+    "Adadelta",
     "Adam",
     "ArchitectureError",
     "Augment",
@@ -44,6 +46,7 @@ __all__ = [
     "CosineLR",
     "Dense",
     "Dropout",
+    "FitOptions",
     "Flatten",
     "GlobalAvgPool",
     "Layer",
@@ -62,6 +65,7 @@ __all__ = [
     "StepDecayLR",
     "Tanh",
     "TrainingDivergedError",
+    "TrainingState",
     "build",
     "layer_from_config",
     "load",

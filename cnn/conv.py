@@ -137,7 +137,7 @@ class Convolutional(Layer):
         self.input_shape, self.kernel_size, self.depth, self.bias = (C, H, W), k, D, bias
         self.padding, self.stride = padding, stride
         self.output_shape = (D, output_size(H, k, padding, stride), output_size(W, k, padding, stride))
-        self.initialize(init, rng, dtype)
+        self.initialize_on_use(init, rng, dtype)
 
     def initialize(self, init: str | None, rng: Seed | None, dtype: Any) -> None:
         rng = initializers.generator(init, rng)

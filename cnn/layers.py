@@ -2,9 +2,19 @@
 
 Every layer: forward(x) -> y caches what backward needs; backward(dy) -> dx fills ``grads`` and returns
 dLoss/dx. A layer with parameters holds them in ``params`` and the gradients of its last backward in
-``grads``: plain arrays, same names and shapes, created at construction, so a layer works on its own.
+``grads``: plain arrays, same names and shapes, so a layer works on its own: a constructor's draw waits for
+their first use (initialize_on_use), and Sequential, which initializes every layer from its own generator,
+pre-empts it, so weights are drawn once.
 An optimizer applies the gradients. ``needs_input_gradient = False`` (Sequential sets it on the first
-layer, whose input is the data) lets backward skip dx and return None.
+layer, whose input is the data) lets backward skip dx and return None. One step does not write every grads
+array: cnn.fast.rank1_sgd_step (batch 1, plain SGD) applies a Dense layer's weight gradient as the factors
+that backward_rank1 returns, so ``grads["weights"]`` of a Dense layer is left as it was.
+
+What the training loop (cnn.training) reads of a layer, besides forward/backward/params/grads:
+- ``training``: True while fit runs its steps, False in validation and predict (Sequential.set_training).
+- ``stochastic = True`` and an attribute ``rng`` (np.random.Generator): fit gives such a layer
+  np.random.default_rng([seed, 1, index]) at its start (index: its position in net.layers).
+- ``couples_batch = True``: its forward mixes the samples of a batch (batch norm); fit never splits the batch.
 """
 
 import copy
@@ -26,6 +36,9 @@ class Layer:
     input_shape: tuple[int, ...] | None = None
     output_shape: tuple[int, ...] | None = None
     needs_input_gradient: bool = True
+    training: bool = False  # set by Sequential.set_training: True while fit steps, False in predict
+    stochastic: ClassVar[bool] = False  # True: forward draws from self.rng in training (fit seeds it)
+    couples_batch: ClassVar[bool] = False  # True: forward mixes samples, so a batch must not be split
     abstract: ClassVar[bool] = False  # a base class that layer_from_config must not build
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -33,9 +46,46 @@ class Layer:
         if not cls.__dict__.get("abstract", False):
             LAYER_CLASSES[cls.__name__] = cls
 
+    _deferred: tuple[str | None, int | None, Any] | None = None  # a constructor's draw not made yet
+
     def __init__(self) -> None:
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
+        self._params: dict[str, np.ndarray] = {}
+        self._grads: dict[str, np.ndarray] = {}
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        if self._deferred is not None:
+            self._draw_deferred()
+        return self._params
+
+    @params.setter
+    def params(self, value: dict[str, np.ndarray]) -> None:
+        self._params = value
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        if self._deferred is not None:
+            self._draw_deferred()
+        return self._grads
+
+    @grads.setter
+    def grads(self, value: dict[str, np.ndarray]) -> None:
+        self._grads = value
+
+    def initialize_on_use(self, init: str | None, rng: Seed | None, dtype: Any) -> None:
+        """For constructors: initialize(init, rng, dtype), put off until params or grads are first used, so a
+        layer that Sequential initializes from its own generator draws its weights once. A Generator is drawn
+        from at once (the caller's stream keeps its order); a seed or None waits."""
+        if init is not None:
+            initializers.check_init(init)
+        if isinstance(rng, np.random.Generator):
+            self.initialize(init, rng, dtype)
+        else:
+            self._deferred = (init, rng, dtype)
+
+    def _draw_deferred(self) -> None:
+        init, rng, dtype = self._deferred
+        self.initialize(init, rng, dtype)
 
     def connect(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Check that this layer accepts per-sample `input_shape`; return its per-sample output shape."""
@@ -51,6 +101,7 @@ class Layer:
         zeros (values about to be loaded). Parameterless layers have nothing to do."""
 
     def _set_params(self, **arrays: np.ndarray) -> None:
+        self._deferred = None
         self.params = dict(arrays)
         self.grads = {name: np.zeros_like(value) for name, value in arrays.items()}
 
@@ -58,8 +109,9 @@ class Layer:
         """A twin for data-parallel training: it shares this layer's `params` (the very arrays) and has
         zeroed `grads` of its own; every other attribute is its own as soon as its forward rebinds it (a
         layer's forward and backward bind new arrays to their caches, never write into old ones)."""
+        params = self.params  # makes a deferred draw first, so that the twin shares its arrays
         twin = copy.copy(self)
-        twin.grads = {name: np.zeros_like(value) for name, value in self.params.items()}
+        twin.grads = {name: np.zeros_like(value) for name, value in params.items()}
         return twin
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -67,6 +119,14 @@ class Layer:
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
+
+    def backward_rank1(
+        self, output_gradient: np.ndarray
+    ) -> tuple[np.ndarray | None, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """backward for a batch of one sample, for cnn.fast: (dx, factors), where factors[name] = (g (1, P), x (1, Q))
+        gives a gradient that is an outer product g.T @ x instead of writing it to grads[name]. Default: backward,
+        nothing factored."""
+        return self.backward(output_gradient), {}
 
     def config(self) -> dict[str, Any]:
         """JSON-able constructor arguments plus the class name under "type"."""
@@ -109,7 +169,7 @@ class Dense(Layer):
         if self.input_size < 1 or self.output_size < 1:
             raise ArchitectureError(f"Dense needs sizes >= 1, got {self.input_size} -> {self.output_size}")
         self.input_shape, self.output_shape = (self.input_size,), (self.output_size,)
-        self.initialize(init, rng, dtype)
+        self.initialize_on_use(init, rng, dtype)
 
     def initialize(self, init: str | None, rng: Seed | None, dtype: Any) -> None:
         rng = initializers.generator(init, rng)
@@ -125,6 +185,13 @@ class Dense(Layer):
         np.matmul(output_gradient.T, self.x, out=self.grads["weights"])
         np.sum(output_gradient, axis=0, out=self.grads["biases"])
         return self.input_gradient(output_gradient)
+
+    def backward_rank1(
+        self, output_gradient: np.ndarray
+    ) -> tuple[np.ndarray | None, dict[str, tuple[np.ndarray, np.ndarray]]]:
+        """At batch 1, dW = dy.T @ x is returned as its factors (dy, x); grads["weights"] is not written."""
+        self.grads["biases"][...] = output_gradient[0]  # the sum over a batch of one
+        return self.input_gradient(output_gradient), {"weights": (output_gradient, self.x)}
 
     def input_gradient(self, output_gradient: np.ndarray) -> np.ndarray | None:
         """dLoss/dx = dy @ W, (N, input_size); None when not needed."""

@@ -1,7 +1,8 @@
 """Sequential network: forward/backward through a list of layers, mini-batch training, batched predict."""
 
 import copy
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -86,12 +87,19 @@ class Sequential:
             grad = layer.backward(grad)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """x (N, *input_shape) -> outputs (N, *output_shape), computed batch_size samples at a time."""
+        """x (N, *input_shape) -> outputs (N, *output_shape), computed batch_size samples at a time, in
+        inference mode (set_training(False))."""
         x = self._check_x(x)
+        self.set_training(False)
         if len(x) == 0:
             return np.zeros((0, *self.output_shape), dtype=self.dtype)
         with blas_threads():
             return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+    def set_training(self, flag: bool) -> None:
+        """Training mode (True: stochastic layers draw, batch statistics) or inference mode on every layer."""
+        for layer in self.layers:
+            layer.training = bool(flag)
 
     def fit(
         self,
@@ -99,25 +107,32 @@ class Sequential:
         y: np.ndarray,
         loss: Loss,
         optimizer: Optimizer,
-        epochs: int,
-        batch_size: int = 1,
-        shuffle: bool = True,
-        seed: int = 0,
-        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-        callback: Callable[[dict[str, Any]], None] | None = None,
+        *args: Any,
+        **options: Any,
     ) -> list[dict[str, Any]]:
-        """Train on x (N, *input_shape) with targets y (N, *output_shape) for `epochs` epochs (cnn.training).
+        """Train on x (N, *input_shape) with targets y (N, *output_shape): `epochs` and keyword `options` are
+        the fields of cnn.training.FitOptions, positional or keyword: FitOptions(*args, **options) (epochs,
+        batch_size, shuffle, seed, validation_data, callback, schedule, augment, on_epoch_end, resume); or pass
+        one FitOptions.
 
         Returns one record per epoch {"epoch", "loss" (mean over the epoch's samples), and with
         validation_data "val_loss" and "val_accuracy" (share of rows whose highest output is the target's)};
-        `callback(record)` is called after each epoch. Raises TrainingDivergedError
-        when the loss becomes nan or inf. The same arguments give the same bits on any number of cores.
+        `callback(record)` is called after each epoch. Steps run in training mode, validation and the net
+        afterwards in inference mode. Raises TrainingDivergedError when the loss becomes nan or inf. The same
+        arguments give the same bits on any number of cores.
         """
+        if args and isinstance(args[0], training.FitOptions):
+            if len(args) > 1 or options:
+                raise TypeError("pass one FitOptions or its fields, not both")
+            fit_options = args[0]
+        else:
+            fit_options = training.FitOptions(*args, **options)
         x, y = self._check_x(x), self._check_y(y, len(x))
-        if validation_data is not None:
-            xv = self._check_x(validation_data[0])
-            validation_data = (xv, self._check_y(validation_data[1], len(xv)))
-        return training.fit(self, x, y, loss, optimizer, epochs, batch_size, shuffle, seed, validation_data, callback)
+        if fit_options.validation_data is not None:
+            xv = self._check_x(fit_options.validation_data[0])
+            validation_data = (xv, self._check_y(fit_options.validation_data[1], len(xv)))
+            fit_options = dataclasses.replace(fit_options, validation_data=validation_data)
+        return training.fit(self, x, y, loss, optimizer, fit_options)
 
     def _check_x(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)

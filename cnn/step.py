@@ -21,10 +21,11 @@ from .optimizers import Optimizer
 
 
 class Network(Protocol):
-    """What a step needs of a network (cnn.Sequential is one)."""
+    """What a step and the training loop (cnn.training.fit) need of a network (cnn.Sequential is one)."""
 
     layers: list[Layer]
     output_shape: tuple[int, ...]
+    dtype: np.dtype
 
     @property
     def param_layers(self) -> list[Layer]: ...
@@ -34,6 +35,10 @@ class Network(Protocol):
     def backward(self, output_gradient: np.ndarray, start: int | None = None) -> None: ...
 
     def replica(self) -> "Network": ...
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray: ...
+
+    def set_training(self, flag: bool) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,19 @@
-"""Training: the epoch and batch loop behind Sequential.fit, and the choice of step.
+"""Training: the epoch and batch loop behind Sequential.fit, its options, its resumable state, the choice of step.
 
 A step is forward, backward, update (cnn.step.plain_step). Two faster steps compute the same update and are
 tested against it: cnn.fast.rank1_sgd_step (batch 1, plain SGD) and cnn.parallel.SplitStep (batches of
-SPLIT_FROM or more, two halves on two threads). `choose_step` picks one from the batch size and optimizer
-alone, so a given configuration always runs the same arithmetic.
+SPLIT_FROM or more, two halves on two threads). `choose_step` picks one from the network's layer kinds, the
+batch size and the optimizer alone, so a given configuration always runs the same arithmetic.
+
+Randomness of a run, all from FitOptions.seed: the shuffle np.random.default_rng(seed); each stochastic layer
+(Layer.stochastic) np.random.default_rng([seed, 1, index]), index its position in net.layers; the augmentation
+np.random.default_rng([seed, 2]). A TrainingState holds what continuing a run needs besides the parameters.
 """
 
 import functools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,60 +27,146 @@ from .step import LossGradient, Network, plain_step
 from .threads import blas_threads
 
 Step = Callable[[Network, np.ndarray, np.ndarray, np.ndarray, LossGradient, Optimizer], None]
+Schedule = Callable[[int], float]  # 0-based global step index -> learning rate
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # batch (N, *input_shape), rng -> same shape
+
+
+@dataclass(frozen=True)
+class TrainingState:
+    """Where a run stands after `epoch` epochs (`step` steps): what a checkpoint holds besides the parameters.
+
+    optimizer: Optimizer.state_dict(); shuffle_rng, augment_rng: bit_generator.state of the run's generators;
+    layer_rngs: {index in net.layers: bit_generator.state} of the stochastic layers; history: the epochs' records.
+    """
+
+    epoch: int
+    step: int
+    optimizer: dict[str, Any]
+    shuffle_rng: dict[str, Any]
+    augment_rng: dict[str, Any]
+    layer_rngs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    history: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Everything fit takes besides the data, loss and optimizer.
+
+    epochs: the run's total number of epochs (with `resume`, the epochs after state.epoch are run).
+    batch_size: rows per step; the last batch of an epoch may be smaller. shuffle: a new order every epoch.
+    seed: seeds every generator of the run (module docstring). validation_data: (x, y) evaluated after each
+    epoch in inference mode, never augmented. callback(record): after each epoch.
+    schedule(step) -> learning rate, set on the optimizer before each step (step: 0-based, counted over epochs);
+    None keeps the optimizer's rate. augment(batch, rng) -> batch: applied to each training batch after its
+    rows are gathered. on_epoch_end(state): after each epoch's callback, with the TrainingState to checkpoint.
+    resume: a TrainingState to continue from (the network must hold the parameters saved with it).
+    """
+
+    epochs: int
+    batch_size: int = 1
+    shuffle: bool = True
+    seed: int = 0
+    validation_data: tuple[np.ndarray, np.ndarray] | None = None
+    callback: Callable[[dict[str, Any]], None] | None = None
+    schedule: Schedule | None = None
+    augment: Augment | None = None
+    on_epoch_end: Callable[[TrainingState], None] | None = None
+    resume: TrainingState | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.epochs < 0:
+            raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {self.batch_size} and {self.epochs}")
+        if self.resume is not None and self.resume.epoch > self.epochs:
+            raise ValueError(f"cannot resume after epoch {self.resume.epoch} of a run of {self.epochs} epochs")
 
 
 def choose_step(net: Network, optimizer: Optimizer, batch_size: int) -> Step:
-    """The step for this configuration: the rank-1 SGD step at batch 1 with plain SGD, the two-thread
-    split from SPLIT_FROM samples on, the plain step otherwise."""
-    if batch_size == 1 and isinstance(optimizer, SGD) and optimizer.momentum == 0.0:
+    """The step for this configuration: the rank-1 step at batch 1 with plain SGD (no momentum, no decay), the
+    two-thread split from SPLIT_FROM samples on unless a layer couples the samples of a batch (batch norm),
+    the plain step otherwise."""
+    if batch_size == 1 and isinstance(optimizer, SGD) and optimizer.momentum == 0.0 and optimizer.weight_decay == 0.0:
         return fast.rank1_sgd_step
-    if batch_size >= SPLIT_FROM:
+    if batch_size >= SPLIT_FROM and not any(layer.couples_batch for layer in net.layers):
         return SplitStep(net)
     return plain_step
 
 
+@dataclass
+class _Run:
+    """The mutable parts of a run: its generators and the global step count."""
+
+    shuffle_rng: np.random.Generator
+    augment_rng: np.random.Generator
+    step: int = 0
+
+    def state(self, net: Network, optimizer: Optimizer, epoch: int, history: list) -> TrainingState:
+        return TrainingState(
+            epoch=epoch,
+            step=self.step,
+            optimizer=optimizer.state_dict(),
+            shuffle_rng=self.shuffle_rng.bit_generator.state,
+            augment_rng=self.augment_rng.bit_generator.state,
+            layer_rngs={i: layer.rng.bit_generator.state for i, layer in enumerate(net.layers) if layer.stochastic},
+            history=tuple(history),
+        )
+
+
+def start_run(net: Network, optimizer: Optimizer, options: FitOptions) -> tuple[_Run, int, list[dict[str, Any]]]:
+    """Seed (or restore) the run's generators, the stochastic layers' and the optimizer's state: (run, first epoch,
+    history so far)."""
+    seed = options.seed
+    run = _Run(np.random.default_rng(seed), np.random.default_rng([seed, 2]))
+    for i, layer in enumerate(net.layers):
+        if layer.stochastic:
+            layer.rng = np.random.default_rng([seed, 1, i])
+    state = options.resume
+    if state is None:
+        return run, 1, []
+    optimizer.load_state_dict(state.optimizer)
+    run.shuffle_rng.bit_generator.state = state.shuffle_rng
+    run.augment_rng.bit_generator.state = state.augment_rng
+    for i, layer_state in state.layer_rngs.items():
+        net.layers[int(i)].rng.bit_generator.state = layer_state
+    run.step = state.step
+    return run, state.epoch + 1, list(state.history)
+
+
 def fit(
-    net: Network,
-    x: np.ndarray,
-    y: np.ndarray,
-    loss: Loss,
-    optimizer: Optimizer,
-    epochs: int,
-    batch_size: int = 1,
-    shuffle: bool = True,
-    seed: int = 0,
-    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-    callback: Callable[[dict[str, Any]], None] | None = None,
+    net: Network, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer, options: FitOptions
 ) -> list[dict[str, Any]]:
-    """See Sequential.fit."""
-    if batch_size < 1 or epochs < 0:
-        raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {batch_size} and {epochs}")
+    """See Sequential.fit (which checks x and y); returns the history, with a resumed run's earlier epochs."""
     loss_gradient = LossGradient.for_network(net, loss)
     step_for = functools.cache(lambda rows: choose_step(net, optimizer, rows))
-    rng = np.random.default_rng(seed)
+    run, first_epoch, history = start_run(net, optimizer, options)
     outputs = np.empty(y.shape, dtype=net.dtype)  # the epoch's outputs, for one loss evaluation per epoch
-    history = []
-    for epoch in range(1, epochs + 1):
-        order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-        targets = y[order]
-        with blas_threads():
-            run_epoch(net, x, order, targets, outputs, loss_gradient, optimizer, batch_size, step_for)
-        epoch_loss = loss.value(targets, outputs) if len(x) else 0.0
-        if not math.isfinite(epoch_loss):
-            raise TrainingDivergedError(
-                f"training diverged in epoch {epoch} (loss {epoch_loss}, first in batch "
-                f"{first_bad_batch(loss, targets, outputs, batch_size)}); "
-                f"lower the learning rate (now {optimizer.learning_rate:g})"
-            )
-        record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss}
-        if validation_data is not None:
-            xv, yv = validation_data
-            predicted = net.predict(xv)
-            record["val_loss"] = loss.value(yv, predicted)
-            record["val_accuracy"] = float(np.mean(predicted.argmax(axis=1) == yv.argmax(axis=1)))
-        history.append(record)
-        if callback is not None:
-            callback(record)
+    try:
+        for epoch in range(first_epoch, options.epochs + 1):
+            order = run.shuffle_rng.permutation(len(x)) if options.shuffle else np.arange(len(x))
+            targets = y[order]
+            net.set_training(True)
+            with blas_threads():
+                run_epoch(net, x, order, targets, outputs, loss_gradient, optimizer, options, step_for, run)
+            net.set_training(False)
+            epoch_loss = loss.value(targets, outputs) if len(x) else 0.0
+            if not math.isfinite(epoch_loss):
+                raise TrainingDivergedError(
+                    f"training diverged in epoch {epoch} (loss {epoch_loss}, first in batch "
+                    f"{first_bad_batch(loss, targets, outputs, options.batch_size)}); "
+                    f"lower the learning rate (now {optimizer.learning_rate:g})"
+                )
+            record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss}
+            if options.validation_data is not None:
+                xv, yv = options.validation_data
+                predicted = net.predict(xv)
+                record["val_loss"] = loss.value(yv, predicted)
+                record["val_accuracy"] = float(np.mean(predicted.argmax(axis=1) == yv.argmax(axis=1)))
+            history.append(record)
+            if options.callback is not None:
+                options.callback(record)
+            if options.on_epoch_end is not None:
+                options.on_epoch_end(run.state(net, optimizer, epoch, history))
+    finally:
+        net.set_training(False)
     return history
 
 
@@ -87,18 +178,25 @@ def run_epoch(
     outputs: np.ndarray,
     loss_gradient: LossGradient,
     optimizer: Optimizer,
-    batch_size: int,
+    options: FitOptions,
     step_for: Callable[[int], Step],
+    run: _Run,
 ) -> None:
     """One pass over x in `order` (targets already in that order), a step per batch; the last batch may be
     smaller and gets the step for its own size (`step_for(rows)`)."""
+    batch_size, schedule, augment = options.batch_size, options.schedule, options.augment
     for start in range(0, len(x), batch_size):
         rows = order[start : start + batch_size]
         xb = x[rows] if batch_size > 1 else x[rows[0] : rows[0] + 1]  # batch 1: a view, no copy
+        if augment is not None:
+            xb = np.asarray(augment(xb, run.augment_rng), dtype=net.dtype)
+        if schedule is not None:
+            optimizer.learning_rate = float(schedule(run.step))
         step = step_for(len(rows))
         step(
             net, xb, targets[start : start + batch_size], outputs[start : start + batch_size], loss_gradient, optimizer
         )
+        run.step += 1
 
 
 def first_bad_batch(loss: Loss, targets: np.ndarray, outputs: np.ndarray, batch_size: int) -> int:

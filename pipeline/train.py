@@ -23,9 +23,11 @@ def build_network(params: TrainParams, input_shape: tuple[int, ...], classes: li
     return net
 
 
-def make_optimizer(params: TrainParams) -> cnn.SGD | cnn.Adam:
+def make_optimizer(params: TrainParams) -> cnn.Optimizer:
     if params.optimizer == "adam":
         return cnn.Adam(learning_rate=params.learning_rate)
+    if params.optimizer == "adadelta":
+        return cnn.Adadelta(learning_rate=params.learning_rate)
     return cnn.SGD(learning_rate=params.learning_rate, momentum=params.momentum)
 
 

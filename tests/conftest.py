@@ -1,5 +1,12 @@
-"""Shared fixtures: the notebook's data set (digits 0 and 1, 100 per class) read from the shipped sample."""
+"""Shared fixtures: the notebook's data set (digits 0 and 1, 100 per class) read from the shipped sample.
 
+pipeline is imported first, before numpy and cnn, so every test runs the numerics the pipeline runs
+(pipeline.numerics pins the canonical kernels; tests/test_numerics.py checks that it did).
+"""
+
+import pipeline  # noqa: F401
+
+# isort: split
 from pathlib import Path
 
 import numpy as np

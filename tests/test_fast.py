@@ -60,9 +60,49 @@ def test_fit_chooses_the_step_by_configuration_alone() -> None:
     assert isinstance(training.choose_step(net, cnn.SGD(0.1), 64), cnn.parallel.SplitStep)
 
 
-def test_update_outer_refuses_momentum() -> None:
-    with pytest.raises(ValueError, match="momentum"):
-        cnn.SGD(0.1, momentum=0.5).update_outer(np.zeros((2, 3)), np.ones((1, 2)), np.ones((1, 3)))
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: cnn.SGD(0.1),
+        lambda: cnn.SGD(0.1, momentum=0.5),
+        lambda: cnn.Adam(0.01),
+        lambda: cnn.SGD(0.1, weight_decay=0.1),
+    ],
+    ids=["sgd", "momentum", "adam", "decay"],
+)
+def test_update_outer_equals_update_with_the_formed_gradient(make) -> None:
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((3, 4))
+    factors = [(rng.standard_normal((1, 3)), rng.standard_normal((1, 4))) for _ in range(3)]
+    params = {"outer": start.copy(), "formed": start.copy()}
+    optimizers = {name: make() for name in params}
+    for g, x in factors:
+        for opt in optimizers.values():
+            opt.begin_step()
+        optimizers["outer"].update_outer((0, "w"), params["outer"], g, x)
+        optimizers["formed"].update((0, "w"), params["formed"], g.T @ x)
+    np.testing.assert_allclose(params["outer"], params["formed"], rtol=1e-13, atol=1e-15)
+    assert not np.array_equal(params["outer"], start)
+
+
+def test_rank1_step_keeps_to_optimizer_step_keys_and_fills_every_grad_but_factored_ones(notebook_data) -> None:
+    """The rank-1 step's optimizer state keys are Optimizer.step's (position among layers with parameters), and
+    after it every grads array except the factored Dense weights holds the last gradient, as after plain_step."""
+    x_train, y_train, _, _ = notebook_data
+    x, y = x_train[:3].astype("float64"), cnn.one_hot(y_train[:3], 2)
+    nets = {"plain": notebook_net(), "rank1": notebook_net()}
+    optimizers = {"plain": cnn.Adam(0.01), "rank1": cnn.Adam(0.01)}
+    steps = {"plain": step.plain_step, "rank1": fast.rank1_sgd_step}
+    loss = step.LossGradient.for_network(nets["plain"], cnn.BinaryCrossEntropy())
+    for i in range(len(x)):
+        for name, net in nets.items():
+            steps[name](net, x[i : i + 1], y[i : i + 1], np.empty((1, 2)), loss, optimizers[name])
+    assert optimizers["rank1"].state_dict().keys() == optimizers["plain"].state_dict().keys()
+    for plain, rank1 in zip(nets["plain"].param_layers, nets["rank1"].param_layers, strict=True):
+        for name in plain.params:
+            np.testing.assert_allclose(rank1.params[name], plain.params[name], rtol=1e-12, atol=1e-14)
+            if not (isinstance(plain, cnn.Dense) and name == "weights"):
+                np.testing.assert_allclose(rank1.grads[name], plain.grads[name], rtol=1e-12, atol=1e-14)
 
 
 def test_layers_work_on_their_own() -> None:

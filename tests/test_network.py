@@ -263,3 +263,27 @@ def test_adam_two_steps_by_hand() -> None:
     # by hand: t=1: m_hat = 0.5, v_hat = 0.25, p = 1 - 0.1 * 0.5 / 0.5 = 0.9;
     # t=2: m = 0.025, v = 0.00028975, m_hat = 0.025 / 0.19, v_hat = 0.00028975 / 0.001999, p = 0.86544
     assert layer.params["weights"][0, 0] == pytest.approx(0.86544, abs=1e-5)
+
+
+def test_sequential_draws_the_weights_once(monkeypatch) -> None:
+    """A layer built for a Sequential is not drawn in its constructor and again by the network: its draw
+    waits for first use (Layer.initialize_on_use), which Sequential's own initialisation pre-empts."""
+    from cnn import init
+
+    draws = []
+    weights = init.weights
+    monkeypatch.setattr(init, "weights", lambda *args: draws.append(args[2]) or weights(*args))
+    net = cnn.Sequential([cnn.Flatten((1, 6, 6)), cnn.Dense(36, 5), cnn.Sigmoid(), cnn.Dense(5, 2)], seed=3)
+    assert draws == [(5, 36), (2, 5)]
+    cnn.Sequential(cnn.build(cnn.NOTEBOOK_LAYERS, n_classes=2), seed=0)
+    assert draws[2:] == [(5, 1, 3, 3), (100, 3380), (2, 100)]
+    rng = np.random.default_rng(3)
+    np.testing.assert_array_equal(net.layers[1].params["weights"], rng.standard_normal((5, 36)))
+    np.testing.assert_array_equal(net.layers[1].params["biases"], rng.standard_normal(5))
+    alone = cnn.Dense(36, 5, rng=3)  # on its own: drawn from its seed on first use, as if at construction
+    np.testing.assert_array_equal(alone.params["weights"], np.random.default_rng(3).standard_normal((5, 36)))
+    layer = cnn.Dense(4, 2, rng=1)
+    twin = layer.replica()  # a replica of a layer not yet drawn shares the one draw
+    assert twin.params["weights"] is layer.params["weights"] and draws[-1] == (2, 4)
+    with pytest.raises(ValueError, match="unknown init 'uniform'"):
+        cnn.Dense(2, 2, init="uniform")
