@@ -144,7 +144,7 @@ class Convolutional(Layer):
         C, k, D = self.input_shape[0], self.kernel_size, self.depth
         kernels = initializers.weights(init, rng, (D, C, k, k), C * k * k, D * k * k, dtype)
         bias_shape = self.output_shape if self.bias == "untied" else (D,)
-        self._set_params(kernels=kernels, biases=initializers.biases(init, rng, bias_shape, dtype))
+        self._set_params(kernels=kernels, biases=initializers.biases(init, rng, bias_shape, C * k * k, dtype))
 
     def _kernel_matrix(self) -> np.ndarray:
         return self.params["kernels"].reshape(self.depth, -1)

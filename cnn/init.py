@@ -1,15 +1,17 @@
 """Parameter initialisation. All randomness comes from one numpy Generator, drawn in layer order.
 
 "normal" is the notebook's ``np.random.randn``: std 1 for weights and biases alike.
-"xavier"/"glorot" (std sqrt(2 / (fan_in + fan_out))) and "he" (std sqrt(2 / fan_in)) scale the weights
-and start the biases at zero.
+"xavier"/"glorot" (normal, std sqrt(2 / (fan_in + fan_out))) and "he" (normal, std sqrt(2 / fan_in)) scale the
+weights and start the biases at zero. "glorot_uniform" is Keras's default: weights uniform in +-sqrt(6 / (fan_in
++ fan_out)), biases zero. "pytorch" is torch.nn.Conv2d's and Linear's default (kaiming_uniform with a = sqrt(5)):
+weights and biases uniform in +-1 / sqrt(fan_in). fan_in = inputs per output unit (C*k*k for a convolution).
 """
 
 from typing import Any
 
 import numpy as np
 
-INITIALIZERS = ("normal", "xavier", "glorot", "he")
+INITIALIZERS = ("normal", "xavier", "glorot", "he", "glorot_uniform", "pytorch")
 
 
 def check_init(init: str) -> None:
@@ -30,6 +32,9 @@ def weights(init: str | None, rng: np.random.Generator | None, shape: tuple, fan
     rng None gives zeros (used when the values are about to be overwritten, e.g. by load)."""
     if rng is None:
         return np.zeros(shape, dtype=dtype)
+    if init in ("glorot_uniform", "pytorch"):
+        bound = np.sqrt(6.0 / (fan_in + fan_out)) if init == "glorot_uniform" else 1.0 / np.sqrt(fan_in)
+        return rng.uniform(-bound, bound, shape).astype(dtype, copy=False)
     if init == "normal":
         std = 1.0
     elif init in ("xavier", "glorot"):
@@ -42,8 +47,12 @@ def weights(init: str | None, rng: np.random.Generator | None, shape: tuple, fan
     return w.astype(dtype, copy=False)
 
 
-def biases(init: str | None, rng: np.random.Generator | None, shape: tuple, dtype: Any):
-    """Biases of `shape`: std-1 normal for "normal" (the notebook's), zeros otherwise."""
+def biases(init: str | None, rng: np.random.Generator | None, shape: tuple, fan_in: int, dtype: Any):
+    """Biases of `shape`: std-1 normal for "normal" (the notebook's), uniform in +-1/sqrt(fan_in) for
+    "pytorch", zeros otherwise."""
+    if rng is not None and init == "pytorch":
+        bound = 1.0 / np.sqrt(fan_in)
+        return rng.uniform(-bound, bound, shape).astype(dtype, copy=False)
     if rng is None or init != "normal":
         return np.zeros(shape, dtype=dtype)
     return rng.standard_normal(shape).astype(dtype, copy=False)

@@ -175,7 +175,8 @@ class Dense(Layer):
         rng = initializers.generator(init, rng)
         shape = (self.output_size, self.input_size)
         weights = initializers.weights(init, rng, shape, self.input_size, self.output_size, dtype)
-        self._set_params(weights=weights, biases=initializers.biases(init, rng, (self.output_size,), dtype))
+        biases = initializers.biases(init, rng, (self.output_size,), self.input_size, dtype)
+        self._set_params(weights=weights, biases=biases)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x

@@ -93,6 +93,8 @@ def check(
         params.check_all(params_file)
     except errors.UserError as exc:
         raise errors.UserError(f"{exc}{_way_back_from_an_experiment()}") from None
+    if note := params.preset_note(params_file):
+        typer.echo(note, err=True)
     atomic.write_text(out, "params.yaml passed `python -m pipeline check`; see dvc.yaml, stage check.\n")
     typer.echo(f"check: {params_file} is valid")
 

@@ -45,6 +45,11 @@ class TrainParams:
     dtype: str
     validation_fraction: float
     layers: list[dict]
+    preset: str | None = None
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: dict | None = None
+    augment: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Rule:
     allowed: str
     good: tuple = ()
     bad: tuple = ()
+    optional: bool = False  # a key params.yaml may leave out: then the TrainParams default holds
 
 
 def _is_int(value: Any) -> bool:
@@ -109,6 +115,12 @@ def _layers_ok(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(s, dict) and "type" in s for s in value)
 
 
+def _spec(example: str) -> Rule:
+    """null or a mapping, checked further by cnn's factory (check_recipe)."""
+    allowed = f"null or a mapping like {example}"
+    return Rule(lambda v: v is None or isinstance(v, dict), allowed, (None,), ([], "x"), optional=True)
+
+
 def _train_rules() -> dict[str, Rule]:
     """The train section's rules; its choices are cnn's own registries (optimizers, losses, inits, dtypes)."""
     import cnn
@@ -132,6 +144,23 @@ def _train_rules() -> dict[str, Rule]:
             ([{"type": "flatten"}, {"type": "dense"}],),
             ([], [{"units": 3}], [["dense"]], {"type": "dense"}),
         ),
+        "preset": Rule(
+            lambda v: v is None or (isinstance(v, str) and bool(v)),
+            "null or the name of a file in presets/, e.g. keras-convnet",
+            (None, "keras-convnet"),
+            ("", 1, ["keras-convnet"]),
+            True,
+        ),
+        "nesterov": Rule(lambda v: isinstance(v, bool), "true or false", (False, True), (0, "yes", None), True),
+        "weight_decay": Rule(
+            lambda v: _is_number(v) and v >= 0,
+            "a number >= 0, e.g. 0.0001",
+            (0, 0.0, 1e-4),
+            (-1e-9, math.inf, "x"),
+            optional=True,
+        ),
+        "schedule": _spec("{type: step, gamma: 0.7}"),
+        "augment": _spec("{shift: 2, rotate: 10}"),
     }
 
 
@@ -232,13 +261,52 @@ def check_section(path: Path, name: str, data: dict) -> Any:
     if unknown:
         key = unknown[0] if isinstance(unknown[0], str) and len(unknown[0]) <= 40 else render(unknown[0], 40)
         raise UserError(f"{path}: unknown key {name}.{key}; allowed keys in '{name}': {', '.join(rules)}")
+    where = {key: path for key in values}
+    if name == "train":
+        from pipeline import presets  # here, not at the top: the stages that read only `data` never load it
+    if name == "train" and values.get("preset") is not None and rules["preset"].check(values["preset"]):
+        effective = presets.apply(values, load_yaml)
+        preset_path = presets.path_of(values["preset"])
+        where.update({key: preset_path for key in effective if key not in presets.FROM_PARAMS})
+        unknown = sorted((k for k in effective if k not in rules), key=str)
+        if unknown:
+            raise UserError(f"{preset_path}: unknown key train.{render(unknown[0], 40)}; allowed: {', '.join(rules)}")
+        values = effective
     for key, rule in rules.items():
         if key not in values:
+            if rule.optional:
+                continue
             raise UserError(f"{path}: missing key {name}.{key}; it must be {rule.allowed}")
         if not rule.check(values[key]):
-            raise UserError(f"{path}: {name}.{key} = {render(values[key])} is not allowed; it must be {rule.allowed}")
+            raise UserError(
+                f"{where[key]}: {name}.{key} = {render(values[key])} is not allowed; it must be {rule.allowed}"
+            )
     cls = SECTIONS[name]
-    return cls(**{f.name: values[f.name] for f in fields(cls)})
+    result = cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+    if name == "train":
+        check_recipe(where, result)
+    return result
+
+
+def check_recipe(where: dict[str, Path], train: "TrainParams") -> None:
+    """The parts of a recipe that only cnn's factories can judge: the schedule and augmentation specs, and
+    the optimizer's options (Nesterov needs SGD momentum)."""
+    import cnn
+
+    for key, factory in (("schedule", cnn.make_schedule), ("augment", cnn.make_augment)):
+        spec = getattr(train, key)
+        try:
+            if key == "schedule":
+                factory(spec, train.learning_rate, train.epochs, 1)
+            else:
+                factory(spec)
+        except ValueError as exc:
+            raise UserError(f"{where.get(key)}: train.{key}: {shorten(str(exc))}") from None
+    if train.nesterov and (train.optimizer != "sgd" or train.momentum == 0):
+        raise UserError(
+            f"{where.get('nesterov')}: train.nesterov = true needs optimizer sgd with momentum > 0 "
+            f"(now {train.optimizer}, momentum {train.momentum:g}); set nesterov: false or add momentum"
+        )
 
 
 def section(path: Path, name: str) -> Any:
@@ -254,8 +322,29 @@ def check_all(path: Path) -> tuple[DataParams, TrainParams]:
     import cnn
 
     sources.resolve_source(data_params.source, data_params.mirrors, data_params.sha256)
+    layers_from = path
+    if train_params.preset is not None:
+        from pipeline import presets
+
+        layers_from = presets.path_of(train_params.preset)
     try:
         cnn.build(train_params.layers, input_shape=(1, 28, 28), n_classes=len(data_params.digits))
     except cnn.ArchitectureError as exc:
-        raise UserError(f"{path}: {shorten(str(exc))}") from None
+        raise UserError(f"{layers_from}: {shorten(str(exc))}") from None
     return data_params, train_params
+
+
+def preset_note(path: Path) -> str | None:
+    """One line naming the train keys of params.yaml that the chosen preset overrides, or None."""
+    train = load_yaml(path).get("train") or {}
+    if not isinstance(train, dict) or train.get("preset") is None:
+        return None
+    from pipeline import presets
+
+    overridden = presets.ignored(train, presets.apply(train, load_yaml))
+    if not overridden:
+        return None
+    return (
+        f"note: train.preset = {train['preset']}: the preset's recipe is used; params.yaml's "
+        f"{', '.join('train.' + key for key in overridden)} are not read (only train.seed is)"
+    )

@@ -1,5 +1,6 @@
 """train stage: data/processed/train.npz + params.yaml:train -> models/model.npz and reports/train/."""
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,23 @@ def build_network(params: TrainParams, input_shape: tuple[int, ...], classes: li
 
 
 def make_optimizer(params: TrainParams) -> cnn.Optimizer:
+    """train.optimizer with its options (the other optimizers' defaults are torch's)."""
+    options = {"learning_rate": params.learning_rate, "weight_decay": params.weight_decay}
     if params.optimizer == "adam":
-        return cnn.Adam(learning_rate=params.learning_rate)
+        return cnn.Adam(**options)
     if params.optimizer == "adadelta":
-        return cnn.Adadelta(learning_rate=params.learning_rate)
-    return cnn.SGD(learning_rate=params.learning_rate, momentum=params.momentum)
+        return cnn.Adadelta(**options)
+    return cnn.SGD(momentum=params.momentum, nesterov=params.nesterov, **options)
+
+
+def recipe_options(params: TrainParams, train_images: int) -> dict:
+    """fit's options from the train section besides epochs and batch size: the learning-rate schedule (its
+    steps counted over ceil(train_images / batch_size) batches an epoch) and the augmentation."""
+    steps_per_epoch = max(1, math.ceil(train_images / params.batch_size))
+    return {
+        "schedule": cnn.make_schedule(params.schedule, params.learning_rate, params.epochs, steps_per_epoch),
+        "augment": cnn.make_augment(params.augment),
+    }
 
 
 def hold_out(split: dataset.Split, fraction: float) -> tuple[dataset.Split, dataset.Split | None]:
@@ -83,6 +96,7 @@ def run(
             seed=params.seed,
             validation_data=(val.images, cnn.one_hot(val.class_index, len(classes))) if val else None,
             callback=after_epoch,
+            **recipe_options(params, len(train.labels)),
         )
     except cnn.TrainingDivergedError as exc:
         raise UserError(f"train: {exc}") from None

@@ -45,13 +45,21 @@ EXPECTED = {
             "good": ("binary_cross_entropy", "categorical_cross_entropy", "mse"),
             "bad": ("", "cross_entropy", "MSE", 1),
         },
-        "init": {"good": ("normal", "xavier", "glorot", "he"), "bad": ("", "uniform", "He", 1)},
+        "init": {
+            "good": ("normal", "xavier", "glorot", "he", "glorot_uniform", "pytorch"),
+            "bad": ("", "uniform", "He", "torch", 1),
+        },
         "dtype": {"good": ("float64", "float32"), "bad": ("", "float16", "double", 32)},
         "validation_fraction": FRACTION,
         "layers": {
             "good": ([{"type": "flatten"}, {"type": "dense"}],),
             "bad": ([], [{"units": 3}], [["dense"]], {"type": "dense"}),
         },
+        "preset": {"good": (None, "keras-convnet", "lenet5"), "bad": ("", 1, ["keras-convnet"])},
+        "nesterov": {"good": (False,), "bad": (0, "yes", None)},  # true needs momentum: tests/test_presets.py
+        "weight_decay": {"good": (0, 0.0, 1e-4, 0.5), "bad": (-1e-9, math.inf, math.nan, "x")},
+        "schedule": {"good": (None, {"type": "step", "gamma": 0.7}), "bad": ([], "x", 1)},
+        "augment": {"good": (None, {"shift": 2, "rotate": 10}), "bad": ([], "x", 1)},
     },
 }
 EDGES = [
