@@ -179,28 +179,34 @@ def train(
     data: Annotated[Path, typer.Option(help="The training split.")] = Path("data/processed/train.npz"),
     model: Annotated[Path, typer.Option(help="Where to write the model.")] = Path("models/model.npz"),
     reports: Annotated[Path, typer.Option(help="Folder for loss.csv and metrics.json.")] = Path("reports/train"),
+    checkpoint: Annotated[
+        Path, typer.Option(help="The unfinished run's state after each epoch; the next run of the same params resumes.")
+    ] = Path(".dvc/tmp/checkpoints/train.npz"),
 ) -> None:
     """Train the network of train.layers; write models/model.npz.
 
     Reads the train section and trains on data/processed/train.npz. Also writes reports/train/loss.csv (mean loss
     per epoch, for `dvc plots`), metrics.json (parameter and image counts), platform.json (numerics mode, BLAS
-    kernel, library versions, dtype) and timing.json (seconds and samples per second; not tracked by git or DVC).
+    kernel, library versions, dtype) and timing.json (seconds and samples per second; not tracked by git or DVC),
+    all of them only when training has finished. Prints one line per epoch (speed, time left); dvclive's live
+    metrics of each epoch go to reports/train/live/ (`dvc exp show` reads them during a run). After each epoch
+    the run's state goes to --checkpoint: a run killed or stopped with Ctrl-C continues from there on the next
+    run of the same params, data and code, and ends with the same bits.
     """
     from pipeline import numerics
     from pipeline import train as trainer
-    from pipeline.progress import Progress
+    from pipeline.progress import EpochTimer, Progress
 
     config = params.section(params_file, "train")
     if note := numerics.CURRENT.note():
         typer.echo(note, err=True)
-    progress = Progress()
+    progress, timer = Progress(), EpochTimer(config.epochs)
+
+    def on_epoch(record: dict, images: int, seconds: float) -> None:
+        progress.message(f"{trainer.format_epoch(record, config.epochs)}  {timer(record['epoch'], images, seconds)}")
+
     result = trainer.run(
-        config,
-        data,
-        model,
-        reports,
-        on_epoch=lambda record: progress.update(trainer.format_epoch(record, config.epochs), force=True),
-        warn=progress.message,
+        config, data, model, reports, on_epoch=on_epoch, warn=progress.message, checkpoint_path=checkpoint
     )
     progress.done()
     typer.echo(

@@ -1,27 +1,50 @@
-"""Live training metrics: the per-epoch table rewritten after every epoch, so `dvc plots show` (or an editor's
-DVC view) shows a run while it trains. Each write is atomic: a reader sees the previous epoch or this one."""
+"""Live training metrics through dvclive, where DVC users look while a run goes on.
+
+After every epoch: `<dir>/metrics.json` (the latest epoch; dvc.yaml lists it under `metrics:`, so `dvc exp show`
+shows a running experiment's epoch, in the workspace or the queue), `<dir>/plots/metrics/**.tsv` (one row per
+epoch), the VS Code extension's signal file `.dvc/tmp/exps/run/DVCLIVE_STEP_COMPLETED` (dvclive writes it
+under `dvc exp run`), and a live update to DVC Studio when DVC_STUDIO_TOKEN is set.
+
+The folder is not a tracked output (it is gitignored): an interrupted run leaves it as the run's own record,
+never a changed tracked file. dvclive's options are all given here: no dvc.yaml written (it stays
+hand-written), no experiment saved (DVC does that under `dvc exp run`), no timestamps and no report, so the
+files hold the same bytes on every run of the same params.
+"""
 
 import os
+import warnings
 from typing import Any
 
-import pandas as pd
+# What a record of cnn's fit names each metric, and the name dvclive logs it under.
+NAMES = {"loss": "train/loss", "accuracy": "train/accuracy", "val_loss": "val/loss", "val_accuracy": "val/accuracy"}
 
-from pipeline import tables
 
+class LiveMetrics:
+    """One dvclive step per epoch, numbered by the epoch (1, 2, ...). `log(record, learning_rate)` after each
+    epoch; `end()` when the run has finished (Studio's "done", the signal file removed)."""
 
-class EpochLog:
-    """Appends one row per epoch record to a CSV and rewrites the whole file after each epoch. A column a
-    record lacks is left empty (val_loss without a validation split), so every run's file has the same
-    columns and one chart definition fits all. Starts with an empty table, so a file left by an earlier run
-    never shows as this run's."""
+    def __init__(self, directory: str | os.PathLike) -> None:
+        with warnings.catch_warnings():  # pynvml, a dependency of dvclive's GPU monitor, warns on import
+            warnings.simplefilter("ignore", FutureWarning)
+            from dvclive import Live
 
-    COLUMNS = ("epoch", "loss", "val_loss", "val_accuracy")
+        self.live = Live(
+            dir=os.fspath(directory),
+            resume=False,  # a resumed run replays its checkpoint's epochs instead: the folder matches the run
+            report=None,
+            save_dvc_exp=False,
+            dvcyaml=None,
+            cache_images=False,
+            monitor_system=False,
+        )
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = path
-        self.rows: list[dict[str, Any]] = []
-        tables.write_csv(pd.DataFrame(columns=list(self.COLUMNS)), path)
+    def log(self, record: dict[str, Any], learning_rate: float) -> None:
+        self.live.step = int(record["epoch"])
+        for key, name in NAMES.items():
+            if key in record:
+                self.live.log_metric(name, float(record[key]), timestamp=False)
+        self.live.log_metric("learning_rate", float(learning_rate), timestamp=False)
+        self.live.next_step()
 
-    def __call__(self, record: dict[str, Any]) -> None:
-        self.rows.append({column: record.get(column) for column in self.COLUMNS})
-        tables.write_csv(pd.DataFrame(self.rows, columns=list(self.COLUMNS)), self.path)
+    def end(self) -> None:
+        self.live.end()

@@ -1,4 +1,5 @@
-"""Progress for long work: a live line on a terminal, nothing in logs (stderr not a TTY)."""
+"""Progress for long work: a live line on a terminal, nothing in logs (stderr not a TTY); and for training,
+one line per epoch with its speed and the time left (EpochTimer), on a terminal and in logs alike."""
 
 import sys
 import time
@@ -38,3 +39,27 @@ class Progress:
         """Callback for pipeline.download.fetch: bytes so far of one file."""
         of = f" / {total / 2**20:.1f} MiB" if total else " MiB"
         self.update(f"{name}: {done / 2**20:.1f}{of}", force=total is not None and done >= total)
+
+
+def duration(seconds: float) -> str:
+    """12.3 s, 4 min 05 s, 2 h 07 min."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min {int(seconds % 60):02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+class EpochTimer:
+    """The speed and time-left part of a run's per-epoch line: images per second of the epoch just ended, its
+    wall time, and the run's ETA (the epochs left at the mean time per epoch of this run so far)."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.seconds: list[float] = []
+
+    def __call__(self, epoch: int, images: int, seconds: float) -> str:
+        self.seconds.append(seconds)
+        left = (self.epochs - epoch) * sum(self.seconds) / len(self.seconds)
+        return f"{images / max(seconds, 1e-9):,.0f} images/s  epoch {duration(seconds)}  ETA {duration(left)}"

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import cnn
-from pipeline import atomic, dataset, diagnose, figures, live, numerics
+from pipeline import atomic, checkpoint, dataset, diagnose, figures, live, numerics, tables
 from pipeline.errors import UserError
 from pipeline.params import TrainParams
 
@@ -66,51 +67,105 @@ class TrainResult:
     samples_per_second: float
 
 
+LOSS_COLUMNS = ("epoch", "loss", "val_loss", "val_accuracy")
+
+
+def fit_arguments(params: TrainParams, train: dataset.Split, val: dataset.Split | None, n_classes: int) -> dict:
+    """What net.fit takes besides the training images, targets and callback (the optimizer among them)."""
+    return {
+        "loss": cnn.LOSSES[params.loss](),
+        "optimizer": make_optimizer(params),
+        "epochs": params.epochs,
+        "batch_size": params.batch_size,
+        "seed": params.seed,
+        "validation_data": (val.images, cnn.one_hot(val.class_index, n_classes)) if val else None,
+        **recipe_options(params, len(train.labels)),
+    }
+
+
 def run(
-    params: TrainParams, data_path: Path, model_path: Path, report_dir: Path, on_epoch=None, warn=None
+    params: TrainParams,
+    data_path: Path,
+    model_path: Path,
+    report_dir: Path,
+    on_epoch=None,
+    warn=None,
+    checkpoint_path: Path | None = None,
 ) -> TrainResult:
-    """Train and write the model and reports/train/: loss.csv (rewritten after
-    every epoch, so it can be watched: pipeline.live), metrics.json (size of the run),
-    platform.json (what decides the bits) and timing.json (wall-clock cost: untracked, as it differs on
-    every run)."""
+    """Train and write the model and reports/train/: loss.csv (the loss per epoch), loss.png, metrics.json
+    (size of the run), platform.json (what decides the bits) and timing.json (wall-clock cost: untracked, as it
+    differs on every run).
+
+    While training, dvclive's files in reports/train/live/ (gitignored, pipeline.live) follow every epoch. The
+    outputs are written only when training has finished, all together (atomic.together): an interrupted run
+    leaves the previous run's outputs as they were (dvc.yaml marks them `persist` so DVC keeps them too).
+    With `checkpoint_path`, the run's state is saved there after every epoch (pipeline.checkpoint); a run of the
+    same params, data and code continues from it (announced through `warn`) to the same bits, and the file is
+    removed when the outputs are written. `on_epoch(record, images, seconds)` after each epoch of this run."""
     split = dataset.load(data_path)
     train, val = hold_out(split, params.validation_fraction)
     classes = split.classes.tolist()
     net = build_network(params, split.images.shape[1:], classes)
-    log = live.EpochLog(report_dir / "loss.csv")
+    arguments = fit_arguments(params, train, val, len(classes))
+    say = warn or (lambda text: None)
+    learning_rates: list[float] = []  # one per epoch, for the live files of a resumed run
+    if checkpoint_path is not None:
+        mark = checkpoint.fingerprint(params, data_path)
+        if resumed := checkpoint.load(checkpoint_path, mark, say):
+            net, state = resumed.net, dict(resumed.state)
+            learning_rates = list(state.pop("learning_rates", []))
+            arguments["resume"] = cnn.TrainingState(**state)
+            say(f"train: resuming from {checkpoint_path} after epoch {resumed.epoch} of {params.epochs}")
+
+        failed: list[str] = []
+
+        def save_state(state: cnn.TrainingState) -> None:
+            fields = {name: getattr(state, name) for name in cnn.TrainingState.__dataclass_fields__}
+            try:
+                checkpoint.save(checkpoint_path, mark, net, {**fields, "learning_rates": learning_rates})
+            except OSError as exc:  # a checkpoint is a convenience: the run goes on without it
+                if not failed:
+                    say(f"warning: no checkpoint in {checkpoint_path} ({exc.strerror or exc}); training goes on")
+                failed.append(str(exc))
+
+        arguments["on_epoch_end"] = save_state
+    metrics = live.LiveMetrics(report_dir / "live")
+    for record, rate in zip(arguments["resume"].history if "resume" in arguments else (), learning_rates, strict=True):
+        metrics.log(record, rate)
+    first_epoch = len(learning_rates) + 1
+
+    start = last = time.perf_counter()
 
     def after_epoch(record: dict) -> None:
-        log(record)
+        nonlocal last
+        now = time.perf_counter()
+        learning_rates.append(arguments["optimizer"].learning_rate)
+        metrics.log(record, learning_rates[-1])
         if on_epoch is not None:
-            on_epoch(record)
+            on_epoch(record, len(train.labels), now - last)
+        last = time.perf_counter()  # the time of logging and the callback is not the next epoch's
 
-    start = time.perf_counter()
     try:
-        history = net.fit(
-            train.images,
-            cnn.one_hot(train.class_index, len(classes)),
-            loss=cnn.LOSSES[params.loss](),
-            optimizer=make_optimizer(params),
-            epochs=params.epochs,
-            batch_size=params.batch_size,
-            seed=params.seed,
-            validation_data=(val.images, cnn.one_hot(val.class_index, len(classes))) if val else None,
-            callback=after_epoch,
-            **recipe_options(params, len(train.labels)),
-        )
+        history = net.fit(train.images, cnn.one_hot(train.class_index, len(classes)), callback=after_epoch, **arguments)
     except cnn.TrainingDivergedError as exc:
         raise UserError(f"train: {exc}") from None
     seconds = time.perf_counter() - start
     if warn and (note := diagnose.saturation(history, params.loss, len(classes), params.learning_rate)):
         warn(note)
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    cnn.save(net, model_path)
-    figures.loss_curve(history, report_dir / "loss.png")
-    atomic.write_json(
-        report_dir / "metrics.json", {"parameters": count_parameters(net), "train_images": len(train.labels)}
-    )
-    atomic.write_json(report_dir / "platform.json", numerics.fingerprint(params.dtype))
-    result = TrainResult(history, seconds, params.epochs * len(train.labels) / max(seconds, 1e-9))
+    with atomic.together() as stage:
+        cnn.save(net, stage(model_path))
+        tables.write_csv(pd.DataFrame(history, columns=list(LOSS_COLUMNS)), stage(report_dir / "loss.csv"))
+        figures.loss_curve(history, stage(report_dir / "loss.png"))
+        atomic.write_json(
+            stage(report_dir / "metrics.json"),
+            {"parameters": count_parameters(net), "train_images": len(train.labels)},
+        )
+        atomic.write_json(stage(report_dir / "platform.json"), numerics.fingerprint(params.dtype))
+    if checkpoint_path is not None:
+        checkpoint.remove(checkpoint_path)
+    metrics.end()
+    epochs_run = params.epochs - first_epoch + 1
+    result = TrainResult(history, seconds, epochs_run * len(train.labels) / max(seconds, 1e-9))
     atomic.write_json(
         report_dir / "timing.json",
         {"train_seconds": round(seconds, 3), "samples_per_second": round(result.samples_per_second)},

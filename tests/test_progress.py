@@ -1,8 +1,9 @@
 """The live status line: drawn only on a terminal, and a warning never shares its line."""
 
 import io
+from pathlib import Path
 
-from pipeline.progress import Progress
+from pipeline.progress import EpochTimer, Progress, duration
 
 
 class Terminal(io.StringIO):
@@ -30,3 +31,42 @@ def test_off_a_terminal_only_messages_are_written() -> None:
     progress.message("warning: training saturated")
     progress.done()
     assert stream.getvalue() == "warning: training saturated\n"
+
+
+def test_each_epoch_line_gives_its_speed_and_the_time_left() -> None:
+    timer = EpochTimer(epochs=10)
+    assert timer(1, 6000, 2.0) == "3,000 images/s  epoch 2.0 s  ETA 18.0 s"
+    assert timer(2, 6000, 4.0) == "1,500 images/s  epoch 4.0 s  ETA 24.0 s"  # 8 left at the mean of 3 s
+    assert timer(10, 6000, 3.0).endswith("ETA 0.0 s")
+
+
+def test_durations_read_as_seconds_minutes_or_hours() -> None:
+    assert [duration(s) for s in (0.04, 59.9, 65, 3599, 7620)] == [
+        "0.0 s",
+        "59.9 s",
+        "1 min 05 s",
+        "59 min 59 s",
+        "2 h 07 min",
+    ]
+
+
+def test_a_run_prints_one_line_per_epoch_in_logs(notebook_data, tmp_path, monkeypatch) -> None:
+    """Off a terminal (a log, `dvc queue logs`) each epoch still gets its own line."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from pipeline import dataset
+    from pipeline.cli import app
+    from pipeline.dataset import Split
+
+    x_train, y_train, _, _ = notebook_data
+    dataset.save(tmp_path / "train.npz", Split(x_train[:40], y_train[:40], np.array([0, 1])))
+    params = (Path(__file__).resolve().parents[1] / "params.yaml").read_text().replace("epochs: 20", "epochs: 3")
+    (tmp_path / "params.yaml").write_text(params)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "--data", "train.npz", "--model", "m.npz", "--reports", "r"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("epoch ")]
+    assert [line.split("  ")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all(" images/s  epoch " in line and "  ETA " in line for line in lines)
+    assert "\r" not in result.output and "\033" not in result.output

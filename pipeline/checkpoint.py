@@ -1,0 +1,141 @@
+"""Checkpoints of a training run: what continuing it bit for bit needs, in one file written atomically.
+
+A checkpoint is a .npz (no pickles) with members
+    header            uint8 JSON: format, fingerprint, and the run's state besides arrays (epoch, step, the
+                      generators' states, the epochs' records, the optimizer's numbers)
+    model             uint8: the network as cnn.save writes it (parameters and buffers)
+    optimizer/<key>   the optimizer's arrays (Adam's moments, momentum buffers), by state_dict key
+The fingerprint (`fingerprint`) covers the train params, the training data, every source file of cnn/ and
+pipeline/ and the numerics that decide the bits: a checkpoint of other params, data, code or machine never
+resumes. A file that is not a readable checkpoint of this format is ignored with one line.
+"""
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import cnn
+import pipeline
+from pipeline import atomic, numerics
+from pipeline.params import TrainParams
+
+FORMAT = 1
+CODE_PACKAGES = (Path(cnn.__file__).parent, Path(pipeline.__file__).parent)
+
+
+@dataclass
+class Checkpoint:
+    """A run after `epoch` epochs: its network and `state` (cnn's TrainingState fields: epoch, step,
+    optimizer, shuffle_rng, augment_rng, layer_rngs, history)."""
+
+    net: cnn.Sequential
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epoch(self) -> int:
+        return int(self.state["epoch"])
+
+
+def fingerprint(params: TrainParams, data_path: str | os.PathLike, packages: tuple[Path, ...] = CODE_PACKAGES) -> str:
+    """sha256 over the train params, the bytes of the training data, each .py file of `packages` (name and
+    bytes) and pipeline.numerics' fingerprint of the machine (BLAS kernel, library versions, dtype)."""
+    digest = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        digest.update(f"{label}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    add("format", str(FORMAT).encode())
+    add("params", json.dumps(dataclasses.asdict(params), sort_keys=True).encode())
+    add("numerics", json.dumps(numerics.fingerprint(params.dtype), sort_keys=True).encode())
+    add("data", Path(data_path).read_bytes())
+    for package in packages:
+        for source in sorted(package.rglob("*.py")):
+            add(f"{package.name}/{source.relative_to(package).as_posix()}", source.read_bytes())
+    return digest.hexdigest()
+
+
+def save(path: str | os.PathLike, fingerprint: str, net: cnn.Sequential, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically: a reader (or a run killed now) sees the previous one or this one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    numbers = {k: v for k, v in state.get("optimizer", {}).items() if not isinstance(v, np.ndarray)}
+    header = {
+        "format": FORMAT,
+        "fingerprint": fingerprint,
+        **{k: v for k, v in state.items() if k != "optimizer"},
+        "layer_rngs": {str(k): v for k, v in state.get("layer_rngs", {}).items()},
+        "optimizer": numbers,
+    }
+    members = {
+        "header": np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8),
+        "model": np.frombuffer(_model_bytes(net, path.parent), dtype=np.uint8),
+    }
+    members.update(
+        (f"optimizer/{k}", np.ascontiguousarray(v))
+        for k, v in state.get("optimizer", {}).items()
+        if isinstance(v, np.ndarray)
+    )
+    with atomic.atomic_open(path, "wb") as handle:
+        np.savez(handle, allow_pickle=False, **members)
+
+
+def load(path: str | os.PathLike, fingerprint: str, say: Callable[[str], None]) -> Checkpoint | None:
+    """The checkpoint at `path` if it is one of this run (same fingerprint), else None. A missing file is
+    silent; a corrupt or foreign one gets one line through `say` and is left to be overwritten."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as members:
+            header = json.loads(bytes(members["header"]))
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise ValueError(f"format {header.get('format') if isinstance(header, dict) else '?'}, not {FORMAT}")
+            if header.get("fingerprint") != fingerprint:
+                say(f"train: ignoring checkpoint {path}: written for other params, data or code; starting at epoch 1")
+                return None
+            arrays = {k.removeprefix("optimizer/"): members[k] for k in members.files if k.startswith("optimizer/")}
+            net = _model_from_bytes(bytes(members["model"]), path.parent)
+        state = {k: v for k, v in header.items() if k not in ("format", "fingerprint")}
+        state["optimizer"] = {**state["optimizer"], **arrays}
+        state["layer_rngs"] = {int(k): v for k, v in state["layer_rngs"].items()}
+        state["history"] = tuple(state["history"])
+        epochs = {int(state["epoch"]), len(state["history"]), len(state.get("learning_rates", state["history"]))}
+        if len(epochs) != 1:
+            raise ValueError(f"epoch {state['epoch']} with {len(state['history'])} epoch records")
+        int(state["step"])
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, cnn.ModelFileError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        say(f"train: ignoring checkpoint {path}: not a readable checkpoint ({reason[:100]}); starting at epoch 1")
+        return None
+    return Checkpoint(net, state)
+
+
+def remove(path: str | os.PathLike) -> None:
+    Path(path).unlink(missing_ok=True)
+
+
+def _model_bytes(net: cnn.Sequential, scratch: Path) -> bytes:
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=".model-") as folder:
+        cnn.save(net, Path(folder) / "model.npz")
+        return (Path(folder) / "model.npz").read_bytes()
+
+
+def _model_from_bytes(data: bytes, scratch: Path) -> cnn.Sequential:
+    if not data.startswith(b"PK"):
+        raise ValueError("its model is not a .npz")
+    with zipfile.ZipFile(io.BytesIO(data)):  # a truncated model fails here, before any file is written
+        pass
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=".model-") as folder:
+        (Path(folder) / "model.npz").write_bytes(data)
+        return cnn.load(Path(folder) / "model.npz")

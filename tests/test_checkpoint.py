@@ -1,0 +1,229 @@
+"""Checkpoint files: a round trip keeps every bit; other params, data or code, and corrupt files, are ignored
+with one line."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cnn
+from pipeline import checkpoint, params, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def config() -> params.TrainParams:
+    return dataclasses.replace(params.section(ROOT / "params.yaml", "train"), epochs=4)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    path = tmp_path / "train.npz"
+    path.write_bytes(b"the training split's bytes")
+    return path
+
+
+def a_state() -> dict:
+    shuffle, augment = np.random.default_rng(0), np.random.default_rng([0, 2])
+    shuffle.permutation(10)  # advanced: not the state a fresh generator has
+    return {
+        "epoch": 2,
+        "step": 400,
+        "optimizer": {
+            "learning_rate": 0.001,
+            "t": 400,
+            "state/0/weights/m": np.random.default_rng(1).normal(size=(5, 1, 3, 3)),
+            "state/0/weights/v": np.random.default_rng(2).random((5, 1, 3, 3)),
+        },
+        "shuffle_rng": shuffle.bit_generator.state,
+        "augment_rng": augment.bit_generator.state,
+        "layer_rngs": {3: np.random.default_rng([0, 1, 3]).bit_generator.state},
+        "history": ({"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 1 / 3}),
+    }
+
+
+def test_a_checkpoint_gives_back_every_bit(config, data, tmp_path) -> None:
+    net = train.build_network(config, (1, 28, 28), [0, 1])
+    path, mark = tmp_path / "ck" / "train.npz", checkpoint.fingerprint(config, data)
+    state = a_state()
+    checkpoint.save(path, mark, net, state)
+    lines: list[str] = []
+    loaded = checkpoint.load(path, mark, lines.append)
+    assert lines == [] and loaded is not None and loaded.epoch == 2
+    for mine, theirs in zip(net.layers, loaded.net.layers, strict=True):
+        assert mine.config() == theirs.config()
+        for name, value in cnn.serialize.arrays(mine).items():
+            assert (
+                np.array_equal(value, cnn.serialize.arrays(theirs)[name]) and value.dtype == theirs.params[name].dtype
+            )
+    got = loaded.state
+    for key in ("learning_rate", "t"):
+        assert got["optimizer"][key] == state["optimizer"][key]
+    for key in ("state/0/weights/m", "state/0/weights/v"):
+        assert np.array_equal(got["optimizer"][key], state["optimizer"][key])
+    assert got["shuffle_rng"] == state["shuffle_rng"] and got["augment_rng"] == state["augment_rng"]
+    assert got["layer_rngs"] == state["layer_rngs"] and got["history"] == state["history"]
+    resumed = np.random.default_rng()
+    resumed.bit_generator.state = got["shuffle_rng"]
+    original = np.random.default_rng(0)
+    original.permutation(10)
+    assert np.array_equal(resumed.permutation(100), original.permutation(100))
+    assert [p.name for p in path.parent.iterdir()] == ["train.npz"]  # no scratch left
+
+
+def test_the_fingerprint_follows_params_data_and_code(config, data, tmp_path) -> None:
+    code = tmp_path / "code"
+    (code / "sub").mkdir(parents=True)
+    (code / "sub" / "a.py").write_text("x = 1\n")
+    base = checkpoint.fingerprint(config, data, (code,))
+    assert checkpoint.fingerprint(config, data, (code,)) == base
+    assert checkpoint.fingerprint(dataclasses.replace(config, epochs=5), data, (code,)) != base
+    assert checkpoint.fingerprint(dataclasses.replace(config, seed=1), data, (code,)) != base
+    (code / "sub" / "a.py").write_text("x = 2\n")
+    assert checkpoint.fingerprint(config, data, (code,)) != base
+    (code / "sub" / "a.py").write_text("x = 1\n")
+    data.write_bytes(b"other training data")
+    assert checkpoint.fingerprint(config, data, (code,)) != base
+
+
+def test_a_checkpoint_of_other_params_is_ignored_with_one_line(config, data, tmp_path) -> None:
+    path = tmp_path / "train.npz"
+    net = train.build_network(config, (1, 28, 28), [0, 1])
+    checkpoint.save(path, checkpoint.fingerprint(dataclasses.replace(config, learning_rate=0.2), data), net, a_state())
+    lines: list[str] = []
+    assert checkpoint.load(path, checkpoint.fingerprint(config, data), lines.append) is None
+    assert lines == [f"train: ignoring checkpoint {path}: written for other params, data or code; starting at epoch 1"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[: len(b) // 2],  # truncated by a full disk
+        lambda b: b"not a checkpoint at all",
+        lambda b: b"",
+        lambda b: b[:100] + bytes(200) + b[300:],  # bytes zeroed inside the zip
+    ],
+)
+def test_a_corrupt_checkpoint_is_ignored_with_one_line(config, data, tmp_path, damage) -> None:
+    path = tmp_path / "train.npz"
+    mark = checkpoint.fingerprint(config, data)
+    checkpoint.save(path, mark, train.build_network(config, (1, 28, 28), [0, 1]), a_state())
+    path.write_bytes(damage(path.read_bytes()))
+    lines: list[str] = []
+    assert checkpoint.load(path, mark, lines.append) is None
+    assert len(lines) == 1 and lines[0].startswith(f"train: ignoring checkpoint {path}: not a readable checkpoint (")
+    assert "\n" not in lines[0] and lines[0].endswith("; starting at epoch 1")
+
+
+def test_a_foreign_npz_is_ignored_with_one_line(config, data, tmp_path) -> None:
+    path = tmp_path / "train.npz"
+    np.savez(path, weights=np.zeros(3))
+    lines: list[str] = []
+    assert checkpoint.load(path, checkpoint.fingerprint(config, data), lines.append) is None
+    reason = "'header is not a file in the archive'"
+    assert lines == [f"train: ignoring checkpoint {path}: not a readable checkpoint ({reason}); starting at epoch 1"]
+
+
+def test_no_checkpoint_says_nothing(config, data, tmp_path) -> None:
+    lines: list[str] = []
+    assert checkpoint.load(tmp_path / "none.npz", checkpoint.fingerprint(config, data), lines.append) is None
+    assert lines == []
+
+
+LAYERS = [
+    {"type": "conv", "depth": 3, "kernel_size": 3},
+    {"type": "relu"},
+    {"type": "flatten"},
+    {"type": "dropout", "rate": 0.3},
+    {"type": "dense"},
+    {"type": "sigmoid"},
+]
+
+
+@pytest.fixture
+def split(notebook_data, tmp_path: Path) -> Path:
+    from pipeline import dataset
+    from pipeline.dataset import Split
+
+    x_train, y_train, _, _ = notebook_data
+    path = tmp_path / "split.npz"
+    dataset.save(path, Split(x_train[:48], y_train[:48], np.array([0, 1])))
+    return path
+
+
+def adam_with_dropout(config: params.TrainParams) -> params.TrainParams:
+    return dataclasses.replace(
+        config, optimizer="adam", learning_rate=0.01, batch_size=4, validation_fraction=0.25, layers=LAYERS
+    )
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "timing.json" and p.suffix != ".tmp"]
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files}
+
+
+def test_a_run_stopped_after_epoch_2_of_4_resumes_to_the_same_bits(config, split, tmp_path, monkeypatch) -> None:
+    """Dropout (a layer generator), Adam (moments, step count), shuffling, a validation split: the run stopped
+    in epoch 3 and resumed ends with the model, tables and live files of the uninterrupted run."""
+    monkeypatch.chdir(tmp_path)
+    config = adam_with_dropout(config)
+    train.run(config, split, tmp_path / "whole" / "model.npz", tmp_path / "whole")
+    ck = tmp_path / "ck" / "train.npz"
+
+    def stop_in_epoch_3(record: dict, images: int, seconds: float) -> None:
+        if record["epoch"] == 3:  # before epoch 3's checkpoint: the file holds epoch 2
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.run(config, split, tmp_path / "cut" / "model.npz", tmp_path / "cut", stop_in_epoch_3, checkpoint_path=ck)
+    assert not (tmp_path / "cut" / "model.npz").exists()
+    lines: list[str] = []
+    seen: list[int] = []
+    result = train.run(
+        config,
+        split,
+        tmp_path / "cut" / "model.npz",
+        tmp_path / "cut",
+        lambda record, images, seconds: seen.append(record["epoch"]),
+        lines.append,
+        checkpoint_path=ck,
+    )
+    assert lines == [f"train: resuming from {ck} after epoch 2 of 4"]
+    assert seen == [3, 4] and [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    assert outputs(tmp_path / "cut") == outputs(tmp_path / "whole")
+    assert not ck.exists()  # a finished run leaves no checkpoint
+
+
+@pytest.mark.parametrize("kind", ["other params", "corrupt"])
+def test_a_run_ignores_a_stale_or_corrupt_checkpoint_and_starts_at_epoch_1(config, split, tmp_path, monkeypatch, kind):
+    monkeypatch.chdir(tmp_path)
+    config = adam_with_dropout(config)
+    train.run(config, split, tmp_path / "whole" / "model.npz", tmp_path / "whole")
+    ck = tmp_path / "ck" / "train.npz"
+    other = dataclasses.replace(config, learning_rate=0.02)
+
+    def stop(record: dict, images: int, seconds: float) -> None:
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train.run(other, split, tmp_path / "o" / "model.npz", tmp_path / "o", stop, checkpoint_path=ck)
+    if kind == "corrupt":
+        ck.write_bytes(ck.read_bytes()[:-200])
+    lines: list[str] = []
+    seen: list[int] = []
+    train.run(
+        config,
+        split,
+        tmp_path / "new" / "model.npz",
+        tmp_path / "new",
+        lambda record, images, seconds: seen.append(record["epoch"]),
+        lines.append,
+        checkpoint_path=ck,
+    )
+    assert len(lines) == 1 and lines[0].startswith(f"train: ignoring checkpoint {ck}: ")
+    assert ("other params" in lines[0]) == (kind == "other params")
+    assert seen == [1, 2, 3, 4]
+    assert outputs(tmp_path / "new") == outputs(tmp_path / "whole")
