@@ -155,7 +155,14 @@ def split(notebook_data, tmp_path: Path) -> Path:
 
 def adam_with_dropout(config: params.TrainParams) -> params.TrainParams:
     return dataclasses.replace(
-        config, optimizer="adam", learning_rate=0.01, batch_size=4, validation_fraction=0.25, layers=LAYERS
+        config,
+        optimizer="adam",
+        learning_rate=0.01,
+        batch_size=4,
+        validation_fraction=0.25,
+        layers=LAYERS,
+        schedule={"type": "onecycle", "max_lr": 0.01},
+        augment={"shift": 2, "rotate": 10},
     )
 
 
@@ -165,8 +172,9 @@ def outputs(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_run_stopped_after_epoch_2_of_4_resumes_to_the_same_bits(config, split, tmp_path, monkeypatch) -> None:
-    """Dropout (a layer generator), Adam (moments, step count), shuffling, a validation split: the run stopped
-    in epoch 3 and resumed ends with the model, tables and live files of the uninterrupted run."""
+    """Dropout (a layer generator), Adam (moments, step count), a one-cycle schedule (its step), augmentation
+    (its generator), shuffling, a validation split: the run stopped in epoch 3 and resumed ends with the model,
+    tables and live files (learning rate per epoch too) of the uninterrupted run."""
     monkeypatch.chdir(tmp_path)
     config = adam_with_dropout(config)
     train.run(config, split, tmp_path / "whole" / "model.npz", tmp_path / "whole")

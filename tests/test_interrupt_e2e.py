@@ -106,13 +106,21 @@ def train_outputs(project: Project) -> dict[str, str]:
 
 @pytest.mark.parametrize(("signum", "after"), [(signal.SIGKILL, 2), (signal.SIGINT, 1)])
 def test_the_next_repro_resumes_an_interrupted_run_to_the_same_bits(project: Project, signum: int, after: int) -> None:
-    """Adam, dropout and a validation split, 4 epochs: stopped once the checkpoint holds epoch `after` (SIGKILL
-    between epochs 2 and 3, SIGINT within epoch 2), the next `dvc repro` resumes there and its dvc.lock outputs
-    equal those of an uninterrupted run of the same params (run with the checkpoint removed)."""
+    """Adam, a one-cycle schedule, dropout, augmentation and a validation split, 4 epochs: stopped once the
+    checkpoint holds epoch `after` (SIGKILL between epochs 2 and 3, SIGINT within epoch 2), the next `dvc repro`
+    resumes there and its dvc.lock outputs equal those of an uninterrupted run of the same params (run with the
+    checkpoint removed)."""
     before = {name: project.sha256(name) for name in OUTPUTS if name != "dvc.lock"} | {"lock": train_lock(project)}
     params = yaml.safe_load((project.path / "params.yaml").read_text())
     params["train"].update(
-        epochs=4, optimizer="adam", learning_rate=0.001, batch_size=2, validation_fraction=0.1, layers=LAYERS
+        epochs=4,
+        optimizer="adam",
+        learning_rate=0.001,
+        batch_size=2,
+        validation_fraction=0.1,
+        layers=LAYERS,
+        schedule={"type": "onecycle", "max_lr": 0.002},
+        augment={"shift": 2, "rotate": 10},
     )
     (project.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
