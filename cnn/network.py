@@ -115,8 +115,9 @@ class Sequential:
         batch_size, shuffle, seed, validation_data, callback, schedule, augment, on_epoch_end, resume); or pass
         one FitOptions.
 
-        Returns one record per epoch {"epoch", "loss" (mean over the epoch's samples), and with
-        validation_data "val_loss" and "val_accuracy" (share of rows whose highest output is the target's)};
+        Returns one record per epoch {"epoch", "loss" (mean over the epoch's samples) and "accuracy" (share of
+        the epoch's rows whose highest output was the target's, as trained: with dropout and augmentation), and
+        with validation_data "val_loss" and "val_accuracy" (in inference mode)};
         `callback(record)` is called after each epoch. Steps run in training mode, validation and the net
         afterwards in inference mode. Raises TrainingDivergedError when the loss becomes nan or inf. The same
         arguments give the same bits on any number of cores.

@@ -154,12 +154,12 @@ def fit(
                     f"{first_bad_batch(loss, targets, outputs, options.batch_size)}); "
                     f"lower the learning rate (now {optimizer.learning_rate:g})"
                 )
-            record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss}
+            record: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss, "accuracy": accuracy(targets, outputs)}
             if options.validation_data is not None:
                 xv, yv = options.validation_data
                 predicted = net.predict(xv)
                 record["val_loss"] = loss.value(yv, predicted)
-                record["val_accuracy"] = float(np.mean(predicted.argmax(axis=1) == yv.argmax(axis=1)))
+                record["val_accuracy"] = accuracy(yv, predicted)
             history.append(record)
             if options.callback is not None:
                 options.callback(record)
@@ -197,6 +197,11 @@ def run_epoch(
             net, xb, targets[start : start + batch_size], outputs[start : start + batch_size], loss_gradient, optimizer
         )
         run.step += 1
+
+
+def accuracy(targets: np.ndarray, outputs: np.ndarray) -> float:
+    """Share of rows (N, K) whose highest output is the target's (0.0 for no rows)."""
+    return float(np.mean(outputs.argmax(axis=1) == targets.argmax(axis=1))) if len(targets) else 0.0
 
 
 def first_bad_batch(loss: Loss, targets: np.ndarray, outputs: np.ndarray, batch_size: int) -> int:

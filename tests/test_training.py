@@ -237,3 +237,15 @@ def test_a_run_resumed_from_a_model_file_and_its_state_continues_bit_for_bit(tmp
         np.testing.assert_array_equal(resumed.layers[1].buffers["running_var"], whole.layers[1].buffers["running_var"])
     elif batch_size >= parallel.SPLIT_FROM:
         assert isinstance(training.choose_step(whole, cnn.Adadelta(), batch_size), parallel.SplitStep)
+
+
+def test_each_epoch_records_the_training_accuracy_of_the_outputs_it_trained_on() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64, 6))
+    labels = rng.integers(0, 3, 64)
+    net = cnn.Sequential([cnn.Dense(6, 3), cnn.Softmax()], init="he", seed=2)
+    before = float(np.mean(net.predict(x).argmax(axis=1) == labels))
+    history = net.fit(x, cnn.one_hot(labels, 3), cnn.CategoricalCrossEntropy(), cnn.SGD(1e-12), epochs=1, batch_size=64)
+    assert history[0]["accuracy"] == before  # one batch at a rate too small to move an argmax
+    trained = net.fit(x, cnn.one_hot(labels, 3), cnn.CategoricalCrossEntropy(), cnn.Adam(0.05), epochs=30)
+    assert trained[-1]["accuracy"] > before
