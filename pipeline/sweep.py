@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -185,7 +186,9 @@ def connect(scheduler: str | None, workers: int | None, timeout: float = CONNECT
     """A Dask client: of the scheduler at `scheduler`, else of a local cluster of `workers` processes (default:
     one per core) with one thread each. Closed (the local cluster stopped) on exit."""
     try:
-        from distributed import Client, LocalCluster
+        with warnings.catch_warnings():  # distributed imports pynvml when present, which warns of its own age
+            warnings.simplefilter("ignore", FutureWarning)
+            from distributed import Client, LocalCluster
     except ImportError:
         raise UserError("sweep: needs Dask distributed; pip install 'mnist-cnn-dvc[cluster]'") from None
     logging.getLogger("distributed").setLevel(logging.ERROR)
