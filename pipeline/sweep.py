@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -182,6 +183,24 @@ def check(repo: Path, git_remote: str, dvc_remote: str | None) -> Target:
 
 
 @contextmanager
+def _quiet_children() -> Iterator[None]:
+    """While the local cluster starts its worker processes: SIGINT ignored (they inherit that, so Ctrl-C in the
+    terminal reaches only the driver, which stops them in order) and pynvml's deprecation warning off."""
+    saved_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    saved_warnings = os.environ.get("PYTHONWARNINGS")
+    quiet = "ignore::FutureWarning:distributed.diagnostics.nvml"
+    os.environ["PYTHONWARNINGS"] = f"{saved_warnings},{quiet}" if saved_warnings else quiet
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved_handler)
+        if saved_warnings is None:
+            os.environ.pop("PYTHONWARNINGS")
+        else:
+            os.environ["PYTHONWARNINGS"] = saved_warnings
+
+
+@contextmanager
 def connect(scheduler: str | None, workers: int | None, timeout: float = CONNECT_TIMEOUT) -> Iterator:
     """A Dask client: of the scheduler at `scheduler`, else of a local cluster of `workers` processes (default:
     one per core) with one thread each. Closed (the local cluster stopped) on exit."""
@@ -196,13 +215,14 @@ def connect(scheduler: str | None, workers: int | None, timeout: float = CONNECT
     try:
         if scheduler is None:
             count = workers or len(os.sched_getaffinity(0))
-            cluster = LocalCluster(
-                n_workers=count,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            with _quiet_children():
+                cluster = LocalCluster(
+                    n_workers=count,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
             client = Client(cluster, timeout=timeout)
         else:
             if workers is not None:

@@ -181,9 +181,8 @@ def _run_point(job: Job) -> Outcome:
             steps = [
                 (scratch, ["git", "clone", "-q", "--no-checkout", job.repo_url, str(clone)]),
                 (clone, ["git", "checkout", "-q", "--detach", job.commit]),
-                (clone, [dvc, "remote", "default", "--local", job.dvc_remote]),
                 (clone, [dvc, "exp", "run", "--pull", "--allow-missing", "-n", job.name, *sets]),
-                (clone, [dvc, "push", "-r", job.dvc_remote]),  # outputs first: a pushed ref always has them
+                (clone, [dvc, "push"]),  # outputs first: a pushed ref always has them
             ]
             for cwd, args in steps:
                 if stop():
@@ -193,6 +192,8 @@ def _run_point(job: Job) -> Outcome:
                     return outcome(CANCELLED)
                 if result[0] != 0:
                     return outcome(FAILED, error_line(result[1]))
+                if args[1] == "checkout":  # the sweep's DVC remote as the default, as `dvc remote default --local`
+                    (clone / ".dvc" / "config.local").write_text(f"[core]\n    remote = {job.dvc_remote}\n")
             if job.ref in remote_refs(job.repo_url, job.ref, env):
                 return outcome(SKIPPED)  # an earlier run of this task pushed it before its worker died
             code, output = _run(

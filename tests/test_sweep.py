@@ -211,6 +211,32 @@ def test_a_grid_on_two_workers_equals_local_runs_bit_for_bit(driver: Project, cl
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_every_task_in_one_line_and_a_rerun_finishes(driver: Project) -> None:
+    grid = ["-S", "train.learning_rate=0.3,0.4,0.5"]
+    sweeper = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "sweep", *grid, "--workers", "2"],
+        cwd=driver.path, env=driver.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not training(descendants(sweeper.pid)):
+        assert time.monotonic() < deadline and sweeper.poll() is None, "no experiment ever trained"
+        time.sleep(0.2)
+    running = descendants(sweeper.pid)
+    os.killpg(sweeper.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the driver and its local cluster
+    stdout, stderr = sweeper.communicate(timeout=120)
+    lines = [line for line in stderr.splitlines() if not line.startswith("pushed ")]
+    assert sweeper.returncode == 130 and not stdout, stderr
+    assert len(lines) == 1 and lines[0].startswith("error: sweep: interrupted; "), stderr
+    time.sleep(2)
+    assert not [pid for pid in running if Path(f"/proc/{pid}").exists()]  # nothing trains on, nothing pushes
+
+    again = run_sweep(driver, *grid, "--workers", "2")
+    assert again.returncode == 0, again.stderr  # its `dvc exp pull` finds every pushed ref's outputs in S3
+    assert names_of(grid) <= set(experiments(driver))
+
+
+@pytest.mark.slow
 def test_a_bad_point_fails_alone_on_the_local_cluster(driver: Project) -> None:
     result = run_sweep(driver, "-S", "train.optimizer=adam,bogus", "--workers", "2")
     assert result.returncode == 1
