@@ -146,6 +146,16 @@ def check_git(repo: Path, git_remote: str) -> tuple[Path, str, str]:
     return root, repo_url, commit
 
 
+def _committed_remotes(root: Path, commit: str) -> dict[str, dict]:
+    """{name: settings} of the remotes in the commit's .dvc/config (what a worker's clone sees)."""
+    from configobj import ConfigObj
+
+    text = _git(root, "show", f"{commit}:.dvc/config").stdout
+    sections = ConfigObj(text.splitlines())
+    found = (re.fullmatch(r'\s*remote\s+"(.+)"\s*', key) for key in sections)
+    return {match.group(1): dict(sections[match.group(0)]) for match in found if match}
+
+
 def check_dvc_remote(root: Path, commit: str, name: str | None) -> str:
     """The DVC remote's name (default: the repo's default remote) after checking that it is in the committed
     config (the workers see only that) and that it answers with the credentials of this environment."""
@@ -162,11 +172,17 @@ def check_dvc_remote(root: Path, commit: str, name: str | None) -> str:
         if name not in remotes:
             known = ", ".join(sorted(remotes)) or "none"
             raise UserError(f"sweep: no DVC remote {name!r} (remotes: {known}); see `dvc remote list`")
-        committed = _git(root, "show", f"{commit}:.dvc/config").stdout
-        if not re.search(rf"""\[\s*'?remote\s+"{re.escape(name)}"'?\s*\]""", committed):
+        committed = _committed_remotes(root, commit)
+        if name not in committed:
             raise UserError(
                 f"sweep: DVC remote {name!r} is not in the committed .dvc/config, and the workers see only "
                 "committed settings; commit it (keep credentials in the environment or .dvc/config.local)"
+            )
+        url = committed[name].get("url", "")
+        if "://" not in url and not os.path.isabs(url):
+            raise UserError(
+                f"sweep: DVC remote {name!r} is a relative path ({url}), which each worker's clone would resolve "
+                "to a folder of its own; use a URL or an absolute path that every machine mounts"
             )
         try:
             remote = repo.cloud.get_remote(name)

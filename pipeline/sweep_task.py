@@ -80,9 +80,10 @@ def error_line(output: str) -> str:
     """The line that says why a command failed: the pipeline's `error:` line, else DVC's `ERROR:`, else the last."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     for prefix in ("error:", "ERROR:"):
-        found = [line for line in lines if line.startswith(prefix)]
+        found = [i for i, line in enumerate(lines) if line.startswith(prefix)]
         if found:
-            return found[-1]
+            chosen = lines[found[-1] : found[-1] + 3] if lines[found[-1]].endswith(":") else [lines[found[-1]]]
+            return " ".join(chosen)  # a message ending in a colon lists what it is about on the next lines
     return lines[-1] if lines else "no output"
 
 
