@@ -308,7 +308,7 @@ def sweep(
     connect_timeout: Annotated[float, typer.Option(help="Seconds to wait for the scheduler.")] = 10.0,
     repo: Annotated[Path, typer.Option(help="The project's git repository.")] = Path("."),
 ) -> None:
-    """Run a grid of experiments as tasks on a Dask cluster; pull them and print them ranked.
+    """Sweep a grid of experiments over a Dask cluster and rank them.
 
     Each point runs in a fresh clone of the git remote at HEAD (`dvc exp run --pull --allow-missing -S ...`)
     on one core with one BLAS thread, then pushes its experiment (`dvc exp push`, outputs to the DVC remote).
