@@ -236,7 +236,7 @@ def connect(scheduler: str | None, workers: int | None, timeout: float = CONNECT
                     n_workers=count,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",  # any free port: never a warning that 8787 is taken
                     silence_logs=logging.ERROR,
                 )
             client = Client(cluster, timeout=timeout)
