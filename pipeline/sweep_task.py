@@ -125,6 +125,17 @@ class CoreSlot:
             self._file = None
 
 
+def _scratch_space() -> str | None:
+    """The Dask worker's own folder, which Dask removes when the worker stops and purges when a killed
+    worker's successor starts (so a killed task leaves no clone behind); the system's temp folder elsewhere."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().local_directory
+    except (ImportError, ValueError):
+        return None
+
+
 def _stop_requested(name: str | None):
     """A function telling whether the driver asked the sweep to stop (a Dask Event), or never when no name."""
     if name is None:
@@ -174,7 +185,7 @@ def _run_point(job: Job) -> Outcome:
         return outcome(SKIPPED)
     slot = CoreSlot()
     try:
-        with tempfile.TemporaryDirectory(prefix=f"mnist-cnn-sweep-{job.name}-") as folder:
+        with tempfile.TemporaryDirectory(prefix=f"mnist-cnn-{job.name}-", dir=_scratch_space()) as folder:
             scratch = Path(folder)
             env, clone = task_env(scratch), scratch / "repo"
             dvc = str(Path(sys.executable).parent / "dvc")
