@@ -286,6 +286,52 @@ def compare(
     typer.echo(comparison.run(repo, sort_by, out), nl=False)
 
 
+@app.command()
+@stage
+def sweep(
+    set_param: Annotated[
+        list[str] | None,
+        typer.Option("--set-param", "-S", help="KEY=V1,V2: values of one param to sweep, as for `dvc exp run -S`."),
+    ] = None,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated train.seed values, e.g. 0,1,2.")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="A Dask scheduler's address (tcp://HOST:8786); default: a local cluster.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes of the local cluster, one experiment each (default: the cores).")
+    ] = None,
+    git_remote: Annotated[str, typer.Option(help="The git remote the workers clone and push to.")] = "origin",
+    dvc_remote: Annotated[
+        str | None, typer.Option(help="The DVC remote for the outputs (default: the repo's default remote).")
+    ] = None,
+    sort_by: Annotated[str, typer.Option(help="The metric the final table ranks by.")] = "accuracy",
+    connect_timeout: Annotated[float, typer.Option(help="Seconds to wait for the scheduler.")] = 10.0,
+    repo: Annotated[Path, typer.Option(help="The project's git repository.")] = Path("."),
+) -> None:
+    """Sweep a grid of experiments over a Dask cluster and rank them.
+
+    Each point runs in a fresh clone of the git remote at HEAD (`dvc exp run --pull --allow-missing -S ...`)
+    on one core with one BLAS thread, then pushes its experiment (`dvc exp push`, outputs to the DVC remote).
+    A rerun skips the points already pushed. Needs `pip install 'mnist-cnn-dvc[cluster]'`.
+    """
+    from pipeline import sweep as sweeper
+    from pipeline.progress import Progress
+
+    progress = Progress(interval=0.5)
+
+    def show(table: str) -> None:
+        progress.done()
+        typer.echo(table, nl=False)
+
+    try:
+        sweeper.run(
+            set_param or [], seeds, scheduler, workers, repo, git_remote, dvc_remote, sort_by, connect_timeout,
+            report=progress.message, status=progress.update, show=show,
+        )  # fmt: skip
+    finally:
+        progress.done()
+
+
 def run() -> None:
     """Entry point that keeps Python's own traceback off for errors raised outside a command."""
     try:
