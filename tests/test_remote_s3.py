@@ -3,6 +3,7 @@
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,12 @@ BUCKET = "mnist-cnn-dvc"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-@pytest.fixture
-def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An empty bucket on a moto S3 server on 127.0.0.1; yields the endpoint URL."""
+@contextmanager
+def moto_bucket() -> Iterator[str]:
+    """An empty bucket BUCKET on a moto S3 server on 127.0.0.1, for as long as the block runs; yields the
+    endpoint URL. CREDENTIALS must be in the environment."""
     boto3 = pytest.importorskip("boto3")
     server_module = pytest.importorskip("moto.server")
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -30,6 +30,15 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty bucket on a moto S3 server on 127.0.0.1; yields the endpoint URL."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    with moto_bucket() as endpoint:
+        yield endpoint
 
 
 def experiments(project: Project) -> dict[str, dict]:

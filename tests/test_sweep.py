@@ -15,7 +15,7 @@ import pytest
 from pipeline import sweep
 from pipeline.errors import UserError
 from tests.dvc_project import BIN, ROOT, Project
-from tests.test_remote_s3 import BUCKET, CREDENTIALS, experiments
+from tests.test_remote_s3 import BUCKET, CREDENTIALS, experiments, moto_bucket
 
 GRID = ["-S", "train.learning_rate=0.05,0.2", "--seeds", "0,1"]
 
@@ -117,24 +117,11 @@ class Cluster:
 @pytest.fixture(scope="module")
 def s3() -> Iterator[str]:
     """An empty bucket on a moto S3 server on 127.0.0.1 for the module; yields the endpoint URL."""
-    boto3 = pytest.importorskip("boto3")
-    server_module = pytest.importorskip("moto.server")
-    saved = {name: os.environ.get(name) for name in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    try:
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-        yield endpoint
-    finally:
-        server.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in CREDENTIALS.items():
+            patch.setenv(name, value)
+        with moto_bucket() as endpoint:
+            yield endpoint
 
 
 def driver_project(path: Path, endpoint: str, prefix: str) -> Project:
