@@ -23,7 +23,7 @@ from .optimizers import OPTIMIZERS, SGD, Adadelta, Adam, Optimizer
 from .pool import AvgPool, GlobalAvgPool, MaxPool
 from .schedules import ConstantLR, CosineLR, OneCycleLR, Schedule, StepDecayLR, make_schedule
 from .serialize import load, save
-from .training import FitOptions, TrainingState
+from .training import BatchProgress, FitOptions, TrainingState
 
 __all__ = [
     "DTYPES",
@@ -39,6 +39,7 @@ __all__ = [
     "Augment",
     "AvgPool",
     "BatchNorm",
+    "BatchProgress",
     "BinaryCrossEntropy",
     "CategoricalCrossEntropy",
     "ConstantLR",

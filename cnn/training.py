@@ -33,10 +33,14 @@ Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # batch (N, *
 
 @dataclass(frozen=True)
 class TrainingState:
-    """Where a run stands after `epoch` epochs (`step` steps): what a checkpoint holds besides the parameters.
+    """Where a run stands after `epoch` epochs and `batch` batches of the next (`step` steps in all): what a
+    checkpoint holds besides the parameters.
 
-    optimizer: Optimizer.state_dict(); shuffle_rng, augment_rng: bit_generator.state of the run's generators;
-    layer_rngs: {index in net.layers: bit_generator.state} of the stochastic layers; history: the epochs' records.
+    optimizer: Optimizer.state_dict(); shuffle_rng: bit_generator.state of the shuffle generator before the
+    permutation of epoch `epoch` + 1; augment_rng: the augmentation's generator's state; layer_rngs: {index in
+    net.layers: bit_generator.state} of the stochastic layers; history: the finished epochs' records.
+    batch: batches of epoch `epoch` + 1 already run (0 at an epoch's end); outputs: (rows, K) the network's
+    outputs for those batches' rows in that epoch's order (None when batch is 0), for the epoch's loss.
     """
 
     epoch: int
@@ -46,6 +50,8 @@ class TrainingState:
     augment_rng: dict[str, Any]
     layer_rngs: dict[int, dict[str, Any]] = field(default_factory=dict)
     history: tuple[dict[str, Any], ...] = ()
+    batch: int = 0
+    outputs: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class FitOptions:
     schedule(step) -> learning rate, set on the optimizer before each step (step: 0-based, counted over epochs);
     None keeps the optimizer's rate. augment(batch, rng) -> batch: applied to each training batch after its
     rows are gathered. on_epoch_end(state): after each epoch's callback, with the TrainingState to checkpoint.
+    on_batch_end(progress): after every step, with a BatchProgress (reused: read it, do not keep it); its
+    state() is the TrainingState to checkpoint mid-epoch (it copies the run's state: call it only to save).
     resume: a TrainingState to continue from (the network must hold the parameters saved with it).
     """
 
@@ -71,12 +79,13 @@ class FitOptions:
     schedule: Schedule | None = None
     augment: Augment | None = None
     on_epoch_end: Callable[[TrainingState], None] | None = None
+    on_batch_end: Callable[["BatchProgress"], None] | None = None
     resume: TrainingState | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.epochs < 0:
             raise ValueError(f"need batch_size >= 1 and epochs >= 0, got {self.batch_size} and {self.epochs}")
-        if self.resume is not None and self.resume.epoch > self.epochs:
+        if self.resume is not None and self.resume.epoch + (self.resume.batch > 0) > self.epochs:
             raise ValueError(f"cannot resume after epoch {self.resume.epoch} of a run of {self.epochs} epochs")
 
 
@@ -99,16 +108,48 @@ class _Run:
     augment_rng: np.random.Generator
     step: int = 0
 
-    def state(self, net: Network, optimizer: Optimizer, epoch: int, history: list) -> TrainingState:
+    def state(
+        self,
+        net: Network,
+        optimizer: Optimizer,
+        epoch: int,
+        history: list,
+        within: tuple[dict[str, Any], int, np.ndarray] | None = None,
+    ) -> TrainingState:
+        """After `epoch` epochs; `within`: (shuffle state before the next epoch's permutation, batches of it
+        run, their outputs) for a state inside the next epoch."""
+        shuffle_rng, batch, outputs = within or (self.shuffle_rng.bit_generator.state, 0, None)
         return TrainingState(
             epoch=epoch,
             step=self.step,
             optimizer=optimizer.state_dict(),
-            shuffle_rng=self.shuffle_rng.bit_generator.state,
+            shuffle_rng=shuffle_rng,
             augment_rng=self.augment_rng.bit_generator.state,
             layer_rngs={i: layer.rng.bit_generator.state for i, layer in enumerate(net.layers) if layer.stochastic},
             history=tuple(history),
+            batch=batch,
+            outputs=None if outputs is None else outputs.copy(),
         )
+
+
+class BatchProgress:
+    """Where fit stands, for on_batch_end: epoch (1-based), batch (batches of it done), batches (in an epoch),
+    images (of it done), images_per_epoch, epochs; state() the TrainingState to resume right here."""
+
+    __slots__ = ("_state", "batch", "batch_size", "batches", "epoch", "epochs", "images_per_epoch")
+
+    def __init__(self, epochs: int, images_per_epoch: int, batch_size: int, state: Callable[[], TrainingState]):
+        self.epoch, self.batch, self.epochs = 0, 0, epochs
+        self.images_per_epoch, self.batch_size = images_per_epoch, batch_size
+        self.batches = math.ceil(images_per_epoch / batch_size)
+        self._state = state
+
+    @property
+    def images(self) -> int:
+        return min(self.batch * self.batch_size, self.images_per_epoch)
+
+    def state(self) -> TrainingState:
+        return self._state()
 
 
 def start_run(net: Network, optimizer: Optimizer, options: FitOptions) -> tuple[_Run, int, list[dict[str, Any]]]:
@@ -131,6 +172,18 @@ def start_run(net: Network, optimizer: Optimizer, options: FitOptions) -> tuple[
     return run, state.epoch + 1, list(state.history)
 
 
+def resumed_outputs(state: TrainingState | None, outputs: np.ndarray, batch_size: int) -> int:
+    """Put a mid-epoch state's outputs at the head of `outputs`; the batch to continue from (0: none)."""
+    if state is None or state.batch == 0:
+        return 0
+    rows = min(state.batch * batch_size, len(outputs))
+    if state.outputs is None or np.shape(state.outputs) != (rows, *outputs.shape[1:]):
+        shape = None if state.outputs is None else np.shape(state.outputs)
+        raise ValueError(f"a state after batch {state.batch} needs outputs of {rows} rows, got {shape}")
+    outputs[:rows] = state.outputs
+    return state.batch
+
+
 def fit(
     net: Network, x: np.ndarray, y: np.ndarray, loss: Loss, optimizer: Optimizer, options: FitOptions
 ) -> list[dict[str, Any]]:
@@ -139,13 +192,40 @@ def fit(
     step_for = functools.cache(lambda rows: choose_step(net, optimizer, rows))
     run, first_epoch, history = start_run(net, optimizer, options)
     outputs = np.empty(y.shape, dtype=net.dtype)  # the epoch's outputs, for one loss evaluation per epoch
+    first_batch = resumed_outputs(options.resume, outputs, options.batch_size)
+    shuffle_state: dict[str, Any] = {}
+    progress = BatchProgress(
+        options.epochs,
+        len(x),
+        options.batch_size,
+        lambda: run.state(
+            net, optimizer, progress.epoch - 1, history, (shuffle_state, progress.batch, outputs[: progress.images])
+        ),
+    )
     try:
         for epoch in range(first_epoch, options.epochs + 1):
+            if options.on_batch_end is not None:
+                shuffle_state = run.shuffle_rng.bit_generator.state
+                progress.epoch = epoch
             order = run.shuffle_rng.permutation(len(x)) if options.shuffle else np.arange(len(x))
             targets = y[order]
             net.set_training(True)
             with blas_threads():
-                run_epoch(net, x, order, targets, outputs, loss_gradient, optimizer, options, step_for, run)
+                run_epoch(
+                    net,
+                    x,
+                    order,
+                    targets,
+                    outputs,
+                    loss_gradient,
+                    optimizer,
+                    options,
+                    step_for,
+                    run,
+                    first_batch,
+                    progress,
+                )
+            first_batch = 0
             net.set_training(False)
             epoch_loss = loss.value(targets, outputs) if len(x) else 0.0
             if not math.isfinite(epoch_loss):
@@ -181,11 +261,17 @@ def run_epoch(
     options: FitOptions,
     step_for: Callable[[int], Step],
     run: _Run,
+    first_batch: int = 0,
+    progress: BatchProgress | None = None,
 ) -> None:
-    """One pass over x in `order` (targets already in that order), a step per batch; the last batch may be
-    smaller and gets the step for its own size (`step_for(rows)`)."""
-    batch_size, schedule, augment = options.batch_size, options.schedule, options.augment
-    for start in range(0, len(x), batch_size):
+    """One pass over x in `order` (targets already in that order) from batch `first_batch`, a step per batch;
+    the last batch may be smaller and gets the step for its own size (`step_for(rows)`). After each step,
+    options.on_batch_end(progress) with progress.batch the batches done."""
+    batch_size, schedule, augment, on_batch_end = options.batch_size, options.schedule, options.augment, None
+    if progress is not None and options.on_batch_end is not None:
+        on_batch_end = options.on_batch_end
+        progress.batch = first_batch
+    for start in range(first_batch * batch_size, len(x), batch_size):
         rows = order[start : start + batch_size]
         xb = x[rows] if batch_size > 1 else x[rows[0] : rows[0] + 1]  # batch 1: a view, no copy
         if augment is not None:
@@ -197,6 +283,9 @@ def run_epoch(
             net, xb, targets[start : start + batch_size], outputs[start : start + batch_size], loss_gradient, optimizer
         )
         run.step += 1
+        if on_batch_end is not None:
+            progress.batch += 1
+            on_batch_end(progress)
 
 
 def accuracy(targets: np.ndarray, outputs: np.ndarray) -> float:

@@ -249,3 +249,114 @@ def test_each_epoch_records_the_training_accuracy_of_the_outputs_it_trained_on()
     assert history[0]["accuracy"] == before  # one batch at a rate too small to move an argmax
     trained = net.fit(x, cnn.one_hot(labels, 3), cnn.CategoricalCrossEntropy(), cnn.Adam(0.05), epochs=30)
     assert trained[-1]["accuracy"] > before
+
+
+class StopError(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("batch_size", "stop_after"), [(7, 3), (parallel.SPLIT_FROM, 1), (parallel.SPLIT_FROM, 3)])
+def test_a_run_stopped_within_epoch_2_resumes_from_its_batch_state_bit_for_bit(batch_size, stop_after) -> None:
+    """Dropout, augmentation, Adam with decay, a schedule, 150 images (no batch size here divides them; 64 runs
+    the split step, 3 is the epoch's short last batch): stopped after batch `stop_after` of epoch 2 with the
+    state on_batch_end gives there, resumed in a fresh network, the run ends as an uninterrupted one."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((150, 1, 6, 6))
+    y = cnn.one_hot((x[:, 0, :3].sum(axis=(1, 2)) > 0).astype(np.int64), 2)
+    specs = [spec for spec in SPECS if spec["type"] != "batchnorm"]
+    assert any(spec["type"] == "dropout" for spec in specs)
+
+    def net(seed: int = 1) -> cnn.Sequential:
+        return cnn.Sequential(cnn.build(specs, input_shape=(1, 6, 6), n_classes=2), "he", seed=seed)
+
+    options = {"batch_size": batch_size, "seed": 4, "augment": shift, "schedule": lambda s: 0.01 * 0.97**s}
+    loss = cnn.CategoricalCrossEntropy()
+    ends: dict[str, list[cnn.TrainingState]] = {"whole": [], "resumed": []}
+    whole = net()
+    seen: list[tuple[int, int, int, int]] = []
+    history = whole.fit(
+        x,
+        y,
+        loss,
+        cnn.Adam(0.01, weight_decay=0.01),
+        epochs=3,
+        on_epoch_end=ends["whole"].append,
+        on_batch_end=lambda p: seen.append((p.epoch, p.batch, p.batches, p.images)),
+        **options,
+    )
+    batches = -(-150 // batch_size)
+    assert seen[:batches] == [(1, b, batches, min(b * batch_size, 150)) for b in range(1, batches + 1)]
+    assert len(seen) == 3 * batches
+    plain = net()
+    assert plain.fit(x, y, loss, cnn.Adam(0.01, weight_decay=0.01), epochs=3, **options) == history  # the hook's no-op
+
+    stopped: list[tuple[cnn.TrainingState, list[np.ndarray]]] = []
+
+    def stop(progress: cnn.BatchProgress) -> None:
+        if progress.epoch == 2 and progress.batch == stop_after:
+            stopped.append((progress.state(), params(first)))
+            raise StopError
+
+    first = net()
+    with pytest.raises(StopError):
+        first.fit(x, y, loss, cnn.Adam(0.01, weight_decay=0.01), epochs=3, on_batch_end=stop, **options)
+    state, saved = stopped[0]
+    assert (state.epoch, state.batch, state.step, len(state.history)) == (1, stop_after, batches + stop_after, 1)
+    assert state.outputs.shape == (min(stop_after * batch_size, 150), 2)
+    resumed = net(seed=99)
+    for target, array in zip((p for layer in resumed.param_layers for p in layer.params.values()), saved, strict=True):
+        target[...] = array
+    again = resumed.fit(
+        x,
+        y,
+        loss,
+        cnn.Adam(0.01, weight_decay=0.01),
+        epochs=3,
+        resume=state,
+        on_epoch_end=ends["resumed"].append,
+        **options,
+    )
+    assert again == history
+    for a, b in zip(params(resumed), params(whole), strict=True):
+        np.testing.assert_array_equal(a, b)
+    last, last_whole = ends["resumed"][-1], ends["whole"][-1]
+    assert [s.epoch for s in ends["resumed"]] == [2, 3]
+    for name in ("step", "shuffle_rng", "augment_rng", "layer_rngs", "history", "batch"):
+        assert getattr(last, name) == getattr(last_whole, name), name
+    assert last.optimizer.keys() == last_whole.optimizer.keys()
+    for key, value in last.optimizer.items():
+        np.testing.assert_array_equal(value, last_whole.optimizer[key])
+
+
+def test_a_state_at_an_epochs_last_batch_resumes_and_a_bad_one_is_refused() -> None:
+    x, y = problem(24)
+    loss = cnn.CategoricalCrossEntropy()
+    options = {"batch_size": 5, "seed": 2, "augment": shift}
+    whole = network()
+    history = whole.fit(x, y, loss, cnn.Adam(0.01), epochs=2, **options)
+    states: list[tuple[cnn.TrainingState, list[np.ndarray]]] = []
+    first = network()
+
+    def keep(progress: cnn.BatchProgress) -> None:
+        if progress.epoch == 1 and progress.batch == progress.batches:
+            states.append((progress.state(), params(first)))
+
+    first.fit(x, y, loss, cnn.Adam(0.01), epochs=2, on_batch_end=keep, **options)
+    state, saved = states[0]
+    assert (state.epoch, state.batch, state.outputs.shape) == (0, 5, (24, 2))
+    resumed = network()
+    for target, array in zip((p for layer in resumed.param_layers for p in layer.params.values()), saved, strict=True):
+        target[...] = array
+    assert resumed.fit(x, y, loss, cnn.Adam(0.01), epochs=2, resume=state, **options) == history
+    for a, b in zip(params(resumed), params(whole), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="outputs of 10 rows"):
+        network().fit(
+            x,
+            y,
+            loss,
+            cnn.Adam(0.01),
+            epochs=2,
+            resume=states[0][0].__class__(**{**state.__dict__, "batch": 2}),
+            **options,
+        )
