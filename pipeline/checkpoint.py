@@ -1,10 +1,11 @@
 """Checkpoints of a training run: what continuing it bit for bit needs, in one file written atomically.
 
 A checkpoint is a .npz (no pickles) with members
-    header            uint8 JSON: format, fingerprint, and the run's state besides arrays (epoch, step, the
-                      generators' states, the epochs' records, the optimizer's numbers)
+    header            uint8 JSON: format, fingerprint, and the run's state besides arrays (epoch, batch, step,
+                      the generators' states, the epochs' records, the optimizer's numbers)
     model             uint8: the network as cnn.save writes it (parameters and buffers)
     optimizer/<key>   the optimizer's arrays (Adam's moments, momentum buffers), by state_dict key
+    outputs           in a checkpoint within an epoch (batch > 0): the network's outputs of the epoch so far
 The fingerprint (`fingerprint`) covers the train params, the training data, every source file of cnn/ and
 pipeline/ and the numerics that decide the bits: a checkpoint of other params, data, code or machine never
 resumes. A file that is not a readable checkpoint of this format is ignored with one line.
@@ -29,14 +30,14 @@ import pipeline
 from pipeline import atomic, numerics
 from pipeline.params import TrainParams
 
-FORMAT = 1
+FORMAT = 2  # 2: checkpoints within an epoch (batch, outputs)
 CODE_PACKAGES = (Path(cnn.__file__).parent, Path(pipeline.__file__).parent)
 
 
 @dataclass
 class Checkpoint:
-    """A run after `epoch` epochs: its network and `state` (cnn's TrainingState fields: epoch, step,
-    optimizer, shuffle_rng, augment_rng, layer_rngs, history)."""
+    """A run after `epoch` epochs and `batch` batches of the next: its network and `state` (cnn's TrainingState
+    fields: epoch, step, optimizer, shuffle_rng, augment_rng, layer_rngs, history, batch, outputs)."""
 
     net: cnn.Sequential
     state: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +45,16 @@ class Checkpoint:
     @property
     def epoch(self) -> int:
         return int(self.state["epoch"])
+
+    @property
+    def batch(self) -> int:
+        return int(self.state.get("batch", 0))
+
+    @property
+    def images(self) -> int:
+        """Images of epoch `epoch` + 1 already trained on."""
+        outputs = self.state.get("outputs")
+        return 0 if outputs is None else len(outputs)
 
 
 def fingerprint(params: TrainParams, data_path: str | os.PathLike, packages: tuple[Path, ...] = CODE_PACKAGES) -> str:
@@ -73,7 +84,7 @@ def save(path: str | os.PathLike, fingerprint: str, net: cnn.Sequential, state: 
     header = {
         "format": FORMAT,
         "fingerprint": fingerprint,
-        **{k: v for k, v in state.items() if k != "optimizer"},
+        **{k: v for k, v in state.items() if k not in ("optimizer", "outputs")},
         "layer_rngs": {str(k): v for k, v in state.get("layer_rngs", {}).items()},
         "optimizer": numbers,
     }
@@ -86,6 +97,8 @@ def save(path: str | os.PathLike, fingerprint: str, net: cnn.Sequential, state: 
         for k, v in state.get("optimizer", {}).items()
         if isinstance(v, np.ndarray)
     )
+    if state.get("outputs") is not None:
+        members["outputs"] = np.ascontiguousarray(state["outputs"])
     with atomic.atomic_open(path, "wb") as handle:
         np.savez(handle, allow_pickle=False, **members)
 
@@ -106,6 +119,7 @@ def load(path: str | os.PathLike, fingerprint: str, say: Callable[[str], None]) 
                 return None
             arrays = {k.removeprefix("optimizer/"): members[k] for k in members.files if k.startswith("optimizer/")}
             net = _model_from_bytes(bytes(members["model"]), path.parent)
+            outputs = members["outputs"] if "outputs" in members.files else None
         state = {k: v for k, v in header.items() if k not in ("format", "fingerprint")}
         state["optimizer"] = {**state["optimizer"], **arrays}
         state["layer_rngs"] = {int(k): v for k, v in state["layer_rngs"].items()}
@@ -114,6 +128,10 @@ def load(path: str | os.PathLike, fingerprint: str, say: Callable[[str], None]) 
         if len(epochs) != 1:
             raise ValueError(f"epoch {state['epoch']} with {len(state['history'])} epoch records")
         int(state["step"])
+        state["batch"] = int(state.get("batch", -1))
+        if state["batch"] < 0 or (state["batch"] > 0) != (outputs is not None):
+            raise ValueError(f"batch {state['batch']} with{'out' if outputs is None else ''} outputs")
+        state["outputs"] = outputs
     except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, cnn.ModelFileError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         say(f"train: ignoring checkpoint {path}: not a readable checkpoint ({reason[:100]}); starting at epoch 1")

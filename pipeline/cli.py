@@ -182,16 +182,26 @@ def train(
     checkpoint: Annotated[
         Path, typer.Option(help="The unfinished run's state after each epoch; the next run of the same params resumes.")
     ] = Path(".dvc/tmp/checkpoints/train.npz"),
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            envvar="MNIST_CNN_CHECKPOINT_SECONDS",
+            help="Seconds between checkpoints within an epoch (one is written after every epoch too).",
+        ),
+    ] = 300.0,
 ) -> None:
     """Train the network of train.layers; write models/model.npz.
 
     Reads the train section and trains on data/processed/train.npz. Also writes reports/train/loss.csv (mean loss
     per epoch, for `dvc plots`), metrics.json (parameter and image counts), platform.json (numerics mode, BLAS
     kernel, library versions, dtype) and timing.json (seconds and samples per second; not tracked by git or DVC),
-    all of them only when training has finished. Prints one line per epoch (speed, time left); dvclive's live
-    metrics of each epoch go to reports/train/live/ (`dvc exp show` reads them during a run). After each epoch
-    the run's state goes to --checkpoint: a run killed or stopped with Ctrl-C continues from there on the next
-    run of the same params, data and code, and ends with the same bits.
+    all of them only when training has finished. Prints one line per epoch (speed, time left), and on a terminal
+    a live line within the epoch (images done, speed, time left of the epoch and the run); dvclive's live
+    metrics of each epoch go to reports/train/live/ (`dvc exp show` reads them during a run). After each epoch,
+    and every --checkpoint-every seconds within one, the run's state goes to --checkpoint: a run killed or
+    stopped with Ctrl-C continues from there (within the epoch too) on the next run of the same params, data
+    and code, and ends with the same bits.
     """
     from pipeline import numerics
     from pipeline import train as trainer
@@ -200,13 +210,25 @@ def train(
     config = params.section(params_file, "train")
     if note := numerics.CURRENT.note():
         typer.echo(note, err=True)
-    progress, timer = Progress(), EpochTimer(config.epochs)
+    progress = Progress()
+    timer = EpochTimer(config.epochs)
 
     def on_epoch(record: dict, images: int, seconds: float) -> None:
         progress.message(f"{trainer.format_epoch(record, config.epochs)}  {timer(record['epoch'], images, seconds)}")
 
+    def on_batch(epoch: int, done: int, of: int, images: int, seconds: float) -> None:
+        progress.update(timer.within(epoch, done, of, images, seconds), force=True)  # train.run paces the calls
+
     result = trainer.run(
-        config, data, model, reports, on_epoch=on_epoch, warn=progress.message, checkpoint_path=checkpoint
+        config,
+        data,
+        model,
+        reports,
+        on_epoch=on_epoch,
+        warn=progress.message,
+        checkpoint_path=checkpoint,
+        checkpoint_seconds=checkpoint_every,
+        on_batch=on_batch if progress.enabled else None,
     )
     progress.done()
     typer.echo(

@@ -1,5 +1,6 @@
 """Progress for long work: a live line on a terminal, nothing in logs (stderr not a TTY); and for training,
-one line per epoch with its speed and the time left (EpochTimer), on a terminal and in logs alike."""
+one line per epoch with its speed and the time left (EpochTimer), on a terminal and in logs alike, and on a
+terminal a live line within the epoch (EpochTimer.within)."""
 
 import sys
 import time
@@ -52,14 +53,29 @@ def duration(seconds: float) -> str:
 
 
 class EpochTimer:
-    """The speed and time-left part of a run's per-epoch line: images per second of the epoch just ended, its
-    wall time, and the run's ETA (the epochs left at the mean time per epoch of this run so far)."""
+    """The speed and time-left parts of a run's lines. At an epoch's end: images per second of the epoch, its wall
+    time and the run's ETA; within an epoch: images done, images per second, the ETA of the epoch and of the
+    run. Times left are the images left at this run's mean speed so far (a resumed run counts its own part)."""
 
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-        self.seconds: list[float] = []
+    def __init__(self, epochs: int, images_per_epoch: int = 0) -> None:
+        self.epochs, self.images_per_epoch = epochs, images_per_epoch
+        self.images, self.seconds = 0, 0.0  # this run's, over its finished epochs
 
     def __call__(self, epoch: int, images: int, seconds: float) -> str:
-        self.seconds.append(seconds)
-        left = (self.epochs - epoch) * sum(self.seconds) / len(self.seconds)
+        """After epoch `epoch`, which trained on `images` in `seconds` (of its whole length when not given)."""
+        self.images_per_epoch = self.images_per_epoch or images
+        self.images += images
+        self.seconds += seconds
+        left = (self.epochs - epoch) * self.images_per_epoch * self.seconds / max(self.images, 1)
         return f"{images / max(seconds, 1e-9):,.0f} images/s  epoch {duration(seconds)}  ETA {duration(left)}"
+
+    def within(self, epoch: int, done: int, of: int, images: int, seconds: float) -> str:
+        """Epoch `epoch` has trained on `done` of its `of` images, `images` of them in this run's last `seconds`."""
+        self.images_per_epoch = of
+        rate = (self.images + images) / max(self.seconds + seconds, 1e-9)
+        epoch_left = (self.images_per_epoch - done) / max(rate, 1e-9)
+        run_left = epoch_left + (self.epochs - epoch) * self.images_per_epoch / max(rate, 1e-9)
+        return (
+            f"epoch {epoch}/{self.epochs}  {done:,}/{self.images_per_epoch:,} images  {rate:,.0f} images/s  "
+            f"epoch ETA {duration(epoch_left)}  run ETA {duration(run_left)}"
+        )

@@ -68,6 +68,8 @@ class TrainResult:
 
 
 LOSS_COLUMNS = ("epoch", "loss", "val_loss", "val_accuracy")
+CHECKPOINT_SECONDS = 300.0  # a checkpoint within an epoch at most this often (and after every epoch)
+PROGRESS_SECONDS = 0.5
 
 
 def fit_arguments(params: TrainParams, train: dataset.Split, val: dataset.Split | None, n_classes: int) -> dict:
@@ -91,6 +93,8 @@ def run(
     on_epoch=None,
     warn=None,
     checkpoint_path: Path | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    on_batch=None,
 ) -> TrainResult:
     """Train and write the model and reports/train/: loss.csv (the loss per epoch), loss.png, metrics.json
     (size of the run), platform.json (what decides the bits) and timing.json (wall-clock cost: untracked, as it
@@ -99,9 +103,12 @@ def run(
     While training, dvclive's files in reports/train/live/ (gitignored, pipeline.live) follow every epoch. The
     outputs are written only when training has finished, all together (atomic.together): an interrupted run
     leaves the previous run's outputs as they were (dvc.yaml marks them `persist` so DVC keeps them too).
-    With `checkpoint_path`, the run's state is saved there after every epoch (pipeline.checkpoint); a run of the
-    same params, data and code continues from it (announced through `warn`) to the same bits, and the file is
-    removed when the outputs are written. `on_epoch(record, images, seconds)` after each epoch of this run."""
+    With `checkpoint_path`, the run's state is saved there after every epoch and, within an epoch, every
+    `checkpoint_seconds` (pipeline.checkpoint); a run of the same params, data and code continues from it
+    (announced through `warn`) to the same bits, and the file is removed when the outputs are written.
+    `on_epoch(record, images, seconds)` after each epoch of this run (images: those it trained on in this run);
+    `on_batch(epoch, done, of, images, seconds)` within an epoch at most every PROGRESS_SECONDS (done of `of`:
+    images of the epoch trained on; images and seconds: those of this run's part of it)."""
     split = dataset.load(data_path)
     train, val = hold_out(split, params.validation_fraction)
     classes = split.classes.tolist()
@@ -109,13 +116,22 @@ def run(
     arguments = fit_arguments(params, train, val, len(classes))
     say = warn or (lambda text: None)
     learning_rates: list[float] = []  # one per epoch, for the live files of a resumed run
+    saver = None  # save_state, with a checkpoint path
+    resumed_images = 0  # images of the first epoch trained on before a resume within it
     if checkpoint_path is not None:
         mark = checkpoint.fingerprint(params, data_path)
         if resumed := checkpoint.load(checkpoint_path, mark, say):
             net, state = resumed.net, dict(resumed.state)
             learning_rates = list(state.pop("learning_rates", []))
             arguments["resume"] = cnn.TrainingState(**state)
-            say(f"train: resuming from {checkpoint_path} after epoch {resumed.epoch} of {params.epochs}")
+            resumed_images = resumed.images
+            if resumed.batch:
+                say(
+                    f"train: resuming from {checkpoint_path} in epoch {resumed.epoch + 1} of {params.epochs}, "
+                    f"at image {resumed_images} of {len(train.labels)}"
+                )
+            else:
+                say(f"train: resuming from {checkpoint_path} after epoch {resumed.epoch} of {params.epochs}")
 
         failed: list[str] = []
 
@@ -128,22 +144,40 @@ def run(
                     say(f"warning: no checkpoint in {checkpoint_path} ({exc.strerror or exc}); training goes on")
                 failed.append(str(exc))
 
-        arguments["on_epoch_end"] = save_state
+        arguments["on_epoch_end"] = saver = save_state
     metrics = live.LiveMetrics(report_dir / "live")
     for record, rate in zip(arguments["resume"].history if "resume" in arguments else (), learning_rates, strict=True):
         metrics.log(record, rate)
     first_epoch = len(learning_rates) + 1
 
     start = last = time.perf_counter()
+    epoch_images = resumed_images  # images of the current epoch trained on before this run's part of it
+    due = {"save": time.monotonic() + checkpoint_seconds, "show": 0.0}
 
     def after_epoch(record: dict) -> None:
-        nonlocal last
+        nonlocal last, epoch_images
         now = time.perf_counter()
         learning_rates.append(arguments["optimizer"].learning_rate)
         metrics.log(record, learning_rates[-1])
         if on_epoch is not None:
-            on_epoch(record, len(train.labels), now - last)
+            on_epoch(record, len(train.labels) - epoch_images, now - last)
+        epoch_images = 0
+        due["save"] = time.monotonic() + checkpoint_seconds  # on_epoch_end saves next
         last = time.perf_counter()  # the time of logging and the callback is not the next epoch's
+
+    def after_batch(progress: cnn.BatchProgress) -> None:
+        """Cheap unless something is due: one clock reading per step."""
+        now = time.monotonic()
+        if on_batch is not None and now >= due["show"]:
+            done = progress.images
+            on_batch(progress.epoch, done, progress.images_per_epoch, done - epoch_images, time.perf_counter() - last)
+            due["show"] = now + PROGRESS_SECONDS
+        if saver is not None and now >= due["save"]:
+            saver(progress.state())
+            due["save"] = time.monotonic() + checkpoint_seconds
+
+    if saver is not None or on_batch is not None:
+        arguments["on_batch_end"] = after_batch
 
     try:
         history = net.fit(train.images, cnn.one_hot(train.class_index, len(classes)), callback=after_epoch, **arguments)
@@ -164,8 +198,8 @@ def run(
     if checkpoint_path is not None:
         checkpoint.remove(checkpoint_path)
     metrics.end()
-    epochs_run = params.epochs - first_epoch + 1
-    result = TrainResult(history, seconds, epochs_run * len(train.labels) / max(seconds, 1e-9))
+    images_run = (params.epochs - first_epoch + 1) * len(train.labels) - resumed_images
+    result = TrainResult(history, seconds, images_run / max(seconds, 1e-9))
     atomic.write_json(
         report_dir / "timing.json",
         {"train_seconds": round(seconds, 3), "samples_per_second": round(result.samples_per_second)},

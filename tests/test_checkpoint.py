@@ -25,7 +25,8 @@ def data(tmp_path: Path) -> Path:
     return path
 
 
-def a_state() -> dict:
+def a_state(batch: int = 0) -> dict:
+    """After epoch 2, or `batch` batches of 4 into epoch 3."""
     shuffle, augment = np.random.default_rng(0), np.random.default_rng([0, 2])
     shuffle.permutation(10)  # advanced: not the state a fresh generator has
     return {
@@ -41,17 +42,25 @@ def a_state() -> dict:
         "augment_rng": augment.bit_generator.state,
         "layer_rngs": {3: np.random.default_rng([0, 1, 3]).bit_generator.state},
         "history": ({"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 1 / 3}),
+        "batch": batch,
+        "outputs": np.random.default_rng(3).random((4 * batch, 2)) / 3 if batch else None,
     }
 
 
-def test_a_checkpoint_gives_back_every_bit(config, data, tmp_path) -> None:
+@pytest.mark.parametrize("batch", [0, 3], ids=["after an epoch", "within an epoch"])
+def test_a_checkpoint_gives_back_every_bit(config, data, tmp_path, batch) -> None:
     net = train.build_network(config, (1, 28, 28), [0, 1])
     path, mark = tmp_path / "ck" / "train.npz", checkpoint.fingerprint(config, data)
-    state = a_state()
+    state = a_state(batch)
     checkpoint.save(path, mark, net, state)
     lines: list[str] = []
     loaded = checkpoint.load(path, mark, lines.append)
-    assert lines == [] and loaded is not None and loaded.epoch == 2
+    assert lines == [] and loaded is not None and (loaded.epoch, loaded.batch, loaded.images) == (2, batch, 4 * batch)
+    if batch:
+        assert loaded.state["outputs"].dtype == np.float64
+        np.testing.assert_array_equal(loaded.state["outputs"], state["outputs"])
+    else:
+        assert loaded.state["outputs"] is None
     for mine, theirs in zip(net.layers, loaded.net.layers, strict=True):
         assert mine.config() == theirs.config()
         for name, value in cnn.serialize.arrays(mine).items():
@@ -115,6 +124,36 @@ def test_a_corrupt_checkpoint_is_ignored_with_one_line(config, data, tmp_path, d
     assert checkpoint.load(path, mark, lines.append) is None
     assert len(lines) == 1 and lines[0].startswith(f"train: ignoring checkpoint {path}: not a readable checkpoint (")
     assert "\n" not in lines[0] and lines[0].endswith("; starting at epoch 1")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"batch": 3, "outputs": None}, "batch 3 without outputs"),
+        ({"outputs": np.zeros((4, 2))}, "batch 0 with outputs"),
+        ({"batch": -1}, "batch -1 without outputs"),
+    ],
+)
+def test_a_checkpoint_with_an_inconsistent_batch_is_ignored_with_one_line(config, data, tmp_path, change, reason):
+    path = tmp_path / "train.npz"
+    mark = checkpoint.fingerprint(config, data)
+    checkpoint.save(path, mark, train.build_network(config, (1, 28, 28), [0, 1]), {**a_state(), **change})
+    lines: list[str] = []
+    assert checkpoint.load(path, mark, lines.append) is None
+    assert lines == [f"train: ignoring checkpoint {path}: not a readable checkpoint ({reason}); starting at epoch 1"]
+
+
+def test_a_checkpoint_of_format_1_is_ignored_with_one_line(config, data, tmp_path, monkeypatch) -> None:
+    path = tmp_path / "train.npz"
+    mark = checkpoint.fingerprint(config, data)
+    monkeypatch.setattr(checkpoint, "FORMAT", 1)
+    checkpoint.save(path, mark, train.build_network(config, (1, 28, 28), [0, 1]), a_state())
+    monkeypatch.undo()
+    lines: list[str] = []
+    assert checkpoint.load(path, mark, lines.append) is None
+    assert lines == [
+        f"train: ignoring checkpoint {path}: not a readable checkpoint (format 1, not 2); starting at epoch 1"
+    ]
 
 
 def test_a_foreign_npz_is_ignored_with_one_line(config, data, tmp_path) -> None:
