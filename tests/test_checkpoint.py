@@ -2,10 +2,18 @@
 with one line."""
 
 import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 import cnn
 from pipeline import checkpoint, params, train
@@ -274,3 +282,122 @@ def test_a_run_ignores_a_stale_or_corrupt_checkpoint_and_starts_at_epoch_1(confi
     assert ("other params" in lines[0]) == (kind == "other params")
     assert seen == [1, 2, 3, 4]
     assert outputs(tmp_path / "new") == outputs(tmp_path / "whole")
+
+
+def test_a_run_stopped_within_epoch_3_resumes_there_to_the_same_bits(config, split, tmp_path, monkeypatch) -> None:
+    """A checkpoint after every batch (checkpoint_seconds 0): the run stopped at image 20 of epoch 3 holds the
+    state after image 16; the next run says so in one line, trains the rest of epoch 3 and ends with the bits
+    of the uninterrupted run. The live line gets every batch (PROGRESS_SECONDS 0)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train, "PROGRESS_SECONDS", 0.0)
+    config = adam_with_dropout(config)
+    train.run(config, split, tmp_path / "whole" / "model.npz", tmp_path / "whole")
+    ck = tmp_path / "ck" / "train.npz"
+    seen: list[tuple[int, int, int, int]] = []
+
+    def stop_at_image_20_of_epoch_3(epoch: int, done: int, of: int, images: int, seconds: float) -> None:
+        seen.append((epoch, done, of, images))
+        if (epoch, done) == (3, 20):
+            raise KeyboardInterrupt
+
+    cut = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        train.run(
+            config, split, cut / "model.npz", cut, checkpoint_path=ck, checkpoint_seconds=0.0,
+            on_batch=stop_at_image_20_of_epoch_3,
+        )  # fmt: skip
+    assert seen[:3] == [(1, 4, 36, 4), (1, 8, 36, 8), (1, 12, 36, 12)] and seen[-1] == (3, 20, 36, 20)
+    assert not (cut / "model.npz").exists()
+    lines: list[str] = []
+    epochs: list[tuple[int, int]] = []
+    seen.clear()
+    result = train.run(
+        config,
+        split,
+        cut / "model.npz",
+        cut,
+        lambda record, images, seconds: epochs.append((record["epoch"], images)),
+        lines.append,
+        checkpoint_path=ck,
+        checkpoint_seconds=0.0,
+        on_batch=lambda epoch, done, of, images, seconds: seen.append((epoch, done, of, images)),
+    )
+    assert lines == [f"train: resuming from {ck} in epoch 3 of 4, at image 16 of 36"]
+    assert seen[0] == (3, 20, 36, 4)  # images: this run's part of the epoch
+    assert epochs == [(3, 20), (4, 36)] and [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    assert outputs(cut) == outputs(tmp_path / "whole")
+    assert not ck.exists()
+
+
+def test_without_a_due_checkpoint_a_run_saves_only_after_epochs(config, split, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = adam_with_dropout(config)
+    ck = tmp_path / "ck" / "train.npz"
+    saved: list[tuple[int, int]] = []
+    real_save = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda *a: (saved.append((a[3]["epoch"], a[3]["batch"])), real_save(*a))[1])
+    train.run(config, split, tmp_path / "m.npz", tmp_path / "r", checkpoint_path=ck)
+    assert saved == [(1, 0), (2, 0), (3, 0), (4, 0)]
+    saved.clear()
+    train.run(config, split, tmp_path / "m.npz", tmp_path / "r", checkpoint_path=ck, checkpoint_seconds=0.0)
+    every_batch = [(epoch, batch) for epoch in range(4) for batch in range(1, 10)]  # the 9th: the epoch's end
+    assert saved == sorted([*every_batch, (1, 0), (2, 0), (3, 0), (4, 0)])
+
+
+def checkpoint_header(path: Path) -> dict:
+    try:
+        with np.load(path) as members:
+            return json.loads(bytes(members["header"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return {}
+
+
+def test_a_train_killed_within_an_epoch_resumes_there_to_the_same_bytes(notebook_data, tmp_path) -> None:
+    """`python -m pipeline train` with a checkpoint after every batch (MNIST_CNN_CHECKPOINT_SECONDS=0), 180
+    images in batches of 2, SIGKILLed inside epoch 2: the next run resumes at the image the checkpoint holds,
+    says so in one line, and writes the bytes of an uninterrupted run."""
+    from pipeline import dataset
+    from pipeline.dataset import Split
+
+    x_train, y_train, _, _ = notebook_data
+    dataset.save(tmp_path / "train.npz", Split(x_train, y_train, np.array([0, 1])))
+    settings = yaml.safe_load((ROOT / "params.yaml").read_text())
+    settings["train"].update(
+        epochs=4,
+        optimizer="adam",
+        learning_rate=0.001,
+        batch_size=2,
+        validation_fraction=0.1,
+        layers=LAYERS,
+        schedule={"type": "onecycle", "max_lr": 0.002},
+        augment={"shift": 2, "rotate": 10},
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MNIST_CNN_CHECKPOINT_SECONDS": "0"}
+
+    def command(name: str) -> list[str]:
+        return [sys.executable, "-m", "pipeline", "train", "--data", "train.npz", "--model", f"{name}/model.npz",
+                "--reports", name, "--checkpoint", "ck/train.npz"]  # fmt: skip
+
+    whole = subprocess.run(command("whole"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0 and "resuming" not in whole.stderr, whole.stderr
+    killed = subprocess.Popen(command("cut"), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and killed.poll() is None:
+        header = checkpoint_header(tmp_path / "ck" / "train.npz")
+        if header.get("epoch") == 1 and 2 <= header.get("batch", 0) <= 60:
+            break
+        time.sleep(0.005)
+    assert killed.poll() is None, "train ended before it was killed"
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=60)
+    header = checkpoint_header(tmp_path / "ck" / "train.npz")
+    assert header["epoch"] == 1 and header["batch"] > 0, header  # inside epoch 2
+    assert not (tmp_path / "cut" / "model.npz").exists()
+    resumed = subprocess.run(command("cut"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    lines = [line for line in resumed.stderr.splitlines() if "resuming" in line]
+    assert lines == [f"train: resuming from ck/train.npz in epoch 2 of 4, at image {2 * header['batch']} of 180"]
+    assert "epoch 1/4 " not in resumed.stderr and "epoch 2/4 " in resumed.stderr
+    assert outputs(tmp_path / "cut") == outputs(tmp_path / "whole")
+    assert not (tmp_path / "ck" / "train.npz").exists()
