@@ -150,34 +150,19 @@ def run(
         metrics.log(record, rate)
     first_epoch = len(learning_rates) + 1
 
-    start = last = time.perf_counter()
-    epoch_images = resumed_images  # images of the current epoch trained on before this run's part of it
-    due = {"save": time.monotonic() + checkpoint_seconds, "show": 0.0}
+    start = time.perf_counter()
+    watch = BatchWatch(saver, on_batch, checkpoint_seconds, resumed_images)
 
     def after_epoch(record: dict) -> None:
-        nonlocal last, epoch_images
         now = time.perf_counter()
         learning_rates.append(arguments["optimizer"].learning_rate)
         metrics.log(record, learning_rates[-1])
         if on_epoch is not None:
-            on_epoch(record, len(train.labels) - epoch_images, now - last)
-        epoch_images = 0
-        due["save"] = time.monotonic() + checkpoint_seconds  # on_epoch_end saves next
-        last = time.perf_counter()  # the time of logging and the callback is not the next epoch's
-
-    def after_batch(progress: cnn.BatchProgress) -> None:
-        """Cheap unless something is due: one clock reading per step."""
-        now = time.monotonic()
-        if on_batch is not None and now >= due["show"]:
-            done = progress.images
-            on_batch(progress.epoch, done, progress.images_per_epoch, done - epoch_images, time.perf_counter() - last)
-            due["show"] = now + PROGRESS_SECONDS
-        if saver is not None and now >= due["save"]:
-            saver(progress.state())
-            due["save"] = time.monotonic() + checkpoint_seconds
+            on_epoch(record, len(train.labels) - watch.epoch_images, now - watch.epoch_start)
+        watch.next_epoch()  # the time of logging and the callback is not the next epoch's
 
     if saver is not None or on_batch is not None:
-        arguments["on_batch_end"] = after_batch
+        arguments["on_batch_end"] = watch
 
     try:
         history = net.fit(train.images, cnn.one_hot(train.class_index, len(classes)), callback=after_epoch, **arguments)
@@ -205,6 +190,37 @@ def run(
         {"train_seconds": round(seconds, 3), "samples_per_second": round(result.samples_per_second)},
     )
     return result
+
+
+class BatchWatch:
+    """fit's on_batch_end for train.run: a checkpoint within an epoch when `checkpoint_seconds` have passed since
+    the last one (`save(state)`), the live line at most every PROGRESS_SECONDS (`show(epoch, done, of, images,
+    seconds)`). One clock reading per step when neither is due. epoch_images: images of the current epoch
+    trained on before this run's part of it (a resumed run's first epoch)."""
+
+    def __init__(self, save, show, checkpoint_seconds: float, epoch_images: int = 0) -> None:
+        self.save, self.show, self.every = save, show, checkpoint_seconds
+        self.epoch_images = epoch_images
+        self.epoch_start = time.perf_counter()
+        self.next_save = time.monotonic() + checkpoint_seconds
+        self.next_show = 0.0
+
+    def __call__(self, progress: cnn.BatchProgress) -> None:
+        now = time.monotonic()
+        if self.show is not None and now >= self.next_show:
+            done = progress.images
+            elapsed = time.perf_counter() - self.epoch_start
+            self.show(progress.epoch, done, progress.images_per_epoch, done - self.epoch_images, elapsed)
+            self.next_show = now + PROGRESS_SECONDS
+        if self.save is not None and now >= self.next_save:
+            self.save(progress.state())
+            self.next_save = time.monotonic() + self.every
+
+    def next_epoch(self) -> None:
+        """At an epoch's end, before on_epoch_end saves its checkpoint."""
+        self.epoch_images = 0
+        self.epoch_start = time.perf_counter()
+        self.next_save = time.monotonic() + self.every
 
 
 def format_epoch(record: dict, epochs: int) -> str:

@@ -1,0 +1,60 @@
+"""python -m benchmarks.batch_hook: the cost of train's per-batch hook (pipeline.train.BatchWatch, as a run with a
+checkpoint file installs it) on the default network at batch 1, the case with the most steps per second.
+Epochs of fit without the hook and with it, interleaved in one process; prints steps/s and the ratio."""
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import cnn
+from pipeline import dataset, numerics, params, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.batch_hook", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of 200 images per measurement (default 10)")
+    args = parser.parse_args(argv)
+    numerics.configure()
+    config = params.section(ROOT / "params.yaml", "train")
+    split = dataset.load(ROOT / "data/processed/train.npz")
+    y = cnn.one_hot(split.class_index, len(split.classes))
+
+    def epochs(hook) -> float:
+        net = train.build_network(config, split.images.shape[1:], split.classes.tolist())
+        options = {"epochs": args.epochs, "batch_size": 1, "seed": 0, "on_batch_end": hook}
+        start = time.perf_counter()
+        net.fit(split.images, y, cnn.LOSSES[config.loss](), train.make_optimizer(config), **options)
+        return args.epochs * len(y) / (time.perf_counter() - start)
+
+    variants = {
+        "no hook": lambda: None,
+        "BatchWatch, no checkpoint due": lambda: train.BatchWatch(lambda state: None, None, 300.0),
+        "BatchWatch and live line": lambda: train.BatchWatch(lambda state: None, lambda *a: None, 300.0),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for round_ in range(args.rounds):
+        names = list(variants) if round_ % 2 == 0 else list(reversed(variants))
+        for name in names:
+            rates[name].append(epochs(variants[name]()))
+    base = max(rates["no hook"])
+    print(f"default network, batch 1, {args.epochs} epochs of {len(y)} images, {args.rounds} interleaved rounds")
+    print("steps/s: best of the rounds (the least disturbed by other processes), median, ratio of the bests")
+    for name, values in rates.items():
+        best, median = max(values), statistics.median(values)
+        print(f"{name:32s} best {best:7,.0f}  median {median:7,.0f}  ratio {best / base:.3f}")
+    progress = cnn.BatchProgress(1, 200, 1, lambda: None)
+    watch, calls = train.BatchWatch(lambda state: None, None, 300.0), 200_000
+    start = time.perf_counter()
+    for _ in range(calls):
+        progress.batch += 1
+        watch(progress)
+    per_call = (time.perf_counter() - start) / calls
+    print(f"the hook alone: {per_call * 1e6:.2f} us a call, {per_call * base:.2%} of a step at the best rate")
+
+
+if __name__ == "__main__":
+    main()
