@@ -69,7 +69,7 @@ class TrainResult:
 
 LOSS_COLUMNS = ("epoch", "loss", "val_loss", "val_accuracy")
 CHECKPOINT_SECONDS = 300.0  # a checkpoint within an epoch at most this often (and after every epoch)
-PROGRESS_SECONDS = 0.5
+PROGRESS_SECONDS = 0.5  # the live line within an epoch: at most this often, first after this long
 
 
 def fit_arguments(params: TrainParams, train: dataset.Split, val: dataset.Split | None, n_classes: int) -> dict:
@@ -203,7 +203,7 @@ class BatchWatch:
         self.epoch_images = epoch_images
         self.epoch_start = time.perf_counter()
         self.next_save = time.monotonic() + checkpoint_seconds
-        self.next_show = 0.0
+        self.next_show = time.monotonic() + PROGRESS_SECONDS  # the speed of a whole second, not of a first step
 
     def __call__(self, progress: cnn.BatchProgress) -> None:
         now = time.monotonic()
@@ -221,6 +221,7 @@ class BatchWatch:
         self.epoch_images = 0
         self.epoch_start = time.perf_counter()
         self.next_save = time.monotonic() + self.every
+        self.next_show = time.monotonic() + PROGRESS_SECONDS
 
 
 def format_epoch(record: dict, epochs: int) -> str:

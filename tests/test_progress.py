@@ -3,6 +3,7 @@
 import io
 from pathlib import Path
 
+from pipeline import train
 from pipeline.progress import EpochTimer, Progress, duration
 
 
@@ -64,9 +65,53 @@ def test_a_run_prints_one_line_per_epoch_in_logs(notebook_data, tmp_path, monkey
     params = (Path(__file__).resolve().parents[1] / "params.yaml").read_text().replace("epochs: 20", "epochs: 3")
     (tmp_path / "params.yaml").write_text(params)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train, "PROGRESS_SECONDS", 0.0)  # a live line would be due after every step
     result = CliRunner().invoke(app, ["train", "--data", "train.npz", "--model", "m.npz", "--reports", "r"])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("epoch ")]
     assert [line.split("  ")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     assert all(" images/s  epoch " in line and "  ETA " in line for line in lines)
     assert "\r" not in result.output and "\033" not in result.output
+
+
+def test_within_an_epoch_the_live_line_gives_speed_and_the_epochs_and_runs_time_left() -> None:
+    timer = EpochTimer(epochs=4)
+    assert timer.within(1, 1000, 6000, 1000, 2.0) == (
+        "epoch 1/4  1,000/6,000 images  500 images/s  epoch ETA 10.0 s  run ETA 46.0 s"
+    )
+    timer(1, 6000, 10.0)  # epoch 1 ended: 600 images/s over the run
+    assert timer.within(2, 3000, 6000, 3000, 5.0) == (
+        "epoch 2/4  3,000/6,000 images  600 images/s  epoch ETA 5.0 s  run ETA 25.0 s"
+    )
+    resumed = EpochTimer(epochs=4)  # resumed at image 3000 of epoch 2: its speed is of this run's images
+    assert resumed.within(2, 4000, 6000, 1000, 2.0).endswith("500 images/s  epoch ETA 4.0 s  run ETA 28.0 s")
+
+
+def test_on_a_terminal_the_epochs_line_updates_within_it(notebook_data, tmp_path, monkeypatch) -> None:
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from pipeline import dataset, progress
+    from pipeline.cli import app
+    from pipeline.dataset import Split
+
+    x_train, y_train, _, _ = notebook_data
+    dataset.save(tmp_path / "train.npz", Split(x_train[:40], y_train[:40], np.array([0, 1])))
+    params = (Path(__file__).resolve().parents[1] / "params.yaml").read_text().replace("epochs: 20", "epochs: 2")
+    (tmp_path / "params.yaml").write_text(params)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train, "PROGRESS_SECONDS", 0.0)
+    plain_init = progress.Progress.__init__
+
+    def on_a_terminal(self, stream=None, interval=0.1) -> None:
+        plain_init(self, stream, interval)
+        self.enabled = True
+
+    monkeypatch.setattr(progress.Progress, "__init__", on_a_terminal)
+    result = CliRunner().invoke(app, ["train", "--data", "train.npz", "--model", "m.npz", "--reports", "r"])
+    assert result.exit_code == 0, result.output
+    drawn = [part for part in result.output.replace("\n", "\r\033[K").split("\r\033[K") if part]
+    live = [part for part in drawn if " images  " in part]
+    assert live[0].startswith("epoch 1/2  1/40 images  ") and live[-1].startswith("epoch 2/2  40/40 images  ")
+    assert len(live) == 80 and all(" images/s  epoch ETA " in part and "  run ETA " in part for part in live)
+    assert [part.split("  ")[0] for part in drawn if "loss" in part][:2] == ["epoch 1/2", "epoch 2/2"]
