@@ -177,6 +177,8 @@ def resumed_outputs(state: TrainingState | None, outputs: np.ndarray, batch_size
     if state is None or state.batch == 0:
         return 0
     rows = min(state.batch * batch_size, len(outputs))
+    if state.batch > math.ceil(len(outputs) / batch_size):
+        raise ValueError(f"a state after batch {state.batch} of an epoch of {math.ceil(len(outputs) / batch_size)}")
     if state.outputs is None or np.shape(state.outputs) != (rows, *outputs.shape[1:]):
         shape = None if state.outputs is None else np.shape(state.outputs)
         raise ValueError(f"a state after batch {state.batch} needs outputs of {rows} rows, got {shape}")

@@ -1,6 +1,8 @@
 """The training loop's contract (cnn.training): modes, seeded stochastic layers, schedules, augmentation,
 resumable state and the step rule for batch-coupled layers, with small stand-in layers and callables."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -350,13 +352,7 @@ def test_a_state_at_an_epochs_last_batch_resumes_and_a_bad_one_is_refused() -> N
     assert resumed.fit(x, y, loss, cnn.Adam(0.01), epochs=2, resume=state, **options) == history
     for a, b in zip(params(resumed), params(whole), strict=True):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="outputs of 10 rows"):
-        network().fit(
-            x,
-            y,
-            loss,
-            cnn.Adam(0.01),
-            epochs=2,
-            resume=states[0][0].__class__(**{**state.__dict__, "batch": 2}),
-            **options,
-        )
+    for batch, message in [(2, "needs outputs of 10 rows, got \\(24, 2\\)"), (6, "after batch 6 of an epoch of 5")]:
+        with pytest.raises(ValueError, match=message):
+            bad = dataclasses.replace(state, batch=batch)
+            network().fit(x, y, loss, cnn.Adam(0.01), epochs=2, resume=bad, **options)
