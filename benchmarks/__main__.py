@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+FULL_MNIST_JSON = DEFAULT_JSON.with_name("full-mnist.json")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -26,7 +27,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-extras", action="store_true", help="skip full-data recipe, scaling and profiles")
     parser.add_argument("--no-modes", action="store_true", help="skip canonical vs native numerics (child processes)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the recipes' accuracy")
+    parser.add_argument(
+        "--full-mnist",
+        type=Path,
+        metavar="DIR",
+        help="only the presets on the full MNIST in DIR (the four .gz files and SHA256SUMS), cnn and PyTorch",
+    )
+    parser.add_argument("--presets", nargs="+", help="with --full-mnist: these presets (default: all in presets/)")
+    parser.add_argument("--max-epochs", type=int, help="with --full-mnist: at most this many epochs per run")
     args = parser.parse_args(argv)
+    if (args.presets or args.max_epochs is not None) and args.full_mnist is None:
+        parser.error("--presets and --max-epochs go with --full-mnist DIR")
+    if args.max_epochs is not None and args.max_epochs < 1:
+        parser.error(f"--max-epochs must be >= 1, got {args.max_epochs}")
+    if args.full_mnist is not None:
+        from benchmarks import full_mnist
+
+        known = full_mnist.preset_names()
+        unknown = [name for name in args.presets or [] if name not in known]
+        if unknown:
+            parser.error(f"--presets: no preset {unknown[0]!r}; the presets are {', '.join(known)}")
+        if not (args.full_mnist / "SHA256SUMS").is_file():
+            parser.error(
+                f"--full-mnist: {args.full_mnist} has no SHA256SUMS; give the folder of the four MNIST .gz files"
+            )
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
     if args.threads is not None and args.threads < 1:
@@ -47,6 +71,8 @@ def write_json(path: Path, result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.full_mnist is not None:
+        return full_mnist_main(args)
     from benchmarks import bench, recipes, report
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -72,6 +98,34 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.json, result)
     print(f"\nwrote {args.json}")
     return 0
+
+
+def full_mnist_main(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from benchmarks import full_mnist
+
+    torch = not args.no_torch and importlib.util.find_spec("torch") is not None
+    opts = full_mnist.Options(
+        presets=tuple(args.presets or full_mnist.preset_names()),
+        seeds=tuple(args.seeds),
+        max_epochs=args.max_epochs,
+        threads=args.threads or len(os.sched_getaffinity(0)),
+        torch=torch,
+    )
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if not torch and not args.no_torch:
+        log("PyTorch is not installed: cnn only")
+    try:
+        result = full_mnist.measure(args.full_mnist, opts, log)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(full_mnist.table(result))
+    path = FULL_MNIST_JSON if args.json == DEFAULT_JSON else args.json
+    write_json(path, result)
+    print(f"\nwrote {path}")
+    return 0 if not any("errors" in row for row in result["presets"]) else 1
 
 
 if __name__ == "__main__":

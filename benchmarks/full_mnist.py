@@ -1,0 +1,489 @@
+"""python -m benchmarks --full-mnist DIR: every preset (presets/*.yaml) trained on the full MNIST with cnn, as the
+pipeline's train stage trains it, and with the same recipe in PyTorch (benchmarks.torch_recipes) on the same
+processed arrays and batches, for a few seeds; test accuracy on the whole test split after every epoch.
+
+DIR holds the four MNIST .gz files and their SHA256SUMS. They go through the pipeline's own commands, as for a
+user with a local copy: `python -m pipeline download` with data.mirrors = [DIR] and data.sha256 from
+DIR/SHA256SUMS, then `preprocess` (all ten digits), into a scratch folder. Each run (preset, seed, cnn or PyTorch)
+is a child process (`python -m benchmarks.full_mnist --child JOB`), so its peak resident memory is its own;
+children run one after another, cnn and PyTorch alternating, with the pipeline's numerics (pinned on import,
+before numpy). Training seconds exclude the test evaluation after each epoch but include the validation pass a
+recipe with validation_fraction > 0 makes (Keras's does both). The time to 99.0% is the training time up to the
+end of the first epoch whose test accuracy is >= 99.0%.
+"""
+
+from pipeline import numerics  # noqa: I001  (pins the pipeline's numerics before numpy loads)
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PRESETS_DIR = REPO / "presets"
+PARAMS = REPO / "params.yaml"
+TARGET = 0.99  # the accuracy whose time to reach is reported
+GOALS = {"lenet5": 0.990, "keras-convnet": 0.991, "pytorch-example": 0.992, "best": 0.995}  # issue 21's table
+IMPLS = ("cnn", "torch")
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+
+
+def recipe(preset: str, seed: int, max_epochs: int | None = None) -> dict[str, Any]:
+    """params.yaml's train section with the preset's `train:` mapping over it, train.seed = seed and at most
+    max_epochs epochs."""
+    train = yaml.safe_load((PRESETS_DIR / f"{preset}.yaml").read_text())["train"]
+    merged = yaml.safe_load(PARAMS.read_text())["train"] | train | {"seed": seed}
+    merged.pop("preset", None)
+    if max_epochs is not None:
+        merged["epochs"] = min(merged["epochs"], max_epochs)
+    return merged
+
+
+# ------------------------------------------------------------------------------------------------- data
+
+
+def data_params(mnist_dir: Path) -> dict[str, Any]:
+    """params.yaml with its data section pointing at the local copy in mnist_dir: all ten digits, all images."""
+    from pipeline import download
+
+    params = yaml.safe_load(PARAMS.read_text())
+    params["data"] |= {
+        "source": "mnist",
+        "mirrors": [str(mnist_dir.resolve())],
+        "sha256": download.sample_checksums(mnist_dir),
+        "digits": list(range(10)),
+        "limit_per_class": 100_000,
+    }
+    return params
+
+
+def pipeline_command(*args: str) -> None:
+    """Run `python -m pipeline ARGS` as a user would; a failure raises RuntimeError with its error line."""
+    done = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise RuntimeError(f"pipeline {args[0]}: {tail}")
+
+
+def prepare(mnist_dir: Path, scratch: Path) -> Path:
+    """Download (verify and copy) and preprocess the MNIST in mnist_dir into scratch; -> the processed folder."""
+    params_file = scratch / "params.yaml"
+    params_file.write_text(yaml.safe_dump(data_params(mnist_dir), sort_keys=False))
+    raw, processed = scratch / "raw", scratch / "processed"
+    pipeline_command("download", "--params", str(params_file), "--out", str(raw))
+    pipeline_command("preprocess", "--params", str(params_file), "--raw", str(raw), "--out", str(processed))
+    return processed
+
+
+# ------------------------------------------------------------------------------------------- one run
+
+
+@dataclass(frozen=True)
+class Job:
+    impl: str  # "cnn" or "torch"
+    preset: str
+    seed: int
+    max_epochs: int | None
+    data: str  # the processed folder (train.npz, test.npz)
+    threads: int
+
+
+@dataclass
+class Setup:
+    """What both implementations train from: the pipeline's params, splits, network and rules."""
+
+    params: Any  # pipeline.params.TrainParams
+    train: Any  # pipeline.dataset.Split
+    val: Any  # Split or None
+    test: Any  # Split
+    net: Any  # cnn.Sequential, initialised as the train stage does
+    schedule: Callable[[int], float] | None
+    augment: Callable | None
+    weight_decay: float
+    nesterov: bool
+
+
+def setup(job: Job) -> Setup:
+    """The train stage's view of the recipe: TrainParams checked by pipeline.params, the training images less
+    the held-out validation share (pipeline.train.hold_out), the network (pipeline.train.build_network)."""
+    import cnn
+    from pipeline import dataset, params
+    from pipeline import train as stage
+
+    values = recipe(job.preset, job.seed, job.max_epochs)
+    names = {f.name for f in fields(params.TrainParams)}
+    extra = {k: v for k, v in values.items() if k not in names}  # keys this pipeline's params do not read yet
+    known = {k: v for k, v in values.items() if k in names}
+    checked = params.check_section(PRESETS_DIR / f"{job.preset}.yaml", "train", {"train": known})
+
+    def value(key: str, default: Any) -> Any:
+        return getattr(checked, key, extra.get(key, default))
+
+    split = dataset.load(Path(job.data) / "train.npz")
+    train, val = stage.hold_out(split, checked.validation_fraction)
+    test = dataset.load(Path(job.data) / "test.npz", classes=split.classes.tolist())
+    net = stage.build_network(checked, split.images.shape[1:], split.classes.tolist())
+    steps_per_epoch = max(1, math.ceil(len(train.labels) / checked.batch_size))
+    schedule = cnn.make_schedule(value("schedule", None), checked.learning_rate, checked.epochs, steps_per_epoch)
+    augment = cnn.make_augment(value("augment", None))
+    return Setup(
+        checked, train, val, test, net, schedule, augment, float(value("weight_decay", 0.0)), value("nesterov", False)
+    )
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set in MiB (VmHWM)."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def accuracy(outputs: np.ndarray, split: Any) -> float:
+    """Share of the split's images whose highest output is their class (the evaluate stage's accuracy)."""
+    return float(np.mean(outputs.argmax(axis=1) == split.class_index))
+
+
+class Clock:
+    """Training time with the per-epoch test evaluation left out: `lap()` at an epoch's end gives the training
+    seconds so far; `evaluation()` times what is excluded."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.excluded = 0.0
+
+    def lap(self) -> float:
+        return time.perf_counter() - self.start - self.excluded
+
+    def exclude(self, work: Callable[[], Any]) -> Any:
+        begin = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.excluded += time.perf_counter() - begin
+
+
+def run_cnn(s: Setup, on_epoch: Callable[[dict], None]) -> None:
+    """Train s.net as pipeline.train does (its optimizer, fit with the recipe's schedule and augmentation)."""
+    import cnn
+    from pipeline import train as stage
+
+    p = s.params
+    optimizer = stage.make_optimizer(p)
+    if getattr(optimizer, "weight_decay", 0.0) != s.weight_decay or getattr(optimizer, "nesterov", False) != bool(
+        s.nesterov
+    ):
+        raise RuntimeError("the train stage's optimizer does not apply the recipe's weight_decay / nesterov yet")
+    n_classes = len(s.train.classes)
+    options: dict[str, Any] = {"schedule": s.schedule, "augment": s.augment}
+    options = {k: v for k, v in options.items() if v is not None}
+    val = (s.val.images, cnn.one_hot(s.val.class_index, n_classes)) if s.val is not None else None
+    try:
+        s.net.fit(
+            s.train.images,
+            cnn.one_hot(s.train.class_index, n_classes),
+            loss=cnn.LOSSES[p.loss](),
+            optimizer=optimizer,
+            epochs=p.epochs,
+            batch_size=p.batch_size,
+            seed=p.seed,
+            validation_data=val,
+            callback=lambda record: on_epoch({"loss": record["loss"]}),
+            **options,
+        )
+    except TypeError as exc:
+        raise RuntimeError(f"cnn's fit cannot take this recipe ({', '.join(options)}): {exc}") from None
+
+
+def run_torch(s: Setup, threads: int, on_epoch: Callable[[dict], None], predict: list) -> None:
+    """Train the recipe in PyTorch on the same batches; predict[0] becomes its predict."""
+    import torch
+
+    from benchmarks import torch_recipes
+
+    torch.set_num_threads(threads)
+    p = s.params
+    model = torch_recipes.twin(s.net, p.loss)
+    optimizer, decay = torch_recipes.make_optimizer(
+        p.optimizer, list(model.parameters()), p.learning_rate, p.momentum, bool(s.nesterov), s.weight_decay
+    )
+    trainer = torch_recipes.Trainer(model, optimizer, p.loss, p.batch_size, p.seed, s.schedule, s.augment, decay)
+    predict[0] = trainer.predict
+    x = s.train.images.astype(p.dtype, copy=False)
+    xv = s.val.images.astype(p.dtype, copy=False) if s.val is not None else None
+    for _ in range(p.epochs):
+        loss = trainer.epoch(x, s.train.class_index, len(s.train.classes))
+        if xv is not None:
+            trainer.predict(xv)  # the validation pass cnn's fit makes, inside the training time as there
+        on_epoch({"loss": loss})
+
+
+def run(job: Job) -> dict[str, Any]:
+    """Train one job and score the test split after every epoch; -> its record (see the module docstring)."""
+    from cnn import threads
+
+    threads.set_num_threads(job.threads)
+    torch_version = None
+    if job.impl == "torch":
+        import torch  # before the clock starts: importing is not training
+
+        torch_version = torch.__version__
+    s = setup(job)
+    test_x = s.test.images.astype(s.params.dtype, copy=False)
+    epochs: list[dict[str, Any]] = []
+    predict: list[Callable[[np.ndarray], np.ndarray]] = [s.net.predict]
+
+    def on_epoch(record: dict) -> None:
+        seconds = clock.lap()
+        score = clock.exclude(lambda: accuracy(predict[0](test_x), s.test))
+        epochs.append({"epoch": len(epochs) + 1, "train_seconds": seconds, "test_accuracy": score} | record)
+
+    clock = Clock()
+    if job.impl == "cnn":
+        run_cnn(s, on_epoch)
+    else:
+        run_torch(s, job.threads, on_epoch, predict)
+    reached = next((e for e in epochs if e["test_accuracy"] >= TARGET), None)
+    return asdict(job) | {
+        "epochs": s.params.epochs,
+        "train_images": len(s.train.labels),
+        "test_images": len(s.test.labels),
+        "train_seconds": epochs[-1]["train_seconds"] if epochs else 0.0,
+        "test_accuracy": epochs[-1]["test_accuracy"] if epochs else None,
+        "seconds_to_target": reached["train_seconds"] if reached else None,
+        "epoch_to_target": reached["epoch"] if reached else None,
+        "history": epochs,
+        "peak_rss_mib": peak_rss_mib(),
+        "numerics": numerics.CURRENT.mode,
+        "torch": torch_version,
+    }
+
+
+# ------------------------------------------------------------------------------------------- all runs
+
+
+def child(job: Job) -> dict[str, Any]:
+    """Run `job` in a fresh process (python -m benchmarks.full_mnist --child JOB); -> its record, or
+    {"error": its last error line} with the job's fields."""
+    cmd = [sys.executable, "-m", "benchmarks.full_mnist", "--child", json.dumps(asdict(job))]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return asdict(job) | {"error": tail}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@dataclass(frozen=True)
+class Options:
+    presets: tuple[str, ...]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    max_epochs: int | None = None
+    threads: int = 2
+    torch: bool = True
+
+
+def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Prepare the data in a scratch folder, then every (preset, seed) with cnn and PyTorch, one child each."""
+    impls = IMPLS if opts.torch else IMPLS[:1]
+    result: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "mnist_dir": str(mnist_dir),
+        "threads": opts.threads,
+        "max_epochs": opts.max_epochs,
+        "loadavg_start": os.getloadavg(),
+        "machine": machine_summary(),
+        "runs": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="full-mnist-") as scratch:
+        processed = prepare(mnist_dir, Path(scratch))
+        log(f"full MNIST: processed into {processed}")
+        for preset in opts.presets:
+            for seed in opts.seeds:
+                for impl in impls:
+                    job = Job(impl, preset, seed, opts.max_epochs, str(processed), opts.threads)
+                    record = child(job)
+                    result["runs"].append(record)
+                    log(f"  {preset} seed {seed} {impl}: " + describe(record))
+    result["loadavg_end"] = os.getloadavg()
+    result["presets"] = summarize(result["runs"], opts.presets)
+    return result
+
+
+def machine_summary() -> dict[str, Any]:
+    """CPU model, kernel and numerics of this machine (what a figure from it must name)."""
+    import platform
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "numerics": numerics.CURRENT.mode,
+    }
+
+
+def describe(record: dict[str, Any]) -> str:
+    if "error" in record:
+        return f"error: {record['error']}"
+    reached = record["seconds_to_target"]
+    at = f"{TARGET:.1%} at {reached:.1f} s (epoch {record['epoch_to_target']})" if reached is not None else "no 99.0%"
+    return (
+        f"{record['test_accuracy']:.2%} after {record['epochs']} epochs, {record['train_seconds']:.1f} s, {at}, "
+        f"peak {record['peak_rss_mib']:.0f} MiB"
+    )
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarize(runs: list[dict[str, Any]], presets: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One row per preset: medians and ranges over seeds per implementation, the speed ratio (median over seeds
+    of PyTorch's training time / cnn's) and the times to 99.0% (median over the seeds that reached it)."""
+    rows = []
+    for preset in presets:
+        row: dict[str, Any] = {"preset": preset, "goal": GOALS.get(preset)}
+        by_impl = {impl: [r for r in runs if r["preset"] == preset and r["impl"] == impl] for impl in IMPLS}
+        errors = [f"{r['impl']} seed {r['seed']}: {r['error']}" for rs in by_impl.values() for r in rs if "error" in r]
+        if errors:
+            row["errors"] = errors
+        for impl, rs in by_impl.items():
+            good = [r for r in rs if "error" not in r]
+            accuracies = [r["test_accuracy"] for r in good]
+            reached = [r["seconds_to_target"] for r in good if r["seconds_to_target"] is not None]
+            row[impl] = {
+                "seeds": [r["seed"] for r in good],
+                "epochs": good[0]["epochs"] if good else None,
+                "accuracy": _median(accuracies),
+                "accuracy_min": min(accuracies, default=None),
+                "accuracy_max": max(accuracies, default=None),
+                "train_seconds": _median([r["train_seconds"] for r in good]),
+                "seconds_to_target": _median(reached),
+                "reached_target": f"{len(reached)}/{len(good)}",
+                "peak_rss_mib": max((r["peak_rss_mib"] for r in good), default=None),
+            }
+        pairs = [
+            (t["train_seconds"], c["train_seconds"])
+            for c in by_impl["cnn"]
+            for t in by_impl["torch"]
+            if c["seed"] == t["seed"] and "error" not in c and "error" not in t
+        ]
+        row["speed_vs_torch"] = _median([torch_s / cnn_s for torch_s, cnn_s in pairs if cnn_s > 0])
+        c99, t99 = row["cnn"]["seconds_to_target"], row["torch"]["seconds_to_target"]
+        row["time_to_target_vs_torch"] = c99 / t99 if c99 is not None and t99 else None
+        rows.append(row)
+    return rows
+
+
+def _accuracy_cell(stats: dict[str, Any]) -> str | None:
+    if stats["accuracy"] is None:
+        return None
+    low, high = stats["accuracy_min"], stats["accuracy_max"]
+    return f"{stats['accuracy']:.2%} ({low:.2%}-{high:.2%})" if len(stats["seeds"]) > 1 else f"{stats['accuracy']:.2%}"
+
+
+def _seconds(value: float | None) -> str | None:
+    return None if value is None else f"{value:,.1f} s"
+
+
+def _to_target(stats: dict[str, Any]) -> str | None:
+    """The median time to the target, with how many seeds reached it when not all did."""
+    reached, runs = stats["reached_target"].split("/")
+    if runs == "0":
+        return None
+    if reached == "0":
+        return "not reached"
+    return _seconds(stats["seconds_to_target"]) + ("" if reached == runs else f" ({reached}/{runs} seeds)")
+
+
+def _memory(row: dict[str, Any]) -> str | None:
+    cells = [row[impl]["peak_rss_mib"] for impl in IMPLS]
+    return None if cells == [None, None] else " / ".join("-" if c is None else f"{c:,.0f}" for c in cells) + " MiB"
+
+
+def table(result: dict[str, Any]) -> str:
+    """The per-preset table (Markdown) with a header naming the machine, threads and load."""
+    rows = result["presets"]
+    frame = pd.DataFrame(
+        {
+            "preset": [r["preset"] for r in rows],
+            "epochs": [r["cnn"]["epochs"] or r["torch"]["epochs"] for r in rows],
+            "cnn test accuracy (median, range)": [_accuracy_cell(r["cnn"]) for r in rows],
+            "goal": [r["goal"] for r in rows],
+            "cnn training": [_seconds(r["cnn"]["train_seconds"]) for r in rows],
+            "PyTorch test accuracy": [_accuracy_cell(r["torch"]) for r in rows],
+            "PyTorch training": [_seconds(r["torch"]["train_seconds"]) for r in rows],
+            "speed vs PyTorch": [r["speed_vs_torch"] for r in rows],
+            "cnn to 99.0%": [_to_target(r["cnn"]) for r in rows],
+            "PyTorch to 99.0%": [_to_target(r["torch"]) for r in rows],
+            "peak RSS cnn / PyTorch": [_memory(r) for r in rows],
+        }
+    )
+    formats = {"epochs": "{:.0f}", "goal": "{:.1%}", "speed vs PyTorch": "{:.2f}x"}
+    m = result["machine"]
+    lines = [
+        f"Full MNIST ({result['mnist_dir']}), {result['started']}: {m['cpu']}, kernel {m['kernel']}, "
+        f"numerics {m['numerics']}, {result['threads']} threads (cnn and torch); load average "
+        f"{result['loadavg_start'][0]:.2f} at start, {result['loadavg_end'][0]:.2f} at end",
+        markdown(frame, formats),
+        f"(medians over seeds {', '.join(map(str, sorted({r['seed'] for r in result['runs']})))}; training time "
+        "without the per-epoch test evaluation; speed: PyTorch's time / cnn's, median over seeds; to 99.0%: "
+        "training time to the end of the first epoch at >= 99.0% test accuracy, median over the seeds that got "
+        "there; peak RSS: largest over seeds, each run its own process)",
+    ]
+    for row in rows:
+        lines += [f"error: {row['preset']} {e}" for e in row.get("errors", [])]
+    return "\n".join(lines)
+
+
+def markdown(frame: pd.DataFrame, formats: dict[str, str]) -> str:
+    """A Markdown table: cells through formats[column], "-" where missing."""
+    cells = {
+        col: [
+            "-" if v is None or pd.isna(v) else formats[col].format(v) if col in formats else str(v) for v in frame[col]
+        ]
+        for col in frame.columns
+    }
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "|".join("---" for _ in frame.columns) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in zip(*cells.values(), strict=True)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.full_mnist", description="one run of the benchmark")
+    parser.add_argument("--child", required=True, help="the Job as JSON")
+    job = Job(**json.loads(parser.parse_args(argv).child))
+    try:
+        record = run(job)
+    except Exception as exc:  # one line to the parent, which reports it in the table
+        print(f"{type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
