@@ -1,0 +1,192 @@
+"""python -m benchmarks --full-mnist DIR: the PyTorch side trains as cnn's fit does (same batches, augmentation,
+schedule, optimizer, network and initial values: the same parameters after two epochs in float64), the summary's
+arithmetic, the flag's argument errors, and the whole flag end to end on a tiny fake MNIST the test writes."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cnn
+from benchmarks import full_mnist
+from pipeline import idx
+
+REPO = Path(__file__).resolve().parent.parent
+
+SPECS = [
+    {"type": "conv", "depth": 3, "kernel_size": 3, "padding": 1, "stride": 2, "bias": "tied"},
+    {"type": "batchnorm"},
+    {"type": "relu"},
+    {"type": "maxpool", "size": 2},
+    {"type": "conv", "depth": 4, "kernel_size": 3, "padding": "same", "bias": "untied"},
+    {"type": "tanh"},
+    {"type": "avgpool", "size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 8},
+    {"type": "batchnorm"},
+    {"type": "sigmoid"},
+    {"type": "dense"},
+    {"type": "softmax"},
+]
+GLOBAL_SPECS = [
+    {"type": "conv", "depth": 3, "kernel_size": 5, "bias": "tied"},
+    {"type": "relu"},
+    {"type": "global_avgpool"},
+    {"type": "dense"},
+    {"type": "softmax"},
+]
+
+
+def parameters(net: cnn.Sequential) -> list[np.ndarray]:
+    return [p for layer in net.layers for p in (*layer.params.values(), *getattr(layer, "buffers", {}).values())]
+
+
+def torch_parameters(model) -> list[np.ndarray]:
+    import torch
+
+    tensors = [t for m in model.modules() for t in (*m.parameters(recurse=False), *m.buffers(recurse=False))]
+    return [t.detach().numpy() for t in tensors if t.dtype != torch.int64]  # num_batches_tracked left out
+
+
+@pytest.mark.parametrize(
+    ("specs", "optimizer", "torch_args", "schedule", "augment"),
+    [
+        (SPECS, cnn.SGD(0.2, momentum=0.9, nesterov=True, weight_decay=0.01), ("sgd", 0.2, 0.9, True, 0.01), "step", 1),
+        (SPECS, cnn.Adam(0.01, weight_decay=0.05), ("adam", 0.01, 0.0, False, 0.05), "onecycle", 2),
+        (GLOBAL_SPECS, cnn.Adadelta(1.0, weight_decay=0.02), ("adadelta", 1.0, 0.0, False, 0.02), "cosine", 0),
+    ],
+)
+def test_torch_trains_as_cnn_fit(specs, optimizer, torch_args, schedule, augment):
+    """Two epochs of 37 images in batches of 8 (the last one 5): every parameter and running statistic equal to
+    1e-9 in float64, so the order, augmented images, rates, decay, loss and layers are all the same."""
+    torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
+    from benchmarks import torch_recipes
+
+    rng = np.random.default_rng(7)
+    x, labels = rng.random((37, 1, 12, 12)), rng.integers(0, 3, 37)
+    net = cnn.Sequential(cnn.build(specs, input_shape=(1, 12, 12), n_classes=3), init="he", seed=3, dtype="float64")
+    model = torch_recipes.twin(net, "categorical_cross_entropy")
+    rule = cnn.make_schedule({"type": schedule}, torch_args[1], 2, 5)
+    shift = cnn.make_augment({"shift": augment, "rotate": 15 * augment} if augment else None)
+    torch.set_num_threads(1)
+    torch_optimizer, decay = torch_recipes.make_optimizer(torch_args[0], list(model.parameters()), *torch_args[1:])
+    trainer = torch_recipes.Trainer(model, torch_optimizer, "categorical_cross_entropy", 8, 5, rule, shift, decay)
+    for _ in range(2):
+        trainer.epoch(x, labels, 3)
+    loss = cnn.CategoricalCrossEntropy()
+    net.fit(x, cnn.one_hot(labels, 3), loss, optimizer, 2, 8, seed=5, schedule=rule, augment=shift)
+    ours, theirs = parameters(net), torch_parameters(model)
+    assert [a.shape for a in ours] == [b.shape for b in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(trainer.predict(x), net.predict(x), rtol=0, atol=1e-9)
+
+
+def run_record(impl: str, preset: str, seed: int, accuracies: list[float], seconds: list[float]) -> dict:
+    reached = next((i for i, a in enumerate(accuracies) if a >= full_mnist.TARGET), None)
+    return {
+        "impl": impl,
+        "preset": preset,
+        "seed": seed,
+        "epochs": len(accuracies),
+        "train_seconds": seconds[-1],
+        "test_accuracy": accuracies[-1],
+        "seconds_to_target": None if reached is None else seconds[reached],
+        "peak_rss_mib": 100.0 + seed,
+    }
+
+
+def test_summary_takes_medians_ranges_and_per_seed_ratios():
+    runs = [
+        run_record("cnn", "a", 0, [0.985, 0.991], [10, 20]),
+        run_record("torch", "a", 0, [0.99, 0.992], [20, 40]),
+        run_record("cnn", "a", 1, [0.98, 0.989], [12, 24]),
+        run_record("torch", "a", 1, [0.98, 0.995], [15, 30]),
+        run_record("cnn", "a", 2, [0.992, 0.993], [11, 22]),
+        {"impl": "torch", "preset": "a", "seed": 2, "error": "RuntimeError: out of luck"},
+    ]
+    (row,) = full_mnist.summarize(runs, ("a",))
+    assert row["cnn"]["accuracy"] == 0.991 and (row["cnn"]["accuracy_min"], row["cnn"]["accuracy_max"]) == (
+        0.989,
+        0.993,
+    )
+    assert row["cnn"]["train_seconds"] == 22 and row["torch"]["train_seconds"] == 35
+    assert row["speed_vs_torch"] == pytest.approx((40 / 20 + 30 / 24) / 2)  # seed 2 has no PyTorch run
+    assert row["cnn"]["seconds_to_target"] == 15.5 and row["cnn"]["reached_target"] == "2/3"  # 20 and 11
+    assert row["torch"]["seconds_to_target"] == 25 and row["torch"]["peak_rss_mib"] == 101
+    assert row["time_to_target_vs_torch"] == pytest.approx(15.5 / 25)
+    assert row["errors"] == ["torch seed 2: RuntimeError: out of luck"]
+    result = {
+        "presets": [row],
+        "runs": runs,
+        "machine": {"cpu": "x", "kernel": "k", "numerics": "canonical"},
+        "mnist_dir": "d",
+        "started": "now",
+        "threads": 2,
+        "loadavg_start": (1.0, 1.0, 1.0),
+        "loadavg_end": (2.0, 2.0, 2.0),
+    }
+    text = full_mnist.table(result)
+    assert "| a | 2 | 99.10% (98.90%-99.30%) | - | 22.0 s | 99.35% (99.20%-99.50%) | 35.0 s | 1.62x |" in text
+    assert "| 15.5 s (2/3 seeds) | 25.0 s | 102 / 101 MiB |" in text
+    assert "error: a torch seed 2: RuntimeError: out of luck" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-epochs", "2"], "--presets and --max-epochs go with --full-mnist DIR"),
+        (["--full-mnist", ".", "--presets", "lenet"], "no preset 'lenet'; the presets are best, keras-convnet"),
+        (["--full-mnist", "data"], "data has no SHA256SUMS"),
+        (["--full-mnist", "data/sample", "--max-epochs", "0"], "--max-epochs must be >= 1, got 0"),
+    ],
+)
+def test_flag_errors(argv, message, capsys):
+    from benchmarks.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in " ".join(capsys.readouterr().err.split())  # argparse wraps its lines
+
+
+def write_fake_mnist(folder: Path, train: int, test: int) -> None:
+    """The four MNIST .gz files with `train` and `test` random images (every digit in each), and SHA256SUMS."""
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", train), ("t10k", test)):
+        idx.write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        idx.write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
+    sums = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted(folder.glob("*.gz"))]
+    (folder / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+
+
+@pytest.mark.slow
+def test_full_mnist_flag_end_to_end(tmp_path):
+    """The flag on a fake MNIST of 100 + 40 images, keras-convnet (10% held out), one epoch, seed 1: the data go
+    through the pipeline's download and preprocess, both implementations train and score all 40 test images."""
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    write_fake_mnist(mnist, 100, 40)
+    out = tmp_path / "result.json"
+    cmd = [sys.executable, "-m", "benchmarks", "--full-mnist", str(mnist), "--presets", "keras-convnet"]
+    cmd += ["--seeds", "1", "--max-epochs", "1", "--json", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    try:
+        import torch  # noqa: F401
+
+        impls = ["cnn", "torch"]
+    except ImportError:
+        impls = ["cnn"]
+    assert [run["impl"] for run in result["runs"]] == impls
+    for run in result["runs"]:
+        assert (run["preset"], run["seed"], run["epochs"]) == ("keras-convnet", 1, 1)
+        assert (run["train_images"], run["test_images"], run["numerics"]) == (90, 40, "canonical")
+        assert 0 <= run["test_accuracy"] <= 1 and run["train_seconds"] > 0 and run["peak_rss_mib"] > 50
+        assert [e["epoch"] for e in run["history"]] == [1]
+    assert "| keras-convnet | 1 |" in done.stdout and "99.1%" in done.stdout
