@@ -12,8 +12,6 @@ recipe with validation_fraction > 0 makes (Keras's does both). The time to 99.0%
 end of the first epoch whose test accuracy is >= 99.0%.
 """
 
-from pipeline import numerics  # noqa: I001  (pins the pipeline's numerics before numpy loads)
-
 import argparse
 import json
 import math
@@ -31,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+
+from benchmarks import children, machine, numerics, recipes, report
 
 REPO = Path(__file__).resolve().parent.parent
 PRESETS_DIR = REPO / "presets"
@@ -73,21 +73,14 @@ def data_params(mnist_dir: Path) -> dict[str, Any]:
     return params
 
 
-def pipeline_command(*args: str) -> None:
-    """Run `python -m pipeline ARGS` as a user would; a failure raises RuntimeError with its error line."""
-    done = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        raise RuntimeError(f"pipeline {args[0]}: {tail}")
-
-
 def prepare(mnist_dir: Path, scratch: Path) -> Path:
     """Download (verify and copy) and preprocess the MNIST in mnist_dir into scratch; -> the processed folder."""
     params_file = scratch / "params.yaml"
     params_file.write_text(yaml.safe_dump(data_params(mnist_dir), sort_keys=False))
     raw, processed = scratch / "raw", scratch / "processed"
-    pipeline_command("download", "--params", str(params_file), "--out", str(raw))
-    pipeline_command("preprocess", "--params", str(params_file), "--raw", str(raw), "--out", str(processed))
+    for step in (("download", "--out", str(raw)), ("preprocess", "--raw", str(raw), "--out", str(processed))):
+        if error := recipes.pipeline_command(step[0], "--params", str(params_file), *step[1:]):
+            raise RuntimeError(error)
     return processed
 
 
@@ -145,15 +138,6 @@ def setup(job: Job) -> Setup:
     return Setup(
         checked, train, val, test, net, schedule, augment, float(value("weight_decay", 0.0)), value("nesterov", False)
     )
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set in MiB (VmHWM)."""
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def accuracy(outputs: np.ndarray, split: Any) -> float:
@@ -216,15 +200,15 @@ def run_torch(s: Setup, threads: int, on_epoch: Callable[[dict], None], predict:
     """Train the recipe in PyTorch on the same batches; predict[0] becomes its predict."""
     import torch
 
-    from benchmarks import torch_recipes
+    from benchmarks import torch_models, torch_recipes
 
     torch.set_num_threads(threads)
     p = s.params
-    model = torch_recipes.twin(s.net, p.loss)
+    model = torch_models.twin(s.net, p.loss)
     optimizer, decay = torch_recipes.make_optimizer(
         p.optimizer, list(model.parameters()), p.learning_rate, p.momentum, bool(s.nesterov), s.weight_decay
     )
-    trainer = torch_recipes.Trainer(model, optimizer, p.loss, p.batch_size, p.seed, s.schedule, s.augment, decay)
+    trainer = torch_recipes.RecipeTrainer(model, optimizer, p.loss, p.batch_size, p.seed, s.schedule, s.augment, decay)
     predict[0] = trainer.predict
     x = s.train.images.astype(p.dtype, copy=False)
     xv = s.val.images.astype(p.dtype, copy=False) if s.val is not None else None
@@ -240,11 +224,8 @@ def run(job: Job) -> dict[str, Any]:
     from cnn import threads
 
     threads.set_num_threads(job.threads)
-    torch_version = None
     if job.impl == "torch":
-        import torch  # before the clock starts: importing is not training
-
-        torch_version = torch.__version__
+        import torch  # noqa: F401  (before the clock starts: importing is not training)
     s = setup(job)
     test_x = s.test.images.astype(s.params.dtype, copy=False)
     epochs: list[dict[str, Any]] = []
@@ -254,12 +235,14 @@ def run(job: Job) -> dict[str, Any]:
         seconds = clock.lap()
         score = clock.exclude(lambda: accuracy(predict[0](test_x), s.test))
         epochs.append({"epoch": len(epochs) + 1, "train_seconds": seconds, "test_accuracy": score} | record)
+        print(f"epoch {len(epochs)}/{s.params.epochs}: test {score:.2%}, {seconds:.1f} s", flush=True)
 
-    clock = Clock()
-    if job.impl == "cnn":
-        run_cnn(s, on_epoch)
-    else:
-        run_torch(s, job.threads, on_epoch, predict)
+    with machine.LoadMeter() as load:
+        clock = Clock()
+        if job.impl == "cnn":
+            run_cnn(s, on_epoch)
+        else:
+            run_torch(s, job.threads, on_epoch, predict)
     reached = next((e for e in epochs if e["test_accuracy"] >= TARGET), None)
     return asdict(job) | {
         "epochs": s.params.epochs,
@@ -270,24 +253,36 @@ def run(job: Job) -> dict[str, Any]:
         "seconds_to_target": reached["train_seconds"] if reached else None,
         "epoch_to_target": reached["epoch"] if reached else None,
         "history": epochs,
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": children.peak_rss_mib(),
         "numerics": numerics.CURRENT.mode,
-        "torch": torch_version,
+        "own_cores": load.own_cores,
+        "other_cores": load.other_cores,
     }
 
 
 # ------------------------------------------------------------------------------------------- all runs
 
 
-def child(job: Job) -> dict[str, Any]:
-    """Run `job` in a fresh process (python -m benchmarks.full_mnist --child JOB); -> its record, or
-    {"error": its last error line} with the job's fields."""
+def child(job: Job, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run `job` in a fresh process (python -m benchmarks.full_mnist --child JOB), passing its line per epoch to
+    `log`; -> its record (its last line), or {"error": its last error line} with the job's fields."""
     cmd = [sys.executable, "-m", "benchmarks.full_mnist", "--child", json.dumps(asdict(job))]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        return asdict(job) | {"error": tail}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as errors:
+        env = children.shell_environment()
+        with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=errors, text=True) as process:
+            lines = []
+            for line in process.stdout:
+                if line.startswith("epoch "):
+                    log(f"    {job.impl} {line.rstrip()}")
+                else:
+                    lines.append(line)
+        if process.returncode != 0:
+            errors.seek(0)
+            tail = (errors.read().strip().splitlines() or [f"exit code {process.returncode}"])[-1]
+            return asdict(job) | {"error": tail}
+    if not lines:
+        return asdict(job) | {"error": "the run printed no result"}
+    return json.loads(lines[-1])
 
 
 @dataclass(frozen=True)
@@ -318,7 +313,7 @@ def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) 
             for seed in opts.seeds:
                 for impl in impls:
                     job = Job(impl, preset, seed, opts.max_epochs, str(processed), opts.threads)
-                    record = child(job)
+                    record = child(job, log)
                     result["runs"].append(record)
                     log(f"  {preset} seed {seed} {impl}: " + describe(record))
     result["loadavg_end"] = os.getloadavg()
@@ -327,23 +322,21 @@ def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) 
 
 
 def machine_summary() -> dict[str, Any]:
-    """CPU model, kernel and numerics of this machine (what a figure from it must name)."""
+    """What a figure from this machine must name: CPU, vector units, kernel, numerics, library versions."""
     import platform
 
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpu": cpu,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "numerics": numerics.CURRENT.mode,
-    }
+    info = machine.machine_info()
+    keys = ("cpu", "vector_units", "numerics", "python", "numpy", "scipy", "usable_cpus", "env")
+    return {k: info[k] for k in keys} | {"kernel": platform.release(), "torch": torch_version()}
+
+
+def torch_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("torch")
+    except Exception:
+        return None
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -355,6 +348,12 @@ def describe(record: dict[str, Any]) -> str:
         f"{record['test_accuracy']:.2%} after {record['epochs']} epochs, {record['train_seconds']:.1f} s, {at}, "
         f"peak {record['peak_rss_mib']:.0f} MiB"
     )
+
+
+def other_load(runs: list[dict[str, Any]]) -> str:
+    """The median over runs of the cores other processes used while a run trained, as text."""
+    loads = [r["other_cores"] for r in runs if r.get("other_cores") is not None]
+    return f"{statistics.median(loads):.2f}" if loads else "-"
 
 
 def _median(values: list[float]) -> float | None:
@@ -446,10 +445,12 @@ def table(result: dict[str, Any]) -> str:
     formats = {"epochs": "{:.0f}", "goal": "{:.1%}", "speed vs PyTorch": "{:.2f}x"}
     m = result["machine"]
     lines = [
-        f"Full MNIST ({result['mnist_dir']}), {result['started']}: {m['cpu']}, kernel {m['kernel']}, "
-        f"numerics {m['numerics']}, {result['threads']} threads (cnn and torch); load average "
-        f"{result['loadavg_start'][0]:.2f} at start, {result['loadavg_end'][0]:.2f} at end",
-        markdown(frame, formats),
+        f"Full MNIST ({result['mnist_dir']}), {result['started']}: {m['cpu']} ({m['vector_units']}), kernel "
+        f"{m['kernel']}, numerics {m['numerics']}, numpy {m['numpy']}, torch {m['torch']}; {result['threads']} "
+        f"threads (cnn and torch); load average {result['loadavg_start'][0]:.2f} at start, "
+        f"{result['loadavg_end'][0]:.2f} at end; other processes used {other_load(result['runs'])} cores during "
+        "training (median over runs)",
+        report.markdown(frame, formats),
         f"(medians over seeds {', '.join(map(str, sorted({r['seed'] for r in result['runs']})))}; training time "
         "without the per-epoch test evaluation; speed: PyTorch's time / cnn's, median over seeds; to 99.0%: "
         "training time to the end of the first epoch at >= 99.0% test accuracy, median over the seeds that got "
@@ -457,19 +458,6 @@ def table(result: dict[str, Any]) -> str:
     ]
     for row in rows:
         lines += [f"error: {row['preset']} {e}" for e in row.get("errors", [])]
-    return "\n".join(lines)
-
-
-def markdown(frame: pd.DataFrame, formats: dict[str, str]) -> str:
-    """A Markdown table: cells through formats[column], "-" where missing."""
-    cells = {
-        col: [
-            "-" if v is None or pd.isna(v) else formats[col].format(v) if col in formats else str(v) for v in frame[col]
-        ]
-        for col in frame.columns
-    }
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "|".join("---" for _ in frame.columns) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in zip(*cells.values(), strict=True)]
     return "\n".join(lines)
 
 

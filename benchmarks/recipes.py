@@ -69,7 +69,7 @@ def params_for(recipe: Recipe, seed: int, base: Path = PARAMS) -> dict:
     return params
 
 
-def _pipeline(command: str, *args: str) -> str | None:
+def pipeline_command(command: str, *args: str) -> str | None:
     """Run one pipeline command as `dvc repro` would; -> None, or its error line."""
     cmd = [sys.executable, "-m", "pipeline", command, *args]
     done = subprocess.run(cmd, cwd=REPO, env=children.shell_environment(), capture_output=True, text=True, check=False)
@@ -98,7 +98,7 @@ def run(recipe: Recipe, seeds: tuple[int, ...], raw_dir: Path = networks.SAMPLE_
             steps.append(("evaluate", "--model", model, "--data", str(processed / "test.npz")))
             steps[-1] += ("--metrics", str(out / "metrics.json"), "--reports", str(out / "evaluate"))
             for step in steps:
-                if error := _pipeline(*step):
+                if error := pipeline_command(*step):
                     return row | {"error": error, "met": False}
             metrics = json.loads((out / "metrics.json").read_text())
             row["accuracy"].append(metrics["accuracy"])

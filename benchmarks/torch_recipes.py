@@ -2,11 +2,10 @@
 full-MNIST benchmark (benchmarks.full_mnist). Only imported when PyTorch is installed.
 
 What is the same as cnn's run of the recipe, by construction:
-- the network: `twin(net, loss)` of the cnn network the train stage builds from the layer specs, with its initial
-  values (conv with padding and stride, max and average pooling, global average pooling, dropout, batch norm,
-  flatten, dense, relu, tanh, sigmoid); the last activation goes into the loss: softmax + categorical
-  cross-entropy is cross_entropy on the logits (log_softmax + NLL), sigmoid + binary cross-entropy
-  binary_cross_entropy_with_logits; mse keeps the activation;
+- the network: benchmarks.torch_models.twin of the cnn network the train stage builds from the layer specs, with
+  its initial values; the last activation goes into the loss: softmax + categorical cross-entropy is
+  cross_entropy on the logits (log_softmax + NLL), sigmoid + binary cross-entropy
+  binary_cross_entropy_with_logits;
 - the batches: the order np.random.default_rng(seed).permutation per epoch and each batch augmented by the
   recipe's cnn augmenter with the generator np.random.default_rng([seed, 2]) (cnn.training's), so every step
   sees the same images; the last batch of an epoch is the smaller rest, as in cnn;
@@ -20,108 +19,11 @@ What differs: dropout's masks come from torch's generator (torch.manual_seed(see
 """
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
-
-import cnn
-
-FINAL = {"categorical_cross_entropy": "Softmax", "binary_cross_entropy": "Sigmoid"}  # loss -> activation in it
-
-
-class UntiedBias(nn.Module):
-    """x + a bias per output position (D, H, W), the notebook's convolution bias."""
-
-    def __init__(self, bias: torch.Tensor) -> None:
-        super().__init__()
-        self.bias = nn.Parameter(bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.bias
-
-
-class Reshape(nn.Module):
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.shape = shape
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(len(x), *self.shape)
-
-
-def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(array))  # a copy: training one never moves the other
-
-
-def _conv(layer: Any, config: dict[str, Any]) -> list[nn.Module]:
-    kernels, biases = layer.params["kernels"], layer.params["biases"]
-    tied = config["bias"] == "tied"
-    stride, padding = config.get("stride", 1), config.get("padding", 0)
-    conv = nn.Conv2d(kernels.shape[1], kernels.shape[0], kernels.shape[2], stride, padding, bias=tied)
-    conv.weight = nn.Parameter(_tensor(kernels))
-    if tied:
-        conv.bias = nn.Parameter(_tensor(biases))
-        return [conv]
-    return [conv, UntiedBias(_tensor(biases))]
-
-
-def _dense(layer: Any, config: dict[str, Any]) -> list[nn.Module]:
-    linear = nn.Linear(config["input_size"], config["output_size"])
-    linear.weight = nn.Parameter(_tensor(layer.params["weights"]))
-    linear.bias = nn.Parameter(_tensor(layer.params["biases"]))
-    return [linear]
-
-
-def _batchnorm(layer: Any, config: dict[str, Any]) -> list[nn.Module]:
-    shape = config["input_shape"]
-    kind = nn.BatchNorm1d if len(shape) == 1 else nn.BatchNorm2d
-    norm = kind(shape[0], eps=config["eps"], momentum=config["momentum"])
-    norm.weight = nn.Parameter(_tensor(layer.params["gamma"]))
-    norm.bias = nn.Parameter(_tensor(layer.params["beta"]))
-    norm.running_mean = _tensor(layer.buffers["running_mean"])
-    norm.running_var = _tensor(layer.buffers["running_var"])
-    return [norm]
-
-
-def _pool(kind: type[nn.Module]) -> Callable[[Any, dict[str, Any]], list[nn.Module]]:
-    return lambda layer, config: [kind(config["size"], config.get("stride") or config["size"])]
-
-
-LAYERS: dict[str, Callable[[Any, dict[str, Any]], list[nn.Module]]] = {
-    "Convolutional": _conv,
-    "Dense": _dense,
-    "BatchNorm": _batchnorm,
-    "MaxPool": _pool(nn.MaxPool2d),
-    "AvgPool": _pool(nn.AvgPool2d),
-    "GlobalAvgPool": lambda layer, config: [nn.AdaptiveAvgPool2d(1), nn.Flatten()],
-    "Dropout": lambda layer, config: [nn.Dropout(config["rate"])],
-    "Flatten": lambda layer, config: [nn.Flatten()],
-    "Reshape": lambda layer, config: [Reshape(tuple(config["output_shape"]))],
-    "ReLU": lambda layer, config: [nn.ReLU()],
-    "Sigmoid": lambda layer, config: [nn.Sigmoid()],
-    "Tanh": lambda layer, config: [nn.Tanh()],
-    "Softmax": lambda layer, config: [nn.Softmax(dim=1)],
-}
-
-
-def twin(net: cnn.Sequential, loss: str) -> nn.Sequential:
-    """`net` (to be trained with `loss`, a cnn.LOSSES name) in PyTorch with net's current values and dtype:
-    x (N, C, H, W) -> the outputs, or the logits when the last activation belongs to the loss (FINAL)."""
-    layers = net.layers
-    if loss in FINAL:
-        if layers[-1].config()["type"] != FINAL[loss]:
-            raise ValueError(f"{loss} needs a network ending in {FINAL[loss]}, not {layers[-1].config()['type']}")
-        layers = layers[:-1]
-    modules = []
-    for layer in layers:
-        config = layer.config()
-        if config["type"] not in LAYERS:
-            raise ValueError(f"no PyTorch twin for cnn layer {config['type']}; add one to LAYERS")
-        modules += LAYERS[config["type"]](layer, config)
-    return nn.Sequential(*modules)
 
 
 def make_optimizer(
@@ -145,9 +47,9 @@ def make_optimizer(
     raise ValueError(f"no PyTorch optimizer for {name!r}")
 
 
-class Trainer:
-    """Train `model` as cnn's fit trains its network (module docstring): `epoch(x, labels, epoch)` runs one epoch,
-    `predict(x)` gives the outputs cnn's predict would (probabilities for FINAL losses)."""
+class RecipeTrainer:
+    """Train `model` (x -> logits, torch_models.twin) as cnn's fit trains its network (module docstring):
+    `epoch(x, labels, n_classes)` runs one epoch, `predict(x)` gives the probabilities cnn's predict would."""
 
     def __init__(
         self,
@@ -167,13 +69,11 @@ class Trainer:
         self.step = 0
         torch.manual_seed(seed)
 
-    def loss(self, outputs: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
         if self.loss_name == "categorical_cross_entropy":
-            return functional.cross_entropy(outputs, labels)
-        target = functional.one_hot(labels, n_classes).to(outputs.dtype)
-        if self.loss_name == "binary_cross_entropy":
-            return functional.binary_cross_entropy_with_logits(outputs, target)
-        return functional.mse_loss(outputs, target)
+            return functional.cross_entropy(logits, labels)
+        target = functional.one_hot(labels, n_classes).to(logits.dtype)
+        return functional.binary_cross_entropy_with_logits(logits, target)
 
     def epoch(self, x: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
         """One epoch over x (N, C, H, W) in the model's dtype with class indices `labels` (N,): mean loss."""
@@ -206,12 +106,9 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Outputs (N, K) for x, in inference mode: probabilities for FINAL losses, as cnn's predict gives them."""
+        """Probabilities (N, K) for x in inference mode (dropout off, batch norm's running statistics), computed
+        batch_size images at a time."""
         self.model.eval()
-        parts = [self.model(torch.from_numpy(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
-        outputs = torch.cat(parts) if parts else torch.zeros((0,))
-        if self.loss_name == "categorical_cross_entropy":
-            outputs = torch.softmax(outputs, 1)
-        elif self.loss_name == "binary_cross_entropy":
-            outputs = torch.sigmoid(outputs)
-        return outputs.numpy()
+        logits = torch.cat([self.model(torch.from_numpy(x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
+        categorical = self.loss_name == "categorical_cross_entropy"
+        return (torch.softmax(logits, 1) if categorical else torch.sigmoid(logits)).numpy()

@@ -64,17 +64,17 @@ def test_torch_trains_as_cnn_fit(specs, optimizer, torch_args, schedule, augment
     """Two epochs of 37 images in batches of 8 (the last one 5): every parameter and running statistic equal to
     1e-9 in float64, so the order, augmented images, rates, decay, loss and layers are all the same."""
     torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
-    from benchmarks import torch_recipes
+    from benchmarks import torch_models, torch_recipes
 
     rng = np.random.default_rng(7)
     x, labels = rng.random((37, 1, 12, 12)), rng.integers(0, 3, 37)
     net = cnn.Sequential(cnn.build(specs, input_shape=(1, 12, 12), n_classes=3), init="he", seed=3, dtype="float64")
-    model = torch_recipes.twin(net, "categorical_cross_entropy")
+    model = torch_models.twin(net, "categorical_cross_entropy")
     rule = cnn.make_schedule({"type": schedule}, torch_args[1], 2, 5)
     shift = cnn.make_augment({"shift": augment, "rotate": 15 * augment} if augment else None)
     torch.set_num_threads(1)
     torch_optimizer, decay = torch_recipes.make_optimizer(torch_args[0], list(model.parameters()), *torch_args[1:])
-    trainer = torch_recipes.Trainer(model, torch_optimizer, "categorical_cross_entropy", 8, 5, rule, shift, decay)
+    trainer = torch_recipes.RecipeTrainer(model, torch_optimizer, "categorical_cross_entropy", 8, 5, rule, shift, decay)
     for _ in range(2):
         trainer.epoch(x, labels, 3)
     loss = cnn.CategoricalCrossEntropy()
@@ -123,7 +123,7 @@ def test_summary_takes_medians_ranges_and_per_seed_ratios():
     result = {
         "presets": [row],
         "runs": runs,
-        "machine": {"cpu": "x", "kernel": "k", "numerics": "canonical"},
+        "machine": {"cpu": "x", "vector_units": "v", "kernel": "k", "numerics": "n", "numpy": "2", "torch": None},
         "mnist_dir": "d",
         "started": "now",
         "threads": 2,
