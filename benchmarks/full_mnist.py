@@ -60,13 +60,13 @@ def recipe(preset: str, seed: int, max_epochs: int | None = None) -> dict[str, A
 
 def data_params(mnist_dir: Path) -> dict[str, Any]:
     """params.yaml with its data section pointing at the local copy in mnist_dir: all ten digits, all images."""
-    from pipeline import download
+    from pipeline import sources
 
     params = yaml.safe_load(PARAMS.read_text())
     params["data"] |= {
         "source": "mnist",
         "mirrors": [str(mnist_dir.resolve())],
-        "sha256": download.sample_checksums(mnist_dir),
+        "sha256": sources.sample_checksums(mnist_dir),
         "digits": list(range(10)),
         "limit_per_class": 100_000,
     }
