@@ -5,10 +5,11 @@ processed arrays and batches, for a few seeds; test accuracy on the whole test s
 DIR holds the four MNIST .gz files and their SHA256SUMS. They go through the pipeline's own commands, as for a
 user with a local copy: `python -m pipeline download` with data.mirrors = [DIR] and data.sha256 from
 DIR/SHA256SUMS, then `preprocess` (all ten digits), into a scratch folder. Each run (preset, seed, cnn or PyTorch)
-is a child process (`python -m benchmarks.full_mnist --child JOB`), so its peak resident memory is its own;
-children run one after another, cnn and PyTorch alternating, with the pipeline's numerics (pinned on import,
-before numpy). Training seconds exclude the test evaluation after each epoch but include the validation pass a
-recipe with validation_fraction > 0 makes (Keras's does both). The time to 99.0% is the training time up to the
+is a child process (`python -m benchmarks.full_mnist --child JOB`), so its peak resident memory is its own, with
+the pipeline's numerics (pinned on import, before numpy); cnn's and PyTorch's runs of a preset and seed run at once
+and take turns by epoch (one trains while the other waits), so that both see the same machine. Training seconds
+exclude the waiting and the test evaluation after each epoch but include the validation pass a recipe with
+validation_fraction > 0 makes (Keras's does both). The time to 99.0% is the training time up to the
 end of the first epoch whose test accuracy is >= 99.0%.
 """
 
@@ -146,22 +147,45 @@ def accuracy(outputs: np.ndarray, split: Any) -> float:
 
 
 class Clock:
-    """Training time with the per-epoch test evaluation left out: `lap()` at an epoch's end gives the training
-    seconds so far; `evaluation()` times what is excluded."""
+    """Training time and load: `lap()` at an epoch's end gives the training seconds so far, leaving out what ran
+    through `exclude(work)` (the test evaluation, the other implementation's turn); `load()` gives the cores this
+    process and other processes used while it trained (machine.LoadMeter over the training spans only)."""
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
         self.excluded = 0.0
+        self.spans: list[tuple[float, float, float | None]] = []  # (seconds, own cores, other cores)
+        self._open()
+
+    def _open(self) -> None:
+        self._meter, self._since = machine.LoadMeter().__enter__(), time.perf_counter()
+
+    def _close(self) -> None:
+        self._meter.__exit__(None, None, None)
+        self.spans.append((time.perf_counter() - self._since, self._meter.own_cores, self._meter.other_cores))
 
     def lap(self) -> float:
         return time.perf_counter() - self.start - self.excluded
 
     def exclude(self, work: Callable[[], Any]) -> Any:
+        self._close()
         begin = time.perf_counter()
         try:
             return work()
         finally:
             self.excluded += time.perf_counter() - begin
+            self._open()
+
+    def load(self) -> dict[str, float | None]:
+        """{"own_cores", "other_cores"}: means over the training spans so far, weighted by their length."""
+        self._close()
+        self._open()
+        wall = sum(s for s, _, _ in self.spans)
+        known = [(s, other) for s, _, other in self.spans if other is not None]
+        return {
+            "own_cores": sum(s * own for s, own, _ in self.spans) / wall if wall > 0 else None,
+            "other_cores": sum(s * o for s, o in known) / sum(s for s, _ in known) if known and wall > 0 else None,
+        }
 
 
 def run_cnn(s: Setup, on_epoch: Callable[[dict], None]) -> None:
@@ -236,53 +260,95 @@ def run(job: Job) -> dict[str, Any]:
         score = clock.exclude(lambda: accuracy(predict[0](test_x), s.test))
         epochs.append({"epoch": len(epochs) + 1, "train_seconds": seconds, "test_accuracy": score} | record)
         print(f"epoch {len(epochs)}/{s.params.epochs}: test {score:.2%}, {seconds:.1f} s", flush=True)
+        if len(epochs) < s.params.epochs:
+            clock.exclude(sys.stdin.readline)  # the other implementation's turn
 
-    with machine.LoadMeter() as load:
-        clock = Clock()
-        if job.impl == "cnn":
-            run_cnn(s, on_epoch)
-        else:
-            run_torch(s, job.threads, on_epoch, predict)
+    clock = Clock()
+    clock.exclude(sys.stdin.readline)  # wait for the first turn
+    if job.impl == "cnn":
+        run_cnn(s, on_epoch)
+    else:
+        run_torch(s, job.threads, on_epoch, predict)
     reached = next((e for e in epochs if e["test_accuracy"] >= TARGET), None)
-    return asdict(job) | {
-        "epochs": s.params.epochs,
-        "train_images": len(s.train.labels),
-        "test_images": len(s.test.labels),
-        "train_seconds": epochs[-1]["train_seconds"] if epochs else 0.0,
-        "test_accuracy": epochs[-1]["test_accuracy"] if epochs else None,
-        "seconds_to_target": reached["train_seconds"] if reached else None,
-        "epoch_to_target": reached["epoch"] if reached else None,
-        "history": epochs,
-        "peak_rss_mib": children.peak_rss_mib(),
-        "numerics": numerics.CURRENT.mode,
-        "own_cores": load.own_cores,
-        "other_cores": load.other_cores,
-    }
+    return (
+        asdict(job)
+        | {
+            "epochs": s.params.epochs,
+            "train_images": len(s.train.labels),
+            "test_images": len(s.test.labels),
+            "train_seconds": epochs[-1]["train_seconds"] if epochs else 0.0,
+            "test_accuracy": epochs[-1]["test_accuracy"] if epochs else None,
+            "seconds_to_target": reached["train_seconds"] if reached else None,
+            "epoch_to_target": reached["epoch"] if reached else None,
+            "history": epochs,
+            "peak_rss_mib": children.peak_rss_mib(),
+            "numerics": numerics.CURRENT.mode,
+        }
+        | clock.load()
+    )
 
 
 # ------------------------------------------------------------------------------------------- all runs
 
 
-def child(job: Job, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run `job` in a fresh process (python -m benchmarks.full_mnist --child JOB), passing its line per epoch to
-    `log`; -> its record (its last line), or {"error": its last error line} with the job's fields."""
-    cmd = [sys.executable, "-m", "benchmarks.full_mnist", "--child", json.dumps(asdict(job))]
-    with tempfile.TemporaryFile("w+") as errors:
-        env = children.shell_environment()
-        with subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=errors, text=True) as process:
-            lines = []
-            for line in process.stdout:
-                if line.startswith("epoch "):
-                    log(f"    {job.impl} {line.rstrip()}")
-                else:
-                    lines.append(line)
-        if process.returncode != 0:
-            errors.seek(0)
-            tail = (errors.read().strip().splitlines() or [f"exit code {process.returncode}"])[-1]
-            return asdict(job) | {"error": tail}
-    if not lines:
-        return asdict(job) | {"error": "the run printed no result"}
-    return json.loads(lines[-1])
+class Child:
+    """One job in its own process (python -m benchmarks.full_mnist --child JOB), trained one epoch per `turn()`."""
+
+    def __init__(self, job: Job) -> None:
+        self.job, self.record = job, None
+        self.errors = tempfile.TemporaryFile("w+")
+        cmd = [sys.executable, "-m", "benchmarks.full_mnist", "--child", json.dumps(asdict(job))]
+        self.process = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=children.shell_environment(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+            text=True,
+        )
+
+    def turn(self) -> str | None:
+        """Let the child train its next epoch; -> its line for that epoch, or None when it has finished."""
+        try:
+            self.process.stdin.write("go\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:  # it has finished (or failed)
+            pass
+        line = self.process.stdout.readline()
+        if line.startswith("epoch "):
+            return line.rstrip()
+        self.record = self._finish(line)
+        return None
+
+    def _finish(self, line: str) -> dict[str, Any]:
+        self.process.stdout.read()
+        code = self.process.wait()
+        self.errors.seek(0)
+        tail = (self.errors.read().strip().splitlines() or [f"exit code {code}"])[-1]
+        self.errors.close()
+        if code != 0 or not line.strip():
+            return asdict(self.job) | {"error": tail if code != 0 else "the run printed no result"}
+        return json.loads(line)
+
+
+def side_by_side(jobs: list[Job], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Train the jobs (cnn and PyTorch, one preset and seed) in their own processes at once, taking turns by epoch
+    (who goes first alternates), so that both see the machine as it is during those minutes; -> their records."""
+    running = [Child(job) for job in jobs]
+    done = []
+    turn = 0
+    while running:
+        first = turn % len(running)
+        for child in running[first:] + running[:first]:
+            line = child.turn()
+            if line is None:
+                running.remove(child)
+                done.append(child)
+            else:
+                log(f"    {child.job.impl} {line}")
+        turn += 1
+    return [child.record for child in sorted(done, key=lambda c: jobs.index(c.job))]
 
 
 @dataclass(frozen=True)
@@ -311,11 +377,10 @@ def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) 
         log(f"full MNIST: processed into {processed}")
         for preset in opts.presets:
             for seed in opts.seeds:
-                for impl in impls:
-                    job = Job(impl, preset, seed, opts.max_epochs, str(processed), opts.threads)
-                    record = child(job, log)
+                jobs = [Job(impl, preset, seed, opts.max_epochs, str(processed), opts.threads) for impl in impls]
+                for record in side_by_side(jobs, log):
                     result["runs"].append(record)
-                    log(f"  {preset} seed {seed} {impl}: " + describe(record))
+                    log(f"  {preset} seed {seed} {record['impl']}: " + describe(record))
     result["loadavg_end"] = os.getloadavg()
     result["presets"] = summarize(result["runs"], opts.presets)
     return result

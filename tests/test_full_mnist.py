@@ -166,14 +166,15 @@ def write_fake_mnist(folder: Path, train: int, test: int) -> None:
 
 @pytest.mark.slow
 def test_full_mnist_flag_end_to_end(tmp_path):
-    """The flag on a fake MNIST of 100 + 40 images, keras-convnet (10% held out), one epoch, seed 1: the data go
-    through the pipeline's download and preprocess, both implementations train and score all 40 test images."""
+    """The flag on a fake MNIST of 100 + 40 images, keras-convnet (10% held out), two epochs, seed 1: the data go
+    through the pipeline's download and preprocess, both implementations train, taking turns by epoch (who goes
+    first alternates), and score all 40 test images after each epoch."""
     mnist = tmp_path / "mnist"
     mnist.mkdir()
     write_fake_mnist(mnist, 100, 40)
     out = tmp_path / "result.json"
     cmd = [sys.executable, "-m", "benchmarks", "--full-mnist", str(mnist), "--presets", "keras-convnet"]
-    cmd += ["--seeds", "1", "--max-epochs", "1", "--json", str(out)]
+    cmd += ["--seeds", "1", "--max-epochs", "2", "--json", str(out)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
@@ -185,8 +186,12 @@ def test_full_mnist_flag_end_to_end(tmp_path):
         impls = ["cnn"]
     assert [run["impl"] for run in result["runs"]] == impls
     for run in result["runs"]:
-        assert (run["preset"], run["seed"], run["epochs"]) == ("keras-convnet", 1, 1)
+        assert (run["preset"], run["seed"], run["epochs"]) == ("keras-convnet", 1, 2)
         assert (run["train_images"], run["test_images"], run["numerics"]) == (90, 40, "canonical")
         assert 0 <= run["test_accuracy"] <= 1 and run["train_seconds"] > 0 and run["peak_rss_mib"] > 50
-        assert [e["epoch"] for e in run["history"]] == [1]
-    assert "| keras-convnet | 1 |" in done.stdout and "99.1%" in done.stdout
+        assert [e["epoch"] for e in run["history"]] == [1, 2]
+        assert 0 < run["history"][0]["train_seconds"] < run["history"][1]["train_seconds"] == run["train_seconds"]
+    turns = [line.split()[:2] for line in done.stderr.splitlines() if line.strip().split()[1:2] == ["epoch"]]
+    expected = [["cnn", "epoch"], ["torch", "epoch"], ["torch", "epoch"], ["cnn", "epoch"]]
+    assert turns == (expected if impls == ["cnn", "torch"] else expected[:1] + expected[3:])
+    assert "| keras-convnet | 2 |" in done.stdout and "99.1%" in done.stdout
