@@ -15,7 +15,6 @@ end of the first epoch whose test accuracy is >= 99.0%.
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -23,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ import yaml
 from benchmarks import children, machine, numerics, recipes, report
 
 REPO = Path(__file__).resolve().parent.parent
-PRESETS_DIR = REPO / "presets"
 PARAMS = REPO / "params.yaml"
 TARGET = 0.99  # the accuracy whose time to reach is reported
 GOALS = {"lenet5": 0.990, "keras-convnet": 0.991, "pytorch-example": 0.992, "best": 0.995}  # issue 21's table
@@ -42,18 +40,9 @@ IMPLS = ("cnn", "torch")
 
 
 def preset_names() -> list[str]:
-    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+    from pipeline import presets
 
-
-def recipe(preset: str, seed: int, max_epochs: int | None = None) -> dict[str, Any]:
-    """params.yaml's train section with the preset's `train:` mapping over it, train.seed = seed and at most
-    max_epochs epochs."""
-    train = yaml.safe_load((PRESETS_DIR / f"{preset}.yaml").read_text())["train"]
-    merged = yaml.safe_load(PARAMS.read_text())["train"] | train | {"seed": seed}
-    merged.pop("preset", None)
-    if max_epochs is not None:
-        merged["epochs"] = min(merged["epochs"], max_epochs)
-    return merged
+    return presets.names()
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -100,7 +89,7 @@ class Job:
 
 @dataclass
 class Setup:
-    """What both implementations train from: the pipeline's params, splits, network and rules."""
+    """What both implementations train from: the pipeline's params, splits, network, optimizer and options."""
 
     params: Any  # pipeline.params.TrainParams
     train: Any  # pipeline.dataset.Split
@@ -109,36 +98,25 @@ class Setup:
     net: Any  # cnn.Sequential, initialised as the train stage does
     schedule: Callable[[int], float] | None
     augment: Callable | None
-    weight_decay: float
-    nesterov: bool
 
 
 def setup(job: Job) -> Setup:
-    """The train stage's view of the recipe: TrainParams checked by pipeline.params, the training images less
-    the held-out validation share (pipeline.train.hold_out), the network (pipeline.train.build_network)."""
-    import cnn
+    """The train stage's view of the recipe: params.yaml with train.preset = job.preset and train.seed = job.seed,
+    checked by pipeline.params (at most job.max_epochs epochs); the training images less the held-out share
+    (pipeline.train.hold_out), the network (build_network) and fit's schedule and augmentation (recipe_options)."""
     from pipeline import dataset, params
     from pipeline import train as stage
 
-    values = recipe(job.preset, job.seed, job.max_epochs)
-    names = {f.name for f in fields(params.TrainParams)}
-    extra = {k: v for k, v in values.items() if k not in names}  # keys this pipeline's params do not read yet
-    known = {k: v for k, v in values.items() if k in names}
-    checked = params.check_section(PRESETS_DIR / f"{job.preset}.yaml", "train", {"train": known})
-
-    def value(key: str, default: Any) -> Any:
-        return getattr(checked, key, extra.get(key, default))
-
+    train_section = yaml.safe_load(PARAMS.read_text())["train"] | {"preset": job.preset, "seed": job.seed}
+    checked = params.check_section(PARAMS, "train", {"train": train_section})
+    if job.max_epochs is not None:
+        checked = replace(checked, epochs=min(checked.epochs, job.max_epochs))
     split = dataset.load(Path(job.data) / "train.npz")
     train, val = stage.hold_out(split, checked.validation_fraction)
     test = dataset.load(Path(job.data) / "test.npz", classes=split.classes.tolist())
     net = stage.build_network(checked, split.images.shape[1:], split.classes.tolist())
-    steps_per_epoch = max(1, math.ceil(len(train.labels) / checked.batch_size))
-    schedule = cnn.make_schedule(value("schedule", None), checked.learning_rate, checked.epochs, steps_per_epoch)
-    augment = cnn.make_augment(value("augment", None))
-    return Setup(
-        checked, train, val, test, net, schedule, augment, float(value("weight_decay", 0.0)), value("nesterov", False)
-    )
+    options = stage.recipe_options(checked, len(train.labels))
+    return Setup(checked, train, val, test, net, options["schedule"], options["augment"])
 
 
 def accuracy(outputs: np.ndarray, split: Any) -> float:
@@ -189,35 +167,24 @@ class Clock:
 
 
 def run_cnn(s: Setup, on_epoch: Callable[[dict], None]) -> None:
-    """Train s.net as pipeline.train does (its optimizer, fit with the recipe's schedule and augmentation)."""
+    """Train s.net as pipeline.train does: its optimizer, fit with the recipe's schedule and augmentation."""
     import cnn
     from pipeline import train as stage
 
-    p = s.params
-    optimizer = stage.make_optimizer(p)
-    if getattr(optimizer, "weight_decay", 0.0) != s.weight_decay or getattr(optimizer, "nesterov", False) != bool(
-        s.nesterov
-    ):
-        raise RuntimeError("the train stage's optimizer does not apply the recipe's weight_decay / nesterov yet")
-    n_classes = len(s.train.classes)
-    options: dict[str, Any] = {"schedule": s.schedule, "augment": s.augment}
-    options = {k: v for k, v in options.items() if v is not None}
-    val = (s.val.images, cnn.one_hot(s.val.class_index, n_classes)) if s.val is not None else None
-    try:
-        s.net.fit(
-            s.train.images,
-            cnn.one_hot(s.train.class_index, n_classes),
-            loss=cnn.LOSSES[p.loss](),
-            optimizer=optimizer,
-            epochs=p.epochs,
-            batch_size=p.batch_size,
-            seed=p.seed,
-            validation_data=val,
-            callback=lambda record: on_epoch({"loss": record["loss"]}),
-            **options,
-        )
-    except TypeError as exc:
-        raise RuntimeError(f"cnn's fit cannot take this recipe ({', '.join(options)}): {exc}") from None
+    p, n_classes = s.params, len(s.train.classes)
+    s.net.fit(
+        s.train.images,
+        cnn.one_hot(s.train.class_index, n_classes),
+        loss=cnn.LOSSES[p.loss](),
+        optimizer=stage.make_optimizer(p),
+        epochs=p.epochs,
+        batch_size=p.batch_size,
+        seed=p.seed,
+        validation_data=(s.val.images, cnn.one_hot(s.val.class_index, n_classes)) if s.val is not None else None,
+        callback=lambda record: on_epoch({"loss": record["loss"]}),
+        schedule=s.schedule,
+        augment=s.augment,
+    )
 
 
 def run_torch(s: Setup, threads: int, on_epoch: Callable[[dict], None], predict: list) -> None:
@@ -230,7 +197,7 @@ def run_torch(s: Setup, threads: int, on_epoch: Callable[[dict], None], predict:
     p = s.params
     model = torch_models.twin(s.net, p.loss)
     optimizer, decay = torch_recipes.make_optimizer(
-        p.optimizer, list(model.parameters()), p.learning_rate, p.momentum, bool(s.nesterov), s.weight_decay
+        p.optimizer, list(model.parameters()), p.learning_rate, p.momentum, p.nesterov, p.weight_decay
     )
     trainer = torch_recipes.RecipeTrainer(model, optimizer, p.loss, p.batch_size, p.seed, s.schedule, s.augment, decay)
     predict[0] = trainer.predict
