@@ -376,8 +376,9 @@ def describe(record: dict[str, Any]) -> str:
         return f"error: {record['error']}"
     reached = record["seconds_to_target"]
     at = f"{TARGET:.1%} at {reached:.1f} s (epoch {record['epoch_to_target']})" if reached is not None else "no 99.0%"
+    epochs = f"{record['epochs']} epoch" + ("s" if record["epochs"] != 1 else "")
     return (
-        f"{record['test_accuracy']:.2%} after {record['epochs']} epochs, {record['train_seconds']:.1f} s, {at}, "
+        f"{record['test_accuracy']:.2%} after {epochs}, {record['train_seconds']:.1f} s, {at}, "
         f"peak {record['peak_rss_mib']:.0f} MiB"
     )
 
