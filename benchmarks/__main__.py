@@ -125,6 +125,8 @@ def full_mnist_main(args: argparse.Namespace) -> int:
     path = FULL_MNIST_JSON if args.json == DEFAULT_JSON else args.json
     write_json(path, result)
     print(f"\nwrote {path}")
+    if result.get("interrupted"):
+        return 130
     return 0 if not any("errors" in row for row in result["presets"]) else 1
 
 

@@ -226,33 +226,48 @@ def run(job: Job) -> dict[str, Any]:
         seconds = clock.lap()
         score = clock.exclude(lambda: accuracy(predict[0](test_x), s.test))
         epochs.append({"epoch": len(epochs) + 1, "train_seconds": seconds, "test_accuracy": score} | record)
-        print(f"epoch {len(epochs)}/{s.params.epochs}: test {score:.2%}, {seconds:.1f} s", flush=True)
+        text = f"epoch {len(epochs)}/{s.params.epochs}: test {score:.2%}, {seconds:.1f} s"
+        print(text + "\t" + json.dumps(epochs[-1]), flush=True)  # the parent logs the text, keeps the record
         if len(epochs) < s.params.epochs:
-            clock.exclude(sys.stdin.readline)  # the other implementation's turn
+            clock.exclude(wait_turn)  # the other implementation's turn
 
     clock = Clock()
-    clock.exclude(sys.stdin.readline)  # wait for the first turn
+    clock.exclude(wait_turn)
     if job.impl == "cnn":
         run_cnn(s, on_epoch)
     else:
         run_torch(s, job.threads, on_epoch, predict)
-    reached = next((e for e in epochs if e["test_accuracy"] >= TARGET), None)
     return (
         asdict(job)
+        | outcome(epochs)
         | {
             "epochs": s.params.epochs,
             "train_images": len(s.train.labels),
             "test_images": len(s.test.labels),
-            "train_seconds": epochs[-1]["train_seconds"] if epochs else 0.0,
-            "test_accuracy": epochs[-1]["test_accuracy"] if epochs else None,
-            "seconds_to_target": reached["train_seconds"] if reached else None,
-            "epoch_to_target": reached["epoch"] if reached else None,
-            "history": epochs,
             "peak_rss_mib": children.peak_rss_mib(),
             "numerics": numerics.CURRENT.mode,
         }
         | clock.load()
     )
+
+
+def wait_turn() -> None:
+    """Block until the parent says "go"; end this process when the parent has gone."""
+    if not sys.stdin.readline():
+        raise SystemExit("the benchmark that started this run has ended")
+
+
+def outcome(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a run's epoch records (epoch, train_seconds, test_accuracy) come to: the last epoch's time and
+    accuracy, and the first epoch at TARGET."""
+    reached = next((e for e in history if e["test_accuracy"] >= TARGET), None)
+    return {
+        "train_seconds": history[-1]["train_seconds"] if history else 0.0,
+        "test_accuracy": history[-1]["test_accuracy"] if history else None,
+        "seconds_to_target": reached["train_seconds"] if reached else None,
+        "epoch_to_target": reached["epoch"] if reached else None,
+        "history": history,
+    }
 
 
 # ------------------------------------------------------------------------------------------- all runs
@@ -262,7 +277,7 @@ class Child:
     """One job in its own process (python -m benchmarks.full_mnist --child JOB), trained one epoch per `turn()`."""
 
     def __init__(self, job: Job) -> None:
-        self.job, self.record = job, None
+        self.job, self.record, self.history = job, None, []
         self.errors = tempfile.TemporaryFile("w+")
         cmd = [sys.executable, "-m", "benchmarks.full_mnist", "--child", json.dumps(asdict(job))]
         self.process = subprocess.Popen(
@@ -273,6 +288,7 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=self.errors,
             text=True,
+            start_new_session=True,  # Ctrl-C reaches this process only, which then stops the runs
         )
 
     def turn(self) -> str | None:
@@ -284,9 +300,18 @@ class Child:
             pass
         line = self.process.stdout.readline()
         if line.startswith("epoch "):
-            return line.rstrip()
+            text, _, record = line.rstrip().partition("\t")
+            self.history.append(json.loads(record))
+            return text
         self.record = self._finish(line)
         return None
+
+    def stop(self) -> None:
+        """End the process; the record is the epochs it finished, marked interrupted."""
+        self.process.kill()
+        self.process.wait()
+        self.errors.close()
+        self.record = asdict(self.job) | outcome(self.history) | {"epochs": len(self.history), "interrupted": True}
 
     def _finish(self, line: str) -> dict[str, Any]:
         self.process.stdout.read()
@@ -301,21 +326,25 @@ class Child:
 
 def side_by_side(jobs: list[Job], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Train the jobs (cnn and PyTorch, one preset and seed) in their own processes at once, taking turns by epoch
-    (who goes first alternates), so that both see the machine as it is during those minutes; -> their records."""
-    running = [Child(job) for job in jobs]
-    done = []
+    (who goes first alternates), so that both see the machine as it is during those minutes; -> their records.
+    Interrupted (Ctrl-C), the unfinished runs' records hold the epochs they finished, marked "interrupted"."""
+    started = [Child(job) for job in jobs]
+    running = list(started)
     turn = 0
-    while running:
-        first = turn % len(running)
-        for child in running[first:] + running[:first]:
-            line = child.turn()
-            if line is None:
-                running.remove(child)
-                done.append(child)
-            else:
-                log(f"    {child.job.impl} {line}")
-        turn += 1
-    return [child.record for child in sorted(done, key=lambda c: jobs.index(c.job))]
+    try:
+        while running:
+            first = turn % len(running)
+            for child in running[first:] + running[:first]:
+                line = child.turn()
+                if line is None:
+                    running.remove(child)
+                else:
+                    log(f"    {child.job.impl} {line}")
+            turn += 1
+    except KeyboardInterrupt:
+        for child in running:
+            child.stop()
+    return [child.record for child in started]
 
 
 @dataclass(frozen=True)
@@ -342,12 +371,14 @@ def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) 
     with tempfile.TemporaryDirectory(prefix="full-mnist-") as scratch:
         processed = prepare(mnist_dir, Path(scratch))
         log(f"full MNIST: processed into {processed}")
-        for preset in opts.presets:
-            for seed in opts.seeds:
-                jobs = [Job(impl, preset, seed, opts.max_epochs, str(processed), opts.threads) for impl in impls]
-                for record in side_by_side(jobs, log):
-                    result["runs"].append(record)
-                    log(f"  {preset} seed {seed} {record['impl']}: " + describe(record))
+        for preset, seed in [(preset, seed) for preset in opts.presets for seed in opts.seeds]:
+            jobs = [Job(impl, preset, seed, opts.max_epochs, str(processed), opts.threads) for impl in impls]
+            for record in side_by_side(jobs, log):
+                result["runs"].append(record)
+                log(f"  {preset} seed {seed} {record['impl']}: " + describe(record))
+            if any(record.get("interrupted") for record in result["runs"]):
+                result["interrupted"] = True
+                break
     result["loadavg_end"] = os.getloadavg()
     result["presets"] = summarize(result["runs"], opts.presets)
     return result
@@ -377,6 +408,10 @@ def describe(record: dict[str, Any]) -> str:
     reached = record["seconds_to_target"]
     at = f"{TARGET:.1%} at {reached:.1f} s (epoch {record['epoch_to_target']})" if reached is not None else "no 99.0%"
     epochs = f"{record['epochs']} epoch" + ("s" if record["epochs"] != 1 else "")
+    if record.get("interrupted"):
+        if not record["history"]:
+            return "interrupted before its first epoch ended"
+        return f"interrupted: {record['test_accuracy']:.2%} after {epochs}, {record['train_seconds']:.1f} s, {at}"
     return (
         f"{record['test_accuracy']:.2%} after {epochs}, {record['train_seconds']:.1f} s, {at}, "
         f"peak {record['peak_rss_mib']:.0f} MiB"
@@ -395,7 +430,8 @@ def _median(values: list[float]) -> float | None:
 
 def summarize(runs: list[dict[str, Any]], presets: tuple[str, ...]) -> list[dict[str, Any]]:
     """One row per preset: medians and ranges over seeds per implementation, the speed ratio (median over seeds
-    of PyTorch's training time / cnn's) and the times to 99.0% (median over the seeds that reached it)."""
+    of PyTorch's training time / cnn's, over the epochs both finished) and the times to 99.0% (median over the
+    seeds that reached it). Interrupted runs count with the epochs they finished."""
     rows = []
     for preset in presets:
         row: dict[str, Any] = {"preset": preset, "goal": GOALS.get(preset)}
@@ -403,8 +439,10 @@ def summarize(runs: list[dict[str, Any]], presets: tuple[str, ...]) -> list[dict
         errors = [f"{r['impl']} seed {r['seed']}: {r['error']}" for rs in by_impl.values() for r in rs if "error" in r]
         if errors:
             row["errors"] = errors
+        if any(r.get("interrupted") for rs in by_impl.values() for r in rs):
+            row["interrupted"] = True
         for impl, rs in by_impl.items():
-            good = [r for r in rs if "error" not in r]
+            good = [r for r in rs if "error" not in r and r["history"]]
             accuracies = [r["test_accuracy"] for r in good]
             reached = [r["seconds_to_target"] for r in good if r["seconds_to_target"] is not None]
             row[impl] = {
@@ -416,14 +454,15 @@ def summarize(runs: list[dict[str, Any]], presets: tuple[str, ...]) -> list[dict
                 "train_seconds": _median([r["train_seconds"] for r in good]),
                 "seconds_to_target": _median(reached),
                 "reached_target": f"{len(reached)}/{len(good)}",
-                "peak_rss_mib": max((r["peak_rss_mib"] for r in good), default=None),
+                "peak_rss_mib": max((r["peak_rss_mib"] for r in good if r.get("peak_rss_mib")), default=None),
             }
-        pairs = [
-            (t["train_seconds"], c["train_seconds"])
-            for c in by_impl["cnn"]
-            for t in by_impl["torch"]
-            if c["seed"] == t["seed"] and "error" not in c and "error" not in t
-        ]
+        pairs = []  # (PyTorch's seconds, cnn's) over the epochs both runs of a seed finished
+        for c in by_impl["cnn"]:
+            for t in by_impl["torch"]:
+                if c["seed"] == t["seed"] and "error" not in c and "error" not in t:
+                    k = min(len(c["history"]), len(t["history"]))
+                    if k:
+                        pairs.append((t["history"][k - 1]["train_seconds"], c["history"][k - 1]["train_seconds"]))
         row["speed_vs_torch"] = _median([torch_s / cnn_s for torch_s, cnn_s in pairs if cnn_s > 0])
         c99, t99 = row["cnn"]["seconds_to_target"], row["torch"]["seconds_to_target"]
         row["time_to_target_vs_torch"] = c99 / t99 if c99 is not None and t99 else None
@@ -462,7 +501,7 @@ def table(result: dict[str, Any]) -> str:
     rows = result["presets"]
     frame = pd.DataFrame(
         {
-            "preset": [r["preset"] for r in rows],
+            "preset": [r["preset"] + (" (interrupted)" if r.get("interrupted") else "") for r in rows],
             "epochs": [r["cnn"]["epochs"] or r["torch"]["epochs"] for r in rows],
             "cnn test accuracy (median, range)": [_accuracy_cell(r["cnn"]) for r in rows],
             "goal": [r["goal"] for r in rows],
@@ -489,6 +528,8 @@ def table(result: dict[str, Any]) -> str:
         "training time to the end of the first epoch at >= 99.0% test accuracy, median over the seeds that got "
         "there; peak RSS: largest over seeds, each run its own process)",
     ]
+    if result.get("interrupted"):
+        lines.append("interrupted: a row marked so counts the epochs its runs had finished; later runs did not start")
     for row in rows:
         lines += [f"error: {row['preset']} {e}" for e in row.get("errors", [])]
     return "\n".join(lines)

@@ -5,6 +5,7 @@ arithmetic, the flag's argument errors, and the whole flag end to end on a tiny 
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -88,17 +89,12 @@ def test_torch_trains_as_cnn_fit(specs, optimizer, torch_args, schedule, augment
 
 
 def run_record(impl: str, preset: str, seed: int, accuracies: list[float], seconds: list[float]) -> dict:
-    reached = next((i for i, a in enumerate(accuracies) if a >= full_mnist.TARGET), None)
-    return {
-        "impl": impl,
-        "preset": preset,
-        "seed": seed,
-        "epochs": len(accuracies),
-        "train_seconds": seconds[-1],
-        "test_accuracy": accuracies[-1],
-        "seconds_to_target": None if reached is None else seconds[reached],
-        "peak_rss_mib": 100.0 + seed,
-    }
+    history = [
+        {"epoch": i + 1, "train_seconds": s, "test_accuracy": a}
+        for i, (a, s) in enumerate(zip(accuracies, seconds, strict=True))
+    ]
+    record = {"impl": impl, "preset": preset, "seed": seed, "epochs": len(history), "peak_rss_mib": 100.0 + seed}
+    return record | full_mnist.outcome(history)
 
 
 def test_summary_takes_medians_ranges_and_per_seed_ratios():
@@ -214,3 +210,27 @@ def test_full_mnist_one_epoch_of_keras_convnet(tmp_path):
     for run in json.loads(out.read_text())["runs"]:
         assert (run["train_images"], run["test_images"]) == (54_000, 10_000)
         assert run["test_accuracy"] > 0.95, run["impl"]
+
+
+@pytest.mark.slow
+def test_interrupted_run_keeps_the_epochs_it_finished(tmp_path):
+    """Ctrl-C after the first epochs: exit code 130, the runs stopped, and their finished epochs in the table and
+    the JSON, marked interrupted."""
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    write_fake_mnist(mnist, 100, 40)
+    out = tmp_path / "result.json"
+    cmd = [sys.executable, "-m", "benchmarks", "--full-mnist", str(mnist), "--presets", "lenet5", "keras-convnet"]
+    cmd += ["--seeds", "0", "--max-epochs", "15", "--no-torch", "--json", str(out)]
+    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if "cnn epoch 2/15" in line:
+            process.send_signal(signal.SIGINT)
+            break
+    stdout, _ = process.communicate(timeout=300)
+    assert process.returncode == 130
+    result = json.loads(out.read_text())
+    (run,) = result["runs"]  # keras-convnet never started
+    assert run["preset"] == "lenet5" and run["interrupted"] and result["interrupted"]
+    assert 2 <= run["epochs"] < 15 and [e["epoch"] for e in run["history"]] == list(range(1, run["epochs"] + 1))
+    assert "| lenet5 (interrupted) |" in stdout and "| keras-convnet | - |" in stdout
