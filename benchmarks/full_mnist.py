@@ -5,7 +5,7 @@ processed arrays and batches, for a few seeds; test accuracy on the whole test s
 DIR holds the four MNIST .gz files and their SHA256SUMS. They go through the pipeline's own commands, as for a
 user with a local copy: `python -m pipeline download` with data.mirrors = [DIR] and data.sha256 from
 DIR/SHA256SUMS, then `preprocess` (all ten digits), into a scratch folder. Each run (preset, seed, cnn or PyTorch)
-is a child process (`python -m benchmarks.full_mnist --child JOB`), so its peak resident memory is its own, with
+is a child process (`python -m benchmarks.full_mnist_run JOB`), so its peak resident memory is its own, with
 the pipeline's numerics (pinned on import, before numpy); cnn's and PyTorch's runs of a preset and seed run at once
 and take turns by epoch (one trains while the other waits), so that both see the same machine. Training seconds
 exclude the waiting and the test evaluation after each epoch but include the validation pass a recipe with
@@ -13,7 +13,6 @@ validation_fraction > 0 makes (Keras's does both). The time to 99.0% is the trai
 end of the first epoch whose test accuracy is >= 99.0%.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -22,19 +21,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
-from benchmarks import children, machine, numerics, recipes, report
+from benchmarks import children, machine, recipes, report
+from benchmarks.full_mnist_run import TARGET, Job, outcome
 
 REPO = Path(__file__).resolve().parent.parent
 PARAMS = REPO / "params.yaml"
-TARGET = 0.99  # the accuracy whose time to reach is reported
 GOALS = {"lenet5": 0.990, "keras-convnet": 0.991, "pytorch-example": 0.992, "best": 0.995}  # issue 21's table
 IMPLS = ("cnn", "torch")
 
@@ -77,209 +75,16 @@ def prepare(mnist_dir: Path, scratch: Path) -> Path:
 # ------------------------------------------------------------------------------------------- one run
 
 
-@dataclass(frozen=True)
-class Job:
-    impl: str  # "cnn" or "torch"
-    preset: str
-    seed: int
-    max_epochs: int | None
-    data: str  # the processed folder (train.npz, test.npz)
-    threads: int
-
-
-@dataclass
-class Setup:
-    """What both implementations train from: the pipeline's params, splits, network, optimizer and options."""
-
-    params: Any  # pipeline.params.TrainParams
-    train: Any  # pipeline.dataset.Split
-    val: Any  # Split or None
-    test: Any  # Split
-    net: Any  # cnn.Sequential, initialised as the train stage does
-    schedule: Callable[[int], float] | None
-    augment: Callable | None
-
-
-def setup(job: Job) -> Setup:
-    """The train stage's view of the recipe: params.yaml with train.preset = job.preset and train.seed = job.seed,
-    checked by pipeline.params (at most job.max_epochs epochs); the training images less the held-out share
-    (pipeline.train.hold_out), the network (build_network) and fit's schedule and augmentation (recipe_options)."""
-    from pipeline import dataset, params
-    from pipeline import train as stage
-
-    train_section = yaml.safe_load(PARAMS.read_text())["train"] | {"preset": job.preset, "seed": job.seed}
-    checked = params.check_section(PARAMS, "train", {"train": train_section})
-    if job.max_epochs is not None:
-        checked = replace(checked, epochs=min(checked.epochs, job.max_epochs))
-    split = dataset.load(Path(job.data) / "train.npz")
-    train, val = stage.hold_out(split, checked.validation_fraction)
-    test = dataset.load(Path(job.data) / "test.npz", classes=split.classes.tolist())
-    net = stage.build_network(checked, split.images.shape[1:], split.classes.tolist())
-    options = stage.recipe_options(checked, len(train.labels))
-    return Setup(checked, train, val, test, net, options["schedule"], options["augment"])
-
-
-def accuracy(outputs: np.ndarray, split: Any) -> float:
-    """Share of the split's images whose highest output is their class (the evaluate stage's accuracy)."""
-    return float(np.mean(outputs.argmax(axis=1) == split.class_index))
-
-
-class Clock:
-    """Training time and load: `lap()` at an epoch's end gives the training seconds so far, leaving out what ran
-    through `exclude(work)` (the test evaluation, the other implementation's turn); `load()` gives the cores this
-    process and other processes used while it trained (machine.LoadMeter over the training spans only)."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.excluded = 0.0
-        self.spans: list[tuple[float, float, float | None]] = []  # (seconds, own cores, other cores)
-        self._open()
-
-    def _open(self) -> None:
-        self._meter, self._since = machine.LoadMeter().__enter__(), time.perf_counter()
-
-    def _close(self) -> None:
-        self._meter.__exit__(None, None, None)
-        self.spans.append((time.perf_counter() - self._since, self._meter.own_cores, self._meter.other_cores))
-
-    def lap(self) -> float:
-        return time.perf_counter() - self.start - self.excluded
-
-    def exclude(self, work: Callable[[], Any]) -> Any:
-        self._close()
-        begin = time.perf_counter()
-        try:
-            return work()
-        finally:
-            self.excluded += time.perf_counter() - begin
-            self._open()
-
-    def load(self) -> dict[str, float | None]:
-        """{"own_cores", "other_cores"}: means over the training spans so far, weighted by their length."""
-        self._close()
-        self._open()
-        wall = sum(s for s, _, _ in self.spans)
-        known = [(s, other) for s, _, other in self.spans if other is not None]
-        return {
-            "own_cores": sum(s * own for s, own, _ in self.spans) / wall if wall > 0 else None,
-            "other_cores": sum(s * o for s, o in known) / sum(s for s, _ in known) if known and wall > 0 else None,
-        }
-
-
-def run_cnn(s: Setup, on_epoch: Callable[[dict], None]) -> None:
-    """Train s.net as pipeline.train does: its optimizer, fit with the recipe's schedule and augmentation."""
-    import cnn
-    from pipeline import train as stage
-
-    p, n_classes = s.params, len(s.train.classes)
-    s.net.fit(
-        s.train.images,
-        cnn.one_hot(s.train.class_index, n_classes),
-        loss=cnn.LOSSES[p.loss](),
-        optimizer=stage.make_optimizer(p),
-        epochs=p.epochs,
-        batch_size=p.batch_size,
-        seed=p.seed,
-        validation_data=(s.val.images, cnn.one_hot(s.val.class_index, n_classes)) if s.val is not None else None,
-        callback=lambda record: on_epoch({"loss": record["loss"]}),
-        schedule=s.schedule,
-        augment=s.augment,
-    )
-
-
-def run_torch(s: Setup, threads: int, on_epoch: Callable[[dict], None], predict: list) -> None:
-    """Train the recipe in PyTorch on the same batches; predict[0] becomes its predict."""
-    import torch
-
-    from benchmarks import torch_models, torch_recipes
-
-    torch.set_num_threads(threads)
-    p = s.params
-    model = torch_models.twin(s.net, p.loss)
-    optimizer, decay = torch_recipes.make_optimizer(
-        p.optimizer, list(model.parameters()), p.learning_rate, p.momentum, p.nesterov, p.weight_decay
-    )
-    trainer = torch_recipes.RecipeTrainer(model, optimizer, p.loss, p.batch_size, p.seed, s.schedule, s.augment, decay)
-    predict[0] = trainer.predict
-    x = s.train.images.astype(p.dtype, copy=False)
-    xv = s.val.images.astype(p.dtype, copy=False) if s.val is not None else None
-    for _ in range(p.epochs):
-        loss = trainer.epoch(x, s.train.class_index, len(s.train.classes))
-        if xv is not None:
-            trainer.predict(xv)  # the validation pass cnn's fit makes, inside the training time as there
-        on_epoch({"loss": loss})
-
-
-def run(job: Job) -> dict[str, Any]:
-    """Train one job and score the test split after every epoch; -> its record (see the module docstring)."""
-    from cnn import threads
-
-    threads.set_num_threads(job.threads)
-    if job.impl == "torch":
-        import torch  # noqa: F401  (before the clock starts: importing is not training)
-    s = setup(job)
-    test_x = s.test.images.astype(s.params.dtype, copy=False)
-    epochs: list[dict[str, Any]] = []
-    predict: list[Callable[[np.ndarray], np.ndarray]] = [s.net.predict]
-
-    def on_epoch(record: dict) -> None:
-        seconds = clock.lap()
-        score = clock.exclude(lambda: accuracy(predict[0](test_x), s.test))
-        epochs.append({"epoch": len(epochs) + 1, "train_seconds": seconds, "test_accuracy": score} | record)
-        text = f"epoch {len(epochs)}/{s.params.epochs}: test {score:.2%}, {seconds:.1f} s"
-        print(text + "\t" + json.dumps(epochs[-1]), flush=True)  # the parent logs the text, keeps the record
-        if len(epochs) < s.params.epochs:
-            clock.exclude(wait_turn)  # the other implementation's turn
-
-    clock = Clock()
-    clock.exclude(wait_turn)
-    if job.impl == "cnn":
-        run_cnn(s, on_epoch)
-    else:
-        run_torch(s, job.threads, on_epoch, predict)
-    return (
-        asdict(job)
-        | outcome(epochs)
-        | {
-            "epochs": s.params.epochs,
-            "train_images": len(s.train.labels),
-            "test_images": len(s.test.labels),
-            "peak_rss_mib": children.peak_rss_mib(),
-            "numerics": numerics.CURRENT.mode,
-        }
-        | clock.load()
-    )
-
-
-def wait_turn() -> None:
-    """Block until the parent says "go"; end this process when the parent has gone."""
-    if not sys.stdin.readline():
-        raise SystemExit("the benchmark that started this run has ended")
-
-
-def outcome(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a run's epoch records (epoch, train_seconds, test_accuracy) come to: the last epoch's time and
-    accuracy, and the first epoch at TARGET."""
-    reached = next((e for e in history if e["test_accuracy"] >= TARGET), None)
-    return {
-        "train_seconds": history[-1]["train_seconds"] if history else 0.0,
-        "test_accuracy": history[-1]["test_accuracy"] if history else None,
-        "seconds_to_target": reached["train_seconds"] if reached else None,
-        "epoch_to_target": reached["epoch"] if reached else None,
-        "history": history,
-    }
-
-
 # ------------------------------------------------------------------------------------------- all runs
 
 
 class Child:
-    """One job in its own process (python -m benchmarks.full_mnist --child JOB), trained one epoch per `turn()`."""
+    """One job in its own process (python -m benchmarks.full_mnist_run JOB), trained one epoch per `turn()`."""
 
     def __init__(self, job: Job) -> None:
         self.job, self.record, self.history = job, None, []
         self.errors = tempfile.TemporaryFile("w+")
-        cmd = [sys.executable, "-m", "benchmarks.full_mnist", "--child", json.dumps(asdict(job))]
+        cmd = [sys.executable, "-m", "benchmarks.full_mnist_run", json.dumps(asdict(job))]
         self.process = subprocess.Popen(
             cmd,
             cwd=REPO,
@@ -533,19 +338,3 @@ def table(result: dict[str, Any]) -> str:
     for row in rows:
         lines += [f"error: {row['preset']} {e}" for e in row.get("errors", [])]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.full_mnist", description="one run of the benchmark")
-    parser.add_argument("--child", required=True, help="the Job as JSON")
-    job = Job(**json.loads(parser.parse_args(argv).child))
-    try:
-        record = run(job)
-    except Exception as exc:  # one line to the parent, which reports it in the table
-        print(f"{type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps(record))
-
-
-if __name__ == "__main__":
-    main()
