@@ -18,7 +18,7 @@ setup: $(BIN)/dvc
 
 repro: setup
 	dvc repro
-	dvc metrics show
+	dvc metrics show metrics.json
 
 test: setup
 	pytest
