@@ -31,15 +31,29 @@ def load(repo: str | os.PathLike = ".") -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
+def stage_metrics_files(repo: str | os.PathLike = ".") -> list[str]:
+    """The metrics files the stages write (their `metrics:` in dvc.yaml), not the top-level live file of a
+    running epoch: only a stage's metrics are kept with every experiment."""
+    from ruamel.yaml import YAML
+
+    try:
+        stages = (YAML(typ="safe", pure=True).load(Path(repo, "dvc.yaml").read_text()) or {}).get("stages") or {}
+    except (OSError, ValueError):
+        return []
+    entries = [entry for stage in stages.values() for entry in (stage.get("metrics") or [])]
+    return [next(iter(entry)) if isinstance(entry, dict) else str(entry) for entry in entries]
+
+
 def metric_names(repo: str | os.PathLike = ".") -> list[str]:
-    """The names of the metrics in the repo's metrics files (dvc.yaml `metrics:`), as `dvc metrics show` lists
-    them: the choices of --sort-by. Params and the hashes of code deps are not among them."""
+    """The names of the metrics in the stages' metrics files, as `dvc metrics show` lists them: the choices of
+    --sort-by. Params, the hashes of code deps and the live file's last epoch are not among them."""
     import dvc.api
     from dvc.exceptions import DvcException
 
+    files = stage_metrics_files(repo)
     try:
-        shown = dvc.api.metrics_show(repo=os.fspath(repo))
-    except DvcException:
+        shown = dvc.api.metrics_show(*files, repo=os.fspath(repo)) if files else {}
+    except (DvcException, OSError):
         return list(KEY_METRICS)
     return list(dict.fromkeys(name.rpartition(":")[2] for name in shown)) or list(KEY_METRICS)
 

@@ -92,4 +92,5 @@ def test_the_choices_are_the_names_in_the_metrics_files():
 
     names = compare.metric_names(ROOT)
     assert {"accuracy", "loss", "roc_auc", "test_images"} <= set(names)
+    assert not {"step", "learning_rate", "train"} & set(names)  # the live file's last epoch is no choice
     assert not [n for n in names if "/" in n or "." in n], names  # no code dep, no param
