@@ -141,7 +141,9 @@ def test_after_a_fresh_repro_plots_diff_shows_head_next_to_an_experiment(tmp_pat
     """HEAD's images are cached outputs: a fresh clone has them only if its run reproduced HEAD's lock."""
     project = Project.create(tmp_path / "repo")
     project.dvc("repro")
-    assert json.loads(project.dvc("metrics", "diff", "--json").stdout) == {}
+    stage_metrics = ("metrics.json", "reports/train/metrics.json")  # the live file is in no commit
+    assert json.loads(project.dvc("metrics", "diff", "--json", "--targets", *stage_metrics).stdout) == {}
+    assert "metrics diff --targets metrics.json reports/train/metrics.json" in (ROOT / "README.md").read_text()
     project.dvc("exp", "run", "-S", "train.epochs=2", "-n", "short")
     result = project.dvc("plots", "diff", "HEAD", "short", "--json")
     plots = json.loads(result.stdout)
