@@ -296,8 +296,8 @@ def test_a_worker_killed_mid_experiment_costs_no_point_and_no_duplicate(
 
 @pytest.mark.slow
 def test_one_line_errors_before_any_work(driver: Project) -> None:
-    def fails(*args: str, code: int = 2) -> str:
-        result = run_sweep(driver, *GRID, *args, timeout=120)
+    def fails(*args: str, code: int = 2, grid: tuple[str, ...] = tuple(GRID)) -> str:
+        result = run_sweep(driver, *grid, *args, timeout=120)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == code and len(lines) == 1 and lines[0].startswith("error: sweep: "), result.stderr
         assert "Traceback" not in result.stderr and not result.stdout
@@ -305,7 +305,9 @@ def test_one_line_errors_before_any_work(driver: Project) -> None:
 
     start = time.monotonic()
     unreachable = f"tcp://127.0.0.1:{free_port()}"
-    assert "cannot reach the Dask scheduler" in fails("--scheduler", unreachable, "--connect-timeout", "2", code=1)
+    unpushed = ("-S", "train.learning_rate=0.07")  # GRID's points may be on origin already: then no scheduler is asked
+    refused = fails("--scheduler", unreachable, "--connect-timeout", "2", code=1, grid=unpushed)
+    assert "cannot reach the Dask scheduler" in refused
     assert time.monotonic() - start < 60
     assert "no git remote 'upstream'" in fails("--git-remote", "upstream")
     assert "no DVC remote 'elsewhere'" in fails("--dvc-remote", "elsewhere")
