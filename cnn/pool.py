@@ -1,5 +1,6 @@
 """Pooling: max and average over square windows, and global average pooling."""
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,22 @@ class WindowPool(Layer):
         (_, H, W), (_, Ho, Wo) = self.input_shape, self.output_shape
         return self.stride == self.size and H == Ho * self.size and W == Wo * self.size
 
+    def _scatter(self, parts: Iterable[np.ndarray], rows: int, dtype: Any) -> np.ndarray:
+        """dx (rows, C, H, W) = the sum over offsets o of parts[o] placed on view_o(dx), pixels in no window 0.
+
+        Windows that do not overlap (stride >= size) each write their pixels once: assigned, not added, into
+        np.empty when they also tile the input (np.zeros otherwise, for the pixels no window reaches).
+        """
+        overlapping = self.stride < self.size
+        empty = np.empty if self._tiled() else np.zeros
+        dx = empty((rows, *self.input_shape), dtype=dtype)
+        for view, part in zip(self._offset_views(dx), parts, strict=True):
+            if overlapping:
+                view += part
+            else:
+                view[...] = part
+        return dx
+
     def config(self) -> dict[str, Any]:
         return {
             "type": type(self).__name__,
@@ -76,27 +93,23 @@ class MaxPool(WindowPool):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_gradient:
             return None
-        C, H, W = self.input_shape
-        overlapping = self.stride < self.size
-        empty = np.empty if self._tiled() else np.zeros  # tiled: every pixel is written once
-        dx = empty((output_gradient.shape[0], C, H, W), dtype=output_gradient.dtype)
-        for offset, view in enumerate(self._offset_views(dx)):
-            # routed in a contiguous array first: a product written straight into the strided view, or taken
-            # with a bool mask (converted element by element), is slower
+        return self._scatter(self._routed(output_gradient), len(output_gradient), output_gradient.dtype)
+
+    def _routed(self, output_gradient: np.ndarray) -> Iterator[np.ndarray]:
+        """For each offset: dy where that offset won its window, 0 elsewhere (N, C, H', W')."""
+        # routed in a contiguous array first: a product written straight into the strided view, or taken
+        # with a bool mask (converted element by element), is slower
+        for offset in range(self.size * self.size):
             routed = (self.winner == offset).astype(output_gradient.dtype)
             routed *= output_gradient
-            if overlapping:  # windows share pixels
-                view += routed
-            else:
-                view[...] = routed
-        return dx
+            yield routed
 
 
 class AvgPool(WindowPool):
     """Mean over size x size windows moved by stride (WindowPool).
 
     forward   y = sum over the size*size offsets o of view_o(x) / size^2
-    backward  view_o(dx) += dy / size^2 for every offset o
+    backward  view_o(dx) += dy / size^2 for every offset o (WindowPool._scatter)
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -111,10 +124,7 @@ class AvgPool(WindowPool):
         if not self.needs_input_gradient:
             return None
         share = output_gradient * (1.0 / self.size**2)
-        dx = np.zeros((output_gradient.shape[0], *self.input_shape), dtype=output_gradient.dtype)
-        for view in self._offset_views(dx):
-            view += share
-        return dx
+        return self._scatter([share] * self.size**2, len(share), share.dtype)
 
 
 class GlobalAvgPool(Layer):

@@ -27,6 +27,23 @@ def test_avgpool_by_hand() -> None:
     assert np.all(dx[0, 0, 4] == 0) and np.all(dx[0, 0, :, 4] == 0) and np.all(dx[0, 0, :4, :4] == 0.25)
 
 
+@pytest.mark.parametrize(("shape", "size", "stride"), [((2, 8, 8), 2, 2), ((2, 7, 8), 2, 2), ((1, 9, 9), 2, 3),
+                                                       ((2, 7, 7), 3, 1), ((2, 9, 8), 3, 2)])  # fmt: skip
+def test_avgpool_backward_equals_the_plain_sum_over_window_offsets(shape, size, stride) -> None:
+    """Tiled, one side untiled, gaps between windows, overlapping: the same bits as adding dy / size^2 into
+    zeros at every window offset, whether the layer assigns (windows apart) or adds (windows overlapping)."""
+    pool = cnn.AvgPool(shape, size, stride)
+    dy = np.random.default_rng(2).standard_normal((3, *pool.output_shape))
+    np.full((3, *shape), 7.0).sum()  # leave non-zero memory behind for an uninitialised gradient to pick up
+    dx = pool.backward(dy)
+    expected, share = np.zeros((3, *shape)), dy * (1.0 / size**2)
+    _, Ho, Wo = pool.output_shape
+    for i in range(size):
+        for j in range(size):
+            expected[:, :, i : i + stride * Ho : stride, j : j + stride * Wo : stride][:, :, :Ho, :Wo] += share
+    np.testing.assert_array_equal(dx, expected)
+
+
 def test_global_avgpool_by_hand() -> None:
     pool = cnn.GlobalAvgPool((2, 4, 4))
     x = np.concatenate([X, -2 * X], axis=1)
