@@ -55,22 +55,14 @@ class Layer:
     @property
     def params(self) -> dict[str, np.ndarray]:
         if self._deferred is not None:
-            self._draw_deferred()
+            self.initialize(*self._deferred)
         return self._params
-
-    @params.setter
-    def params(self, value: dict[str, np.ndarray]) -> None:
-        self._params = value
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
         if self._deferred is not None:
-            self._draw_deferred()
+            self.initialize(*self._deferred)
         return self._grads
-
-    @grads.setter
-    def grads(self, value: dict[str, np.ndarray]) -> None:
-        self._grads = value
 
     def initialize_on_use(self, init: str | None, rng: Seed | None, dtype: Any) -> None:
         """For constructors: initialize(init, rng, dtype), put off until params or grads are first used, so a
@@ -82,10 +74,6 @@ class Layer:
             self.initialize(init, rng, dtype)
         else:
             self._deferred = (init, rng, dtype)
-
-    def _draw_deferred(self) -> None:
-        init, rng, dtype = self._deferred
-        self.initialize(init, rng, dtype)
 
     def connect(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Check that this layer accepts per-sample `input_shape`; return its per-sample output shape."""
@@ -102,8 +90,8 @@ class Layer:
 
     def _set_params(self, **arrays: np.ndarray) -> None:
         self._deferred = None
-        self.params = dict(arrays)
-        self.grads = {name: np.zeros_like(value) for name, value in arrays.items()}
+        self._params = dict(arrays)
+        self._grads = {name: np.zeros_like(value) for name, value in arrays.items()}
 
     def replica(self) -> "Layer":
         """A twin for data-parallel training: it shares this layer's `params` (the very arrays) and has
@@ -111,7 +99,7 @@ class Layer:
         layer's forward and backward bind new arrays to their caches, never write into old ones)."""
         params = self.params  # makes a deferred draw first, so that the twin shares its arrays
         twin = copy.copy(self)
-        twin.grads = {name: np.zeros_like(value) for name, value in params.items()}
+        twin._grads = {name: np.zeros_like(value) for name, value in params.items()}
         return twin
 
     def forward(self, x: np.ndarray) -> np.ndarray:
