@@ -106,13 +106,8 @@ def _build_one(i: int, spec: Any, shape: tuple[int, ...], n_classes: int) -> Lay
     if kind == "conv":
         depth = _positive_int(spec["depth"], where, "depth")
         k = _positive_int(spec["kernel_size"], where, "kernel_size")
-        stride = _positive_int(spec.get("stride", 1), where, "stride")
-        padding = spec.get("padding", 0)
-        if padding != "same" and (isinstance(padding, bool) or not isinstance(padding, int) or padding < 0):
-            raise ArchitectureError(f'{where}: padding must be an integer >= 0 or "same", got {padding!r}')
-        return _construct(
-            where, Convolutional, shape, k, depth, bias=spec.get("bias", "untied"), padding=padding, stride=stride
-        )
+        bias, padding, stride = spec.get("bias", "untied"), spec.get("padding", 0), spec.get("stride", 1)
+        return _construct(where, Convolutional, shape, k, depth, bias=bias, padding=padding, stride=stride)
     if kind in ("maxpool", "avgpool"):
         size = _positive_int(spec.get("size", 2), where, "size")
         stride = _positive_int(spec.get("stride", size), where, "stride")
@@ -122,8 +117,6 @@ def _build_one(i: int, spec: Any, shape: tuple[int, ...], n_classes: int) -> Lay
     if kind == "dropout":
         return _construct(where, Dropout, shape, spec.get("rate", 0.5))
     if kind == "batchnorm":
-        if len(shape) not in (1, 3):
-            raise ArchitectureError(f"{where}: expects an input (C,) or (C, H, W), got {shape}")
         return _construct(where, BatchNorm, shape, spec.get("momentum", 0.1), spec.get("eps", 1e-5))
     if kind == "flatten":
         return Flatten(shape)

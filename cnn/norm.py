@@ -29,7 +29,7 @@ class BatchNorm(Layer):
         super().__init__()
         shape = tuple(int(d) for d in input_shape)
         if len(shape) not in (1, 3):
-            raise ArchitectureError(f"BatchNorm expects input_shape (C,) or (C, H, W), got {shape}")
+            raise ArchitectureError(f"expects an input (C,) or (C, H, W), got {shape}")
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
             raise ArchitectureError(f"batchnorm momentum must be a number in [0, 1], got {momentum!r}")
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
