@@ -16,9 +16,9 @@ class Dropout(Layer):
                y = x * keep / (1 - rate),      dx = dy * keep / (1 - rate)
     inference  y = x,                          dx = dy
 
-    The mask comes from `self.rng` (fit seeds it per layer); a caller that splits a batch (cnn.parallel)
-    draws the whole batch's mask with `draw_mask` and hands each part its rows through `next_mask`, so a
-    split batch gets the masks an unsplit one would.
+    The mask, keep / (1 - rate), is the layer's noise (Layer.draw_noise): it comes from `self.rng` (fit seeds it
+    per layer); a caller that splits a batch (cnn.parallel) draws the whole batch's mask with `draw_noise` and
+    hands each part its rows through `use_noise`, so a split batch gets the masks an unsplit one would.
     """
 
     stochastic = True
@@ -43,10 +43,16 @@ class Dropout(Layer):
         """Whether forward drops units (training, rate > 0)."""
         return self.training and self.rate > 0
 
-    def draw_mask(self, rows: int, dtype: Any) -> np.ndarray:
-        """The multiplier keep / (1 - rate) for `rows` samples, (rows, *input_shape) in `dtype`, from self.rng."""
+    def draw_noise(self, rows: int, dtype: Any) -> np.ndarray | None:
+        """The multiplier keep / (1 - rate) for `rows` samples, (rows, *input_shape) in `dtype`, from self.rng;
+        None when forward drops nothing (not active)."""
+        if not self.active():
+            return None
         keep = self.rng.random((rows, *self.input_shape)) >= self.rate
         return keep.astype(dtype) * np.asarray(1 / (1 - self.rate), dtype=dtype)
+
+    def use_noise(self, noise: np.ndarray) -> None:
+        self.next_mask = noise
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self.active():
@@ -56,7 +62,7 @@ class Dropout(Layer):
         if mask is None:
             if self.input_shape is None:
                 self.input_shape = self.output_shape = x.shape[1:]
-            mask = self.draw_mask(len(x), x.dtype)
+            mask = self.draw_noise(len(x), x.dtype)
         self.mask = mask
         return x * mask
 

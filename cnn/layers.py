@@ -14,6 +14,10 @@ What the training loop (cnn.training) reads of a layer, besides forward/backward
 - ``training``: True while fit runs its steps, False in validation and predict (Sequential.set_training).
 - ``stochastic = True`` and an attribute ``rng`` (np.random.Generator): fit gives such a layer
   np.random.default_rng([seed, 1, index]) at its start (index: its position in net.layers).
+- ``draw_noise(rows, dtype)`` and ``use_noise(noise)``, for a stochastic layer: the noise (rows first) its next
+  forward of `rows` samples would draw from ``rng``, None when it would draw none (the default: no noise), and
+  the way to make its next forward use given rows of such noise instead. A batch split in halves
+  (cnn.parallel) has the whole batch's noise drawn once and each half its rows: the noise of the unsplit batch.
 - ``couples_batch = True``: its forward mixes the samples of a batch (batch norm); fit never splits the batch.
 """
 
@@ -101,6 +105,15 @@ class Layer:
         twin = copy.copy(self)
         twin._grads = {name: np.zeros_like(value) for name, value in params.items()}
         return twin
+
+    def draw_noise(self, rows: int, dtype: Any) -> np.ndarray | None:
+        """The noise (rows, ...) in `dtype` that forward would draw now for `rows` samples, from self.rng; None
+        when it would draw none (this default: a layer without noise)."""
+        return None
+
+    def use_noise(self, noise: np.ndarray) -> None:
+        """Make the next forward use `noise` (rows of what draw_noise returned) instead of drawing its own."""
+        raise NotImplementedError(f"{type(self).__name__} draws no noise")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError

@@ -44,7 +44,7 @@ class SplitStep:
     """A training step (see cnn.step.plain_step) on two replicas of `net`, one per half batch."""
 
     def __init__(self, net: Network) -> None:
-        coupled = [type(layer).__name__ for layer in net.layers if getattr(layer, "couples_batch", False)]
+        coupled = [type(layer).__name__ for layer in net.layers if layer.couples_batch]
         if coupled:
             raise ValueError(f"a batch cannot be split in halves for a network with {', '.join(coupled)}")
         self.net = net
@@ -84,10 +84,11 @@ class SplitStep:
         optimizer.step(net.param_layers)
 
     def share_noise(self, n: int, half: int, dtype: np.dtype) -> None:
-        """The replicas follow net's training flags; each active stochastic layer of net draws the noise of all n
-        rows (here, in this thread), the first replica gets rows [0, half), the second the rest."""
+        """The replicas follow net's training flags; each layer of net that draws noise (Layer.draw_noise) draws
+        that of all n rows (here, in this thread), the first replica gets rows [0, half), the second the rest."""
         for layer, a, b in zip(self.net.layers, *(r.layers for r in self.replicas), strict=True):
-            a.training = b.training = getattr(layer, "training", False)
-            if getattr(layer, "stochastic", False) and layer.active():
-                mask = layer.draw_mask(n, dtype)
-                a.next_mask, b.next_mask = mask[:half], mask[half:]
+            a.training = b.training = layer.training
+            noise = layer.draw_noise(n, dtype)
+            if noise is not None:
+                a.use_noise(noise[:half])
+                b.use_noise(noise[half:])

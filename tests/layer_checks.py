@@ -36,7 +36,7 @@ def start_training(net: cnn.Sequential, seed: int) -> None:
     seeded with [seed, 1, index]); done here too so these tests run the same with or without it."""
     for index, layer in enumerate(net.layers):
         layer.training = True
-        if getattr(layer, "stochastic", False):
+        if layer.stochastic:
             layer.rng = np.random.default_rng([seed, 1, index])
 
 
@@ -47,7 +47,7 @@ def fit_on_cores(monkeypatch, make_net: Callable[[], cnn.Sequential], x, y, batc
     net = make_net()
     start_training(net, seed=3)
     net.fit(x, y, cnn.CategoricalCrossEntropy(), cnn.Adam(0.01), epochs=2, batch_size=batch_size, seed=3)
-    splits = batch_size >= parallel.SPLIT_FROM and not any(getattr(la, "couples_batch", False) for la in net.layers)
+    splits = batch_size >= parallel.SPLIT_FROM and not any(la.couples_batch for la in net.layers)
     assert (parallel._pool is not None) == (splits and cores == 2)  # two cores: the halves ran on two threads
     return [p.copy() for layer in net.layers for p in (*layer.params.values(), *getattr(layer, "buffers", {}).values())]
 

@@ -7,6 +7,7 @@ import pytest
 
 import cnn
 from cnn import parallel, threads
+from cnn.step import LossGradient
 
 SPECS = {
     "sigmoid+bce": ([{"type": "conv", "depth": 2, "kernel_size": 3}, {"type": "sigmoid"}, {"type": "flatten"},
@@ -145,3 +146,53 @@ def test_blas_threads_follow_the_policy_during_fit_and_are_restored(batch_size: 
     assert blas_threads() == before  # restored after fit, and callbacks run outside the policy
     assert after_epoch == [before]
     assert during and all(counts == [1] * len(before) for counts in during)  # batch 1 included (cnn.threads)
+
+
+class AddedNoise(cnn.Layer):
+    """A stochastic layer that is not Dropout: y = x + noise, noise ~ N(0, 1) from self.rng in training."""
+
+    stochastic = True
+    abstract = True  # a test's layer: not one layer_from_config builds
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.input_shape = self.output_shape = (1, 8, 8)
+        self.rng, self.given, self.noise = np.random.default_rng(0), None, None
+
+    def draw_noise(self, rows: int, dtype) -> np.ndarray | None:
+        return self.rng.standard_normal((rows, 1, 8, 8)).astype(dtype) if self.training else None
+
+    def use_noise(self, noise: np.ndarray) -> None:
+        self.given = noise
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.noise, self.given = (self.draw_noise(len(x), x.dtype) if self.given is None else self.given), None
+        return x if self.noise is None else x + self.noise
+
+    def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
+        return output_gradient
+
+
+def test_a_split_batch_shares_the_noise_of_any_layer_with_the_noise_hook() -> None:
+    """SplitStep relies on Layer.draw_noise/use_noise alone: a layer of its own kind gets, over the two halves,
+    exactly the noise it draws for the whole batch, and training draws it where the unsplit run does."""
+    specs, loss_class = SPECS["softmax+cce"]
+    n = parallel.SPLIT_FROM + 5
+    x, y = problem(n)
+
+    def noisy() -> cnn.Sequential:
+        return cnn.Sequential([AddedNoise(), *cnn.build(specs, (1, 8, 8), 2)], init="xavier", seed=0)
+
+    split, whole = noisy(), noisy()
+    for net in (split, whole):
+        net.set_training(True)
+        net.layers[0].rng = np.random.default_rng(7)
+    step = parallel.SplitStep(split)
+    step(split, x, y, np.empty_like(y), LossGradient.for_network(split, loss_class()), cnn.SGD(0.5))
+    halves = [replica.layers[0].noise for replica in step.replicas]
+    whole.forward(x)
+    np.testing.assert_array_equal(np.concatenate(halves), whole.layers[0].noise)
+    assert split.layers[0].rng.random() == whole.layers[0].rng.random()
+    split.set_training(False)
+    step(split, x, y, np.empty_like(y), LossGradient.for_network(split, loss_class()), cnn.SGD(0.5))
+    assert all(replica.layers[0].noise is None for replica in step.replicas)  # inference: no noise drawn
