@@ -2,9 +2,10 @@
 
 Every layer: forward(x) -> y caches what backward needs; backward(dy) -> dx fills ``grads`` and returns
 dLoss/dx. A layer with parameters holds them in ``params`` and the gradients of its last backward in
-``grads``: plain arrays, same names and shapes, so a layer works on its own: a constructor's draw waits for
-their first use (initialize_on_use), and Sequential, which initializes every layer from its own generator,
-pre-empts it, so weights are drawn once.
+``grads``: plain arrays, same names and shapes. ``buffers``: arrays by name that are saved with the model
+(cnn.serialize) but not trained, such as batch norm's running statistics; empty for most layers. A layer works
+on its own: a constructor's draw of params waits for their first use (initialize_on_use), and Sequential,
+which initializes every layer from its own generator, pre-empts it, so weights are drawn once.
 An optimizer applies the gradients. ``needs_input_gradient = False`` (Sequential sets it on the first
 layer, whose input is the data) lets backward skip dx and return None. One step does not write every grads
 array: cnn.fast.rank1_sgd_step (batch 1, plain SGD) applies a Dense layer's weight gradient as the factors
@@ -55,6 +56,7 @@ class Layer:
     def __init__(self) -> None:
         self._params: dict[str, np.ndarray] = {}
         self._grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}  # saved, not trained
 
     @property
     def params(self) -> dict[str, np.ndarray]:

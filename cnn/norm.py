@@ -37,7 +37,6 @@ class BatchNorm(Layer):
         self.input_shape = self.output_shape = shape
         self.momentum, self.eps = float(momentum), float(eps)
         self.axes = (0,) if len(shape) == 1 else (0, 2, 3)
-        self.buffers: dict[str, np.ndarray] = {}
         self.initialize("normal", None, "float64")
 
     def initialize(self, init: str | None, rng: Seed | None, dtype: Any) -> None:

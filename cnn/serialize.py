@@ -21,7 +21,7 @@ import numpy as np
 
 from .atomic import atomic_open
 from .errors import ModelFileError
-from .layers import layer_from_config
+from .layers import Layer, layer_from_config
 from .network import DTYPES, Sequential
 
 FORMAT = "mnist-cnn-dvc/model/1"  # params only
@@ -33,14 +33,14 @@ MAX_WEIGHT_BYTES = 1 << 28  # 256 MiB of weights: 30x the largest network the RE
 _FIX = "re-create it with the train stage (or cnn.save)"
 
 
-def arrays(layer: Any) -> dict[str, np.ndarray]:
-    """A layer's saved arrays by name: its params, then its buffers (a dict beside params, if it has one)."""
-    return {**layer.params, **getattr(layer, "buffers", {})}
+def arrays(layer: Layer) -> dict[str, np.ndarray]:
+    """A layer's saved arrays by name: its params, then its buffers."""
+    return {**layer.params, **layer.buffers}
 
 
 def save(net: Sequential, path: str | os.PathLike) -> None:
     """Write `net` to `path` (a .npz file), atomically and with deterministic bytes."""
-    has_buffers = any(getattr(layer, "buffers", None) for layer in net.layers)
+    has_buffers = any(layer.buffers for layer in net.layers)
     header = {
         "format": FORMAT_BUFFERS if has_buffers else FORMAT,
         "dtype": str(net.dtype),

@@ -49,7 +49,7 @@ def fit_on_cores(monkeypatch, make_net: Callable[[], cnn.Sequential], x, y, batc
     net.fit(x, y, cnn.CategoricalCrossEntropy(), cnn.Adam(0.01), epochs=2, batch_size=batch_size, seed=3)
     splits = batch_size >= parallel.SPLIT_FROM and not any(la.couples_batch for la in net.layers)
     assert (parallel._pool is not None) == (splits and cores == 2)  # two cores: the halves ran on two threads
-    return [p.copy() for layer in net.layers for p in (*layer.params.values(), *getattr(layer, "buffers", {}).values())]
+    return [p.copy() for layer in net.layers for p in cnn.serialize.arrays(layer).values()]
 
 
 def assert_same_bits_on_one_and_two_cores(monkeypatch, make_net, x, y, batch_size: int) -> None:

@@ -44,7 +44,7 @@ GLOBAL_SPECS = [
 
 
 def parameters(net: cnn.Sequential) -> list[np.ndarray]:
-    return [p for layer in net.layers for p in (*layer.params.values(), *getattr(layer, "buffers", {}).values())]
+    return [p for layer in net.layers for p in cnn.serialize.arrays(layer).values()]
 
 
 def torch_parameters(model) -> list[np.ndarray]:
