@@ -22,7 +22,6 @@ class Dropout(Layer):
     """
 
     stochastic = True
-    training: bool = False
 
     def __init__(self, input_shape: tuple[int, ...] | None = None, rate: float = 0.5) -> None:
         super().__init__()

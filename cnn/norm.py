@@ -23,7 +23,6 @@ class BatchNorm(Layer):
     """
 
     couples_batch = True  # a sample's output depends on the whole batch: never split (cnn.parallel)
-    training: bool = False
 
     def __init__(self, input_shape: tuple[int, ...], momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
