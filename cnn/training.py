@@ -23,12 +23,12 @@ from .errors import TrainingDivergedError
 from .losses import Loss
 from .optimizers import SGD, Optimizer
 from .parallel import SPLIT_FROM, SplitStep
+from .schedules import Schedule
 from .step import LossGradient, Network, plain_step
 from .threads import blas_threads
 
 Step = Callable[[Network, np.ndarray, np.ndarray, np.ndarray, LossGradient, Optimizer], None]
-Schedule = Callable[[int], float]  # 0-based global step index -> learning rate
-Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # batch (N, *input_shape), rng -> same shape
+AugmentFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # batch (N, *input_shape), rng -> same shape
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class FitOptions:
     validation_data: tuple[np.ndarray, np.ndarray] | None = None
     callback: Callable[[dict[str, Any]], None] | None = None
     schedule: Schedule | None = None
-    augment: Augment | None = None
+    augment: AugmentFn | None = None
     on_epoch_end: Callable[[TrainingState], None] | None = None
     on_batch_end: Callable[["BatchProgress"], None] | None = None
     resume: TrainingState | None = None
