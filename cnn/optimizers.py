@@ -54,9 +54,15 @@ class Optimizer:
             param *= 1 - self.learning_rate * self.weight_decay
         self.apply(key, param, grad)
 
+    @property
+    def factored_update(self) -> bool:
+        """Whether update_outer applies a gradient's factors without forming the gradient (then the batch-1 step
+        cnn.fast.rank1_sgd_step is worth taking): False here, True for SGD without momentum or decay."""
+        return False
+
     def update_outer(self, key: Key, param: np.ndarray, g: np.ndarray, x: np.ndarray) -> None:
         """update() for a gradient given by its factors, g.T @ x with g (1, P), x (1, Q) (cnn.fast); this
-        forms the gradient, SGD without momentum or decay applies it as a BLAS rank-1 update instead."""
+        forms the gradient, an optimizer whose factored_update is True applies the factors instead."""
         self.update(key, param, g.T @ x)
 
     def apply(self, key: Key, param: np.ndarray, grad: np.ndarray) -> None:
@@ -131,11 +137,16 @@ class SGD(Optimizer):
         else:
             blas.axpy(param, buf, -self.learning_rate)
 
+    @property
+    def factored_update(self) -> bool:
+        """Plain SGD (no momentum, no weight decay): p -= lr * g.T @ x is one BLAS rank-1 update (cnn.blas.ger)."""
+        return self.momentum == 0.0 and self.weight_decay == 0.0
+
     def update_outer(self, key: Key, param: np.ndarray, g: np.ndarray, x: np.ndarray) -> None:
-        if self.momentum or self.weight_decay:
-            super().update_outer(key, param, g, x)
-        else:  # p -= lr * g.T @ x without forming the (P, Q) gradient
+        if self.factored_update:  # p -= lr * g.T @ x without forming the (P, Q) gradient
             blas.ger(param, g, x, -self.learning_rate)
+        else:
+            super().update_outer(key, param, g, x)
 
 
 class Adam(Optimizer):

@@ -21,7 +21,7 @@ import numpy as np
 from . import fast
 from .errors import TrainingDivergedError
 from .losses import Loss
-from .optimizers import SGD, Optimizer
+from .optimizers import Optimizer
 from .parallel import SPLIT_FROM, SplitStep
 from .schedules import Schedule
 from .step import LossGradient, Network, plain_step
@@ -90,10 +90,10 @@ class FitOptions:
 
 
 def choose_step(net: Network, optimizer: Optimizer, batch_size: int) -> Step:
-    """The step for this configuration: the rank-1 step at batch 1 with plain SGD (no momentum, no decay), the
-    two-thread split from SPLIT_FROM samples on unless a layer couples the samples of a batch (batch norm),
-    the plain step otherwise."""
-    if batch_size == 1 and isinstance(optimizer, SGD) and optimizer.momentum == 0.0 and optimizer.weight_decay == 0.0:
+    """The step for this configuration: the rank-1 step at batch 1 with an optimizer that applies a gradient's
+    factors without forming it (Optimizer.factored_update: plain SGD), the two-thread split from SPLIT_FROM
+    samples on unless a layer couples the samples of a batch (batch norm), the plain step otherwise."""
+    if batch_size == 1 and optimizer.factored_update:
         return fast.rank1_sgd_step
     if batch_size >= SPLIT_FROM and not any(layer.couples_batch for layer in net.layers):
         return SplitStep(net)

@@ -55,6 +55,7 @@ def test_fit_chooses_the_step_by_configuration_alone() -> None:
     net = notebook_net()
     assert training.choose_step(net, cnn.SGD(0.1), 1) is fast.rank1_sgd_step
     assert training.choose_step(net, cnn.SGD(0.1, momentum=0.9), 1) is step.plain_step
+    assert training.choose_step(net, cnn.SGD(0.1, weight_decay=0.1), 1) is step.plain_step
     assert training.choose_step(net, cnn.Adam(), 1) is step.plain_step
     assert training.choose_step(net, cnn.SGD(0.1), 32) is step.plain_step
     assert isinstance(training.choose_step(net, cnn.SGD(0.1), 64), cnn.parallel.SplitStep)
@@ -83,6 +84,31 @@ def test_update_outer_equals_update_with_the_formed_gradient(make) -> None:
         optimizers["formed"].update((0, "w"), params["formed"], g.T @ x)
     np.testing.assert_allclose(params["outer"], params["formed"], rtol=1e-13, atol=1e-15)
     assert not np.array_equal(params["outer"], start)
+
+
+@pytest.mark.parametrize(
+    ("make", "factored"),
+    [
+        (lambda: cnn.SGD(0.1), True),
+        (lambda: cnn.SGD(0.1, momentum=0.5), False),
+        (lambda: cnn.SGD(0.1, weight_decay=0.1), False),
+        (lambda: cnn.Adam(0.01), False),
+        (lambda: cnn.Adadelta(), False),
+    ],
+    ids=["sgd", "momentum", "decay", "adam", "adadelta"],
+)
+def test_factored_update_says_whether_update_outer_forms_the_gradient_and_picks_the_rank1_step(
+    monkeypatch, make, factored: bool
+) -> None:
+    optimizer = make()
+    assert optimizer.factored_update is factored
+    formed = []
+    monkeypatch.setattr(optimizer, "update", lambda key, param, grad: formed.append(grad.shape))
+    monkeypatch.setattr(blas, "ger", lambda *args: None)
+    optimizer.update_outer((0, "w"), np.zeros((3, 4)), np.ones((1, 3)), np.ones((1, 4)))
+    assert formed == ([] if factored else [(3, 4)])
+    chosen = training.choose_step(notebook_net(), optimizer, 1)
+    assert (chosen is fast.rank1_sgd_step) is factored
 
 
 def test_rank1_step_keeps_to_optimizer_step_keys_and_fills_every_grad_but_factored_ones(notebook_data) -> None:
