@@ -119,8 +119,9 @@ class Sequential:
         the epoch's rows whose highest output was the target's, as trained: with dropout and augmentation), and
         with validation_data "val_loss" and "val_accuracy" (in inference mode)};
         `callback(record)` is called after each epoch. Steps run in training mode, validation and the net
-        afterwards in inference mode. Raises TrainingDivergedError when the loss becomes nan or inf. The same
-        arguments give the same bits on any number of cores.
+        afterwards in inference mode. Raises TrainingDivergedError when the loss becomes nan or inf, and
+        ArchitectureError before the first step when a batch of one row would meet batch norm over dense
+        features. The same arguments give the same bits on any number of cores.
         """
         if args and isinstance(args[0], training.FitOptions):
             if len(args) > 1 or options:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import fast
-from .errors import TrainingDivergedError
+from .errors import ArchitectureError, TrainingDivergedError
 from .losses import Loss
 from .optimizers import Optimizer
 from .parallel import SPLIT_FROM, SplitStep
@@ -152,9 +152,14 @@ class BatchProgress:
         return self._state()
 
 
-def start_run(net: Network, optimizer: Optimizer, options: FitOptions) -> tuple[_Run, int, list[dict[str, Any]]]:
-    """Seed (or restore) the run's generators, the stochastic layers' and the optimizer's state: (run, first epoch,
-    history so far)."""
+def start_run(
+    net: Network, optimizer: Optimizer, options: FitOptions, rows: int
+) -> tuple[_Run, int, list[dict[str, Any]]]:
+    """Refuse a run of `rows` training rows that cannot finish (refuse_one_row_batches); seed (or restore) the
+    run's generators, the stochastic layers' and the optimizer's state: (run, first epoch, history so far)."""
+    first_epoch = 1 if options.resume is None else options.resume.epoch + 1
+    if first_epoch <= options.epochs:
+        refuse_one_row_batches(net, rows, options.batch_size)
     seed = options.seed
     run = _Run(np.random.default_rng(seed), np.random.default_rng([seed, 2]))
     for i, layer in enumerate(net.layers):
@@ -162,14 +167,39 @@ def start_run(net: Network, optimizer: Optimizer, options: FitOptions) -> tuple[
             layer.rng = np.random.default_rng([seed, 1, i])
     state = options.resume
     if state is None:
-        return run, 1, []
+        return run, first_epoch, []
     optimizer.load_state_dict(state.optimizer)
     run.shuffle_rng.bit_generator.state = state.shuffle_rng
     run.augment_rng.bit_generator.state = state.augment_rng
     for i, layer_state in state.layer_rngs.items():
         net.layers[int(i)].rng.bit_generator.state = layer_state
     run.step = state.step
-    return run, state.epoch + 1, list(state.history)
+    return run, first_epoch, list(state.history)
+
+
+def refuse_one_row_batches(net: Network, rows: int, batch_size: int) -> None:
+    """ArchitectureError, before any step, when an epoch of `rows` rows in batches of `batch_size` has a batch of
+    one row and a layer couples the samples of a batch over flat features (batch norm over dense features: one
+    row has no variance), naming the nearest batch_size that leaves no such batch."""
+    if rows == 0 or (rows % batch_size or batch_size) != 1:
+        return
+    coupled = [
+        f"{type(layer).__name__} (layers[{i}])"
+        for i, layer in enumerate(net.layers)
+        if layer.couples_batch and layer.input_shape is not None and len(layer.input_shape) == 1
+    ]
+    if not coupled:
+        return
+    why = "batch_size 1" if batch_size == 1 else f"{rows} rows in batches of {batch_size} leave a last batch of 1"
+    if rows == 1:
+        fix = "train on more than one row"
+    else:
+        nearest = min((b for b in range(2, rows + 1) if rows % b != 1), key=lambda b: (abs(b - batch_size), b))
+        fix = f"choose a batch_size that leaves none, e.g. {nearest}"
+    raise ArchitectureError(
+        f"{', '.join(coupled)} normalises dense features over a batch and cannot train on a batch of one row "
+        f"({why}); {fix}"
+    )
 
 
 def resumed_outputs(state: TrainingState | None, outputs: np.ndarray, batch_size: int) -> int:
@@ -192,7 +222,7 @@ def fit(
     """See Sequential.fit (which checks x and y); returns the history, with a resumed run's earlier epochs."""
     loss_gradient = LossGradient.for_network(net, loss)
     step_for = functools.cache(lambda rows: choose_step(net, optimizer, rows))
-    run, first_epoch, history = start_run(net, optimizer, options)
+    run, first_epoch, history = start_run(net, optimizer, options, len(x))
     outputs = np.empty(y.shape, dtype=net.dtype)  # the epoch's outputs, for one loss evaluation per epoch
     first_batch = resumed_outputs(options.resume, outputs, options.batch_size)
     shuffle_state: dict[str, Any] = {}

@@ -67,6 +67,30 @@ def test_one_value_per_channel_in_training_is_refused() -> None:
     assert bn.forward(np.ones((1, 4))).shape == (1, 4)
 
 
+@pytest.mark.parametrize(("rows", "batch_size", "fix"), [(9, 4, "e.g. 3"), (13, 4, "e.g. 5"), (6, 1, "e.g. 2")])
+def test_a_batch_of_one_row_for_dense_batch_norm_is_refused_before_the_first_step(rows, batch_size, fix) -> None:
+    """One ValueError naming batch_size and one that works, before any step (the last batch of 1 would otherwise
+    fail at the end of epoch 1); the batch_size it names trains; a conv batch norm takes a batch of one row."""
+    net = cnn.Sequential(cnn.build(SPECS, (1, 8, 8), 3), init="he", seed=0)
+    before = [p.copy() for layer in net.layers for p in layer.params.values()]
+    x, y = problem(rows)
+    steps = []
+    with pytest.raises(ValueError, match=rf"BatchNorm \(layers\[6\]\) .* one row .*; choose a batch_size .*{fix}$"):
+        net.fit(x, y, cnn.CategoricalCrossEntropy(), cnn.SGD(0.1), epochs=2, batch_size=batch_size,
+                on_batch_end=lambda progress: steps.append(progress.batch))  # fmt: skip
+    assert steps == [] and not net.layers[6].training
+    for a, b in zip(before, (p for layer in net.layers for p in layer.params.values()), strict=True):
+        np.testing.assert_array_equal(a, b)
+    good = int(fix.removeprefix("e.g. "))
+    assert rows % good != 1 and abs(good - batch_size) == 1
+    net.fit(x, y, cnn.CategoricalCrossEntropy(), cnn.SGD(0.1), epochs=1, batch_size=good)
+    conv_only = cnn.Sequential(cnn.build(SPECS[:6] + SPECS[7:], (1, 8, 8), 3), init="he", seed=0)
+    conv_only.fit(x, y, cnn.CategoricalCrossEntropy(), cnn.SGD(0.1), epochs=1, batch_size=batch_size)
+    assert net.fit(x[:1], y[:1], cnn.CategoricalCrossEntropy(), cnn.SGD(0.1), epochs=0) == []  # no step, no refusal
+    with pytest.raises(ValueError, match="train on more than one row"):
+        net.fit(x[:1], y[:1], cnn.CategoricalCrossEntropy(), cnn.SGD(0.1), epochs=1, batch_size=4)
+
+
 def test_builder_config_and_errors() -> None:
     layers = cnn.build([{"type": "batchnorm", "momentum": 0.2, "eps": 0.001}, {"type": "flatten"},
                         {"type": "batchnorm"}, {"type": "dense"}], (2, 3, 3))  # fmt: skip
