@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, values in rates.items():
         best, median = max(values), statistics.median(values)
         print(f"{name:32s} best {best:7,.0f}  median {median:7,.0f}  ratio {best / base:.3f}")
-    progress = cnn.BatchProgress(1, 200, 1, lambda: None)
+    progress = cnn.BatchProgress(200, 1, lambda: None)
     watch, calls = train.BatchWatch(lambda state: None, None, 300.0), 200_000
     start = time.perf_counter()
     for _ in range(calls):

@@ -102,28 +102,24 @@ def choose_step(net: Network, optimizer: Optimizer, batch_size: int) -> Step:
 
 @dataclass
 class _Run:
-    """The mutable parts of a run: its generators and the global step count."""
+    """The mutable parts of a run: its generators, the global step count and epoch_shuffle, the shuffle
+    generator's state at the start of the current epoch (before its permutation)."""
 
     shuffle_rng: np.random.Generator
     augment_rng: np.random.Generator
     step: int = 0
+    epoch_shuffle: dict[str, Any] = field(default_factory=dict)
 
     def state(
-        self,
-        net: Network,
-        optimizer: Optimizer,
-        epoch: int,
-        history: list,
-        within: tuple[dict[str, Any], int, np.ndarray] | None = None,
+        self, net: Network, optimizer: Optimizer, history: list, batch: int = 0, outputs: np.ndarray | None = None
     ) -> TrainingState:
-        """After `epoch` epochs; `within`: (shuffle state before the next epoch's permutation, batches of it
-        run, their outputs) for a state inside the next epoch."""
-        shuffle_rng, batch, outputs = within or (self.shuffle_rng.bit_generator.state, 0, None)
+        """After len(history) epochs and `batch` batches of the next, whose outputs are `outputs` (rows, K)
+        (batch 0, outputs None: at an epoch's end)."""
         return TrainingState(
-            epoch=epoch,
+            epoch=len(history),
             step=self.step,
             optimizer=optimizer.state_dict(),
-            shuffle_rng=shuffle_rng,
+            shuffle_rng=self.epoch_shuffle if batch else self.shuffle_rng.bit_generator.state,
             augment_rng=self.augment_rng.bit_generator.state,
             layer_rngs={i: layer.rng.bit_generator.state for i, layer in enumerate(net.layers) if layer.stochastic},
             history=tuple(history),
@@ -134,12 +130,12 @@ class _Run:
 
 class BatchProgress:
     """Where fit stands, for on_batch_end: epoch (1-based), batch (batches of it done), batches (in an epoch),
-    images (of it done), images_per_epoch, epochs; state() the TrainingState to resume right here."""
+    images (of it done), images_per_epoch; state() the TrainingState to resume right here."""
 
-    __slots__ = ("_state", "batch", "batch_size", "batches", "epoch", "epochs", "images_per_epoch")
+    __slots__ = ("_state", "batch", "batch_size", "batches", "epoch", "images_per_epoch")
 
-    def __init__(self, epochs: int, images_per_epoch: int, batch_size: int, state: Callable[[], TrainingState]):
-        self.epoch, self.batch, self.epochs = 0, 0, epochs
+    def __init__(self, images_per_epoch: int, batch_size: int, state: Callable[[], TrainingState]):
+        self.epoch, self.batch = 0, 0
         self.images_per_epoch, self.batch_size = images_per_epoch, batch_size
         self.batches = math.ceil(images_per_epoch / batch_size)
         self._state = state
@@ -225,38 +221,20 @@ def fit(
     run, first_epoch, history = start_run(net, optimizer, options, len(x))
     outputs = np.empty(y.shape, dtype=net.dtype)  # the epoch's outputs, for one loss evaluation per epoch
     first_batch = resumed_outputs(options.resume, outputs, options.batch_size)
-    shuffle_state: dict[str, Any] = {}
     progress = BatchProgress(
-        options.epochs,
         len(x),
         options.batch_size,
-        lambda: run.state(
-            net, optimizer, progress.epoch - 1, history, (shuffle_state, progress.batch, outputs[: progress.images])
-        ),
+        lambda: run.state(net, optimizer, history, progress.batch, outputs[: progress.images]),
     )
     try:
         for epoch in range(first_epoch, options.epochs + 1):
-            if options.on_batch_end is not None:
-                shuffle_state = run.shuffle_rng.bit_generator.state
-                progress.epoch = epoch
+            run.epoch_shuffle = run.shuffle_rng.bit_generator.state
+            progress.epoch, progress.batch = epoch, first_batch
             order = run.shuffle_rng.permutation(len(x)) if options.shuffle else np.arange(len(x))
             targets = y[order]
             net.set_training(True)
             with blas_threads():
-                run_epoch(
-                    net,
-                    x,
-                    order,
-                    targets,
-                    outputs,
-                    loss_gradient,
-                    optimizer,
-                    options,
-                    step_for,
-                    run,
-                    first_batch,
-                    progress,
-                )
+                run_epoch(net, x, order, targets, outputs, loss_gradient, optimizer, options, step_for, run, progress)
             first_batch = 0
             net.set_training(False)
             epoch_loss = loss.value(targets, outputs) if len(x) else 0.0
@@ -276,7 +254,7 @@ def fit(
             if options.callback is not None:
                 options.callback(record)
             if options.on_epoch_end is not None:
-                options.on_epoch_end(run.state(net, optimizer, epoch, history))
+                options.on_epoch_end(run.state(net, optimizer, history))
     finally:
         net.set_training(False)
     return history
@@ -293,17 +271,14 @@ def run_epoch(
     options: FitOptions,
     step_for: Callable[[int], Step],
     run: _Run,
-    first_batch: int = 0,
-    progress: BatchProgress | None = None,
+    progress: BatchProgress,
 ) -> None:
-    """One pass over x in `order` (targets already in that order) from batch `first_batch`, a step per batch;
+    """One pass over x in `order` (targets already in that order) from batch progress.batch, a step per batch;
     the last batch may be smaller and gets the step for its own size (`step_for(rows)`). After each step,
-    options.on_batch_end(progress) with progress.batch the batches done."""
-    batch_size, schedule, augment, on_batch_end = options.batch_size, options.schedule, options.augment, None
-    if progress is not None and options.on_batch_end is not None:
-        on_batch_end = options.on_batch_end
-        progress.batch = first_batch
-    for start in range(first_batch * batch_size, len(x), batch_size):
+    progress.batch counts it and options.on_batch_end, if set, is called with progress."""
+    batch_size, schedule, augment = options.batch_size, options.schedule, options.augment
+    on_batch_end = options.on_batch_end
+    for start in range(progress.batch * batch_size, len(x), batch_size):
         rows = order[start : start + batch_size]
         xb = x[rows] if batch_size > 1 else x[rows[0] : rows[0] + 1]  # batch 1: a view, no copy
         if augment is not None:
@@ -315,8 +290,8 @@ def run_epoch(
             net, xb, targets[start : start + batch_size], outputs[start : start + batch_size], loss_gradient, optimizer
         )
         run.step += 1
+        progress.batch += 1
         if on_batch_end is not None:
-            progress.batch += 1
             on_batch_end(progress)
 
 
