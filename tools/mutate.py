@@ -39,7 +39,7 @@ MUTATIONS = (
         ("tests/test_network.py::test_adam_two_steps_by_hand",),
     ),
     Mutation(
-        "sgd: momentum adds the velocity with the wrong sign",
+        "sgd momentum: the parameters stepped up the momentum buffer (p += lr * b)",
         "cnn/optimizers.py",
         "            blas.axpy(param, buf, -self.learning_rate)",
         "            blas.axpy(param, buf, self.learning_rate)",
