@@ -105,6 +105,14 @@ def bad_model(work: Path, how: str) -> list[str]:
     return ["--model", str(path)]
 
 
+DENSE_BATCHNORM = [
+    {"type": "flatten"},
+    {"type": "dense", "units": 8},
+    {"type": "batchnorm"},
+    {"type": "relu"},
+    {"type": "dense"},
+    {"type": "sigmoid"},
+]
 CASES = {
     # case id: (stage, how to make the bad input, words the message must contain)
     "params file missing": ("train", lambda w: ["--params", str(w / "nope.yaml")], ["nope.yaml"]),
@@ -142,6 +150,11 @@ CASES = {
         "check",
         lambda w: with_params(w, "train", "layers", [{"type": "flatten"}, {"type": "swish"}, {"type": "dense"}]),
         ["train.layers[1]", "swish", "sigmoid, tanh, relu, softmax"],
+    ),
+    "dense batch norm on batches of one": (
+        "train",  # params.yaml's batch_size is 1: batch statistics of one row are not defined
+        lambda w: with_params(w, "train", "layers", DENSE_BATCHNORM),
+        ["batch_size"],
     ),
     "idx wrong magic": (
         "preprocess",
