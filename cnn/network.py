@@ -110,10 +110,8 @@ class Sequential:
         *args: Any,
         **options: Any,
     ) -> list[dict[str, Any]]:
-        """Train on x (N, *input_shape) with targets y (N, *output_shape): `epochs` and keyword `options` are
-        the fields of cnn.training.FitOptions, positional or keyword: FitOptions(*args, **options) (epochs,
-        batch_size, shuffle, seed, validation_data, callback, schedule, augment, on_epoch_end, resume); or pass
-        one FitOptions.
+        """Train on x (N, *input_shape) with targets y (N, *output_shape): `args` and `options` are the fields
+        of cnn.training.FitOptions (epochs first), positional or keyword, or one FitOptions.
 
         Returns one record per epoch {"epoch", "loss" (mean over the epoch's samples) and "accuracy" (share of
         the epoch's rows whose highest output was the target's, as trained: with dropout and augmentation), and
