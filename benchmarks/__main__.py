@@ -35,9 +35,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--presets", nargs="+", help="with --full-mnist: these presets (default: all in presets/)")
     parser.add_argument("--max-epochs", type=int, help="with --full-mnist: at most this many epochs per run")
+    parser.add_argument(
+        "--torch-seeds", type=int, nargs="*", help="with --full-mnist: PyTorch trains these seeds only (default: all)"
+    )
     args = parser.parse_args(argv)
-    if (args.presets or args.max_epochs is not None) and args.full_mnist is None:
-        parser.error("--presets and --max-epochs go with --full-mnist DIR")
+    if (args.presets or args.max_epochs is not None or args.torch_seeds is not None) and args.full_mnist is None:
+        parser.error("--presets, --max-epochs and --torch-seeds go with --full-mnist DIR")
     if args.max_epochs is not None and args.max_epochs < 1:
         parser.error(f"--max-epochs must be >= 1, got {args.max_epochs}")
     if args.full_mnist is not None:
@@ -111,7 +114,7 @@ def full_mnist_main(args: argparse.Namespace) -> int:
         seeds=tuple(args.seeds),
         max_epochs=args.max_epochs,
         threads=args.threads or len(os.sched_getaffinity(0)),
-        torch=torch,
+        torch_seeds=() if not torch else None if args.torch_seeds is None else tuple(args.torch_seeds),
     )
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if not torch and not args.no_torch:

@@ -158,12 +158,12 @@ class Options:
     seeds: tuple[int, ...] = (0, 1, 2)
     max_epochs: int | None = None
     threads: int = 2
-    torch: bool = True
+    torch_seeds: tuple[int, ...] | None = None  # the seeds PyTorch trains too (None: every seed; (): none)
 
 
 def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Prepare the data in a scratch folder, then every (preset, seed) with cnn and PyTorch, one child each."""
-    impls = IMPLS if opts.torch else IMPLS[:1]
+    """Prepare the data in a scratch folder, then every (preset, seed) with cnn and (for opts.torch_seeds) PyTorch,
+    one child each; seed by seed, so that a run cut short has every preset at the first seeds."""
     result: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "mnist_dir": str(mnist_dir),
@@ -176,7 +176,9 @@ def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) 
     with tempfile.TemporaryDirectory(prefix="full-mnist-") as scratch:
         processed = prepare(mnist_dir, Path(scratch))
         log(f"full MNIST: processed into {processed}")
-        for preset, seed in [(preset, seed) for preset in opts.presets for seed in opts.seeds]:
+        for seed, preset in [(seed, preset) for seed in opts.seeds for preset in opts.presets]:
+            with_torch = opts.torch_seeds is None or seed in opts.torch_seeds
+            impls = IMPLS if with_torch else IMPLS[:1]
             jobs = [Job(impl, preset, seed, opts.max_epochs, str(processed), opts.threads) for impl in impls]
             for record in side_by_side(jobs, log):
                 result["runs"].append(record)

@@ -136,7 +136,8 @@ def test_summary_takes_medians_ranges_and_per_seed_ratios():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--max-epochs", "2"], "--presets and --max-epochs go with --full-mnist DIR"),
+        (["--max-epochs", "2"], "--presets, --max-epochs and --torch-seeds go with --full-mnist DIR"),
+        (["--torch-seeds", "0"], "--presets, --max-epochs and --torch-seeds go with --full-mnist DIR"),
         (["--full-mnist", ".", "--presets", "lenet"], "no preset 'lenet'; the presets are best, keras-convnet"),
         (["--full-mnist", "data"], "data has no SHA256SUMS"),
         (["--full-mnist", "data/sample", "--max-epochs", "0"], "--max-epochs must be >= 1, got 0"),
@@ -163,15 +164,15 @@ def write_fake_mnist(folder: Path, train: int, test: int) -> None:
 
 @pytest.mark.slow
 def test_full_mnist_flag_end_to_end(tmp_path):
-    """The flag on a fake MNIST of 100 + 40 images, keras-convnet (10% held out), two epochs, seed 1: the data go
-    through the pipeline's download and preprocess, both implementations train, taking turns by epoch (who goes
-    first alternates), and score all 40 test images after each epoch."""
+    """The flag on a fake MNIST of 100 + 40 images, keras-convnet (10% held out), two epochs, seeds 1 and 2 with
+    PyTorch on seed 1 only: the data go through the pipeline's download and preprocess, both implementations
+    train, taking turns by epoch (who goes first alternates), and score all 40 test images after each epoch."""
     mnist = tmp_path / "mnist"
     mnist.mkdir()
     write_fake_mnist(mnist, 100, 40)
     out = tmp_path / "result.json"
     cmd = [sys.executable, "-m", "benchmarks", "--full-mnist", str(mnist), "--presets", "keras-convnet"]
-    cmd += ["--seeds", "1", "--max-epochs", "2", "--json", str(out)]
+    cmd += ["--seeds", "1", "2", "--torch-seeds", "1", "--max-epochs", "2", "--json", str(out)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
@@ -181,16 +182,17 @@ def test_full_mnist_flag_end_to_end(tmp_path):
         impls = ["cnn", "torch"]
     except ImportError:
         impls = ["cnn"]
-    assert [run["impl"] for run in result["runs"]] == impls
+    assert [(run["impl"], run["seed"]) for run in result["runs"]] == [(impl, 1) for impl in impls] + [("cnn", 2)]
     for run in result["runs"]:
-        assert (run["preset"], run["seed"], run["epochs"]) == ("keras-convnet", 1, 2)
+        assert (run["preset"], run["epochs"]) == ("keras-convnet", 2)
         assert (run["train_images"], run["test_images"], run["numerics"]) == (90, 40, "canonical")
         assert 0 <= run["test_accuracy"] <= 1 and run["train_seconds"] > 0 and run["peak_rss_mib"] > 50
         assert [e["epoch"] for e in run["history"]] == [1, 2]
         assert 0 < run["history"][0]["train_seconds"] < run["history"][1]["train_seconds"] == run["train_seconds"]
     turns = [line.split()[:2] for line in done.stderr.splitlines() if line.strip().split()[1:2] == ["epoch"]]
     expected = [["cnn", "epoch"], ["torch", "epoch"], ["torch", "epoch"], ["cnn", "epoch"]]
-    assert turns == (expected if impls == ["cnn", "torch"] else expected[:1] + expected[3:])
+    seed_1 = expected if impls == ["cnn", "torch"] else expected[:1] + expected[3:]
+    assert turns == seed_1 + [["cnn", "epoch"], ["cnn", "epoch"]]
     assert "| keras-convnet | 2 |" in done.stdout and "99.1%" in done.stdout
 
 
