@@ -313,7 +313,11 @@ def compare(
 def sweep(
     set_param: Annotated[
         list[str] | None,
-        typer.Option("--set-param", "-S", help="KEY=V1,V2: values of one param to sweep, as for `dvc exp run -S`."),
+        typer.Option(
+            "--set-param",
+            "-S",
+            help="KEY=V1,V2 (or range(0,3), choice(a,b)): one param's values, as for `dvc exp run --queue -S`.",
+        ),
     ] = None,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated train.seed values, e.g. 0,1,2.")] = None,
     scheduler: Annotated[

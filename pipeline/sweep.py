@@ -9,7 +9,6 @@ them ranked as `python -m pipeline compare` does.
 
 import dataclasses
 import hashlib
-import itertools
 import logging
 import os
 import re
@@ -41,43 +40,51 @@ class SweepInterruptedError(PipelineError):
 # ---- the grid ---------------------------------------------------------------------------------------------
 
 
-def split_values(text: str) -> list[str]:
-    """`0.01,0.05` -> ['0.01', '0.05']; commas inside brackets stay (`[0,1],[0,1,7]` is two lists)."""
-    values, depth, current = [], 0, ""
-    for char in text:
-        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            values.append(current)
-            current = ""
-        else:
-            current += char
-    values.append(current)
-    return [value.strip() for value in values]
+def _reason(exc: Exception) -> str:
+    """Hydra's parse error on one line, without its pointer to the grammar's docs."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith("See https")]
+    return shorten("; ".join(lines) or type(exc).__name__, 200)
 
 
 def grid(sets: list[str], seeds: str | None = None) -> list[tuple[str, ...]]:
-    """Every point of `-S KEY=V1,V2 ...` (and `--seeds`, as train.seed), each a tuple of `KEY=VALUE` overrides
-    in the order the keys were given; the last key varies fastest, as in `dvc exp run --queue -S`."""
-    axes: dict[str, list[str]] = {}
+    """Every point of `-S KEY=V1,V2 ...` (and `--seeds`, as train.seed), each a tuple of `KEY=VALUE` overrides.
+    DVC splits the values as `dvc exp run --queue -S` does (dvc.utils.hydra: `V1,V2`, `range(0,3)`,
+    `choice(a,b)`, lists in brackets), in the same order: the last key varies fastest."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.exceptions import InvalidArgumentError
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import get_hydra_sweeps
+    from hydra.errors import HydraException
+
     for text in sets:
         key, sep, values = text.partition("=")
         key = key.strip()
         if not sep or not key or " " in key:
             raise UserError(f"sweep: -S {text!r} is not KEY=VALUE[,VALUE...]; e.g. -S train.learning_rate=0.01,0.1")
-        if key in axes:
-            raise UserError(f"sweep: {key} is given twice; put all its values in one -S {key}=V1,V2")
-        axes[key] = split_values(values)
-        if "" in axes[key]:
+        if re.search(r"(^|,)\s*(,|$)", re.sub(r"'[^']*'|\"[^\"]*\"", "''", values)):
             raise UserError(f"sweep: -S {text!r} has an empty value; separate values by single commas")
+        try:
+            get_hydra_sweeps(to_path_overrides([text]))
+        except (HydraException, InvalidArgumentError) as exc:
+            raise UserError(f"sweep: -S {text!r}: {_reason(exc)}") from None
+    files = to_path_overrides(sets)
+    keys = [(file, override.partition("=")[0].strip()) for file, overrides in files.items() for override in overrides]
+    for file, key in keys:
+        if keys.count((file, key)) > 1:
+            raise UserError(f"sweep: {key} is given twice; put all its values in one -S {key}=V1,V2")
+    default = ParamsDependency.DEFAULT_PARAMS_FILE
     if seeds is not None:
-        if "train.seed" in axes:
+        if (default, "train.seed") in keys:
             raise UserError("sweep: both --seeds and -S train.seed are given; use one of them")
-        axes["train.seed"] = split_values(seeds)
-        if not all(re.fullmatch(r"\d+", seed) for seed in axes["train.seed"]):
+        if not re.fullmatch(r"\s*\d+\s*(,\s*\d+\s*)*", seeds):
             raise UserError(f"sweep: --seeds {seeds!r} is not a comma-separated list of integers >= 0, e.g. 0,1,2")
-    if not axes:
+        files.setdefault(default, []).append(f"train.seed={seeds.replace(' ', '')}")
+    if not files:
         raise UserError("sweep: nothing to sweep; give -S KEY=V1,V2 (as for `dvc exp run`) and/or --seeds 0,1,2")
-    points = itertools.product(*([f"{key}={value}" for value in values] for key, values in axes.items()))
+    points = (
+        tuple(o if file == default else f"{file}:{o}" for file, overrides in point.items() for o in overrides)
+        for point in get_hydra_sweeps(files)
+    )
     return list(dict.fromkeys(points))
 
 

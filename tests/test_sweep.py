@@ -33,6 +33,18 @@ def test_grid_is_the_product_of_the_values_last_key_fastest() -> None:
     assert sweep.grid(["data.digits=[0,1],[0,1,7]"]) == [("data.digits=[0,1]",), ("data.digits=[0,1,7]",)]
 
 
+def test_dvc_splits_the_values_as_for_a_queued_sweep() -> None:
+    assert sweep.grid(["train.seed=range(0,3)"]) == [("train.seed=0",), ("train.seed=1",), ("train.seed=2",)]
+    assert sweep.grid(["train.optimizer=choice(adam,sgd)", "train.learning_rate=0.01,0.1"]) == [
+        ("train.optimizer=adam", "train.learning_rate=0.01"),
+        ("train.optimizer=adam", "train.learning_rate=0.1"),
+        ("train.optimizer=sgd", "train.learning_rate=0.01"),
+        ("train.optimizer=sgd", "train.learning_rate=0.1"),
+    ]
+    assert sweep.grid(["params.yaml:train.seed=range(1,5,2)"]) == [("train.seed=1",), ("train.seed=3",)]
+    assert sweep.grid(["train.optimizer='sgd,x'"]) == [("train.optimizer='sgd,x'",)]  # a quoted comma is no split
+
+
 @pytest.mark.parametrize(
     ("sets", "seeds", "message"),
     [
@@ -40,6 +52,9 @@ def test_grid_is_the_product_of_the_values_last_key_fastest() -> None:
         (["train.learning_rate"], None, "is not KEY=VALUE"),
         (["train.learning_rate=0.1,,0.2"], None, "empty value"),
         (["train.seed=1", "train.seed=2"], None, "given twice"),
+        (["train.seed=1", "params.yaml:train.seed=2"], None, "given twice"),
+        (["train.seed=range(0,3"], None, "-S 'train.seed=range\\(0,3'"),
+        (["train.seed=glob(*)"], None, "not supported"),
         (["train.seed=1"], "0", "both --seeds and -S train.seed"),
         ([], "0,x", "integers"),
     ],
