@@ -58,9 +58,10 @@ def metric_names(repo: str | os.PathLike = ".") -> list[str]:
     return list(dict.fromkeys(name.rpartition(":")[2] for name in shown)) or list(KEY_METRICS)
 
 
-def _check_choice(sort_by: str, choices: list[str] | tuple) -> None:
+def check_choice(sort_by: str, choices: list[str] | tuple, command: str = "compare") -> None:
+    """A one-line error naming the choices when `sort_by` is not one of them (`command` starts the line)."""
     if sort_by not in choices:
-        raise UserError(f"compare: no metric {sort_by!r} in the metrics files; sort by one of {', '.join(choices)}")
+        raise UserError(f"{command}: no metric {sort_by!r} in the metrics files; sort by one of {', '.join(choices)}")
 
 
 def _column(frame: pd.DataFrame, metric: str) -> str | None:
@@ -84,7 +85,7 @@ def ranked(frame: pd.DataFrame, sort_by: str = "accuracy", choices: list[str] | 
     """The finished runs ranked by `sort_by`, one of `choices` (the metrics' names; best first; lower is better
     for loss; ties broken by the lower loss): rank, experiment, the params that differ, then the key metrics.
     The workspace (a copy of the last applied run) and runs without the metric (queued, failed) are left out."""
-    _check_choice(sort_by, choices)
+    check_choice(sort_by, choices)
     metrics = {m: _column(frame, m) for m in dict.fromkeys((sort_by, *KEY_METRICS))}
     if metrics[sort_by] is None:
         raise UserError(f"compare: no experiment has the metric {sort_by!r}; run one with `dvc exp run`")
@@ -117,7 +118,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 def run(repo: Path, sort_by: str, out: Path | None) -> str:
     choices = metric_names(repo)
-    _check_choice(sort_by, choices)  # before reading every experiment
+    check_choice(sort_by, choices)  # before reading every experiment
     text = markdown(ranked(load(repo), sort_by, choices))
     if out is not None:
         atomic.write_text(out, text)

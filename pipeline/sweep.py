@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import sweep_task
+from pipeline import compare, sweep_task
 from pipeline.errors import PipelineError, UserError, shorten
 from pipeline.sweep_task import CANCELLED, FAILED, PUSHED, SKIPPED, Job, Outcome
 
@@ -352,13 +352,11 @@ def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def table(root: Path, names: list[str], sort_by: str) -> str:
+def table(root: Path, names: list[str], sort_by: str, choices: list[str]) -> str:
     """The ranked Markdown table of `python -m pipeline compare`, of the baseline and the sweep's experiments."""
-    from pipeline import compare
-
     frame = compare.load(root)
     keep = frame["Experiment"].isin(names) | (frame["typ"] == "baseline")
-    return compare.markdown(compare.ranked(frame[keep], sort_by))
+    return compare.markdown(compare.ranked(frame[keep], sort_by, choices))
 
 
 def run(
@@ -381,6 +379,8 @@ def run(
     if workers is not None and workers < 1:
         raise UserError(f"sweep: --workers must be >= 1, got {workers}")
     target = check(repo, git_remote, dvc_remote)
+    choices = compare.metric_names(target.root)
+    compare.check_choice(sort_by, choices, "sweep")  # before any point runs, not after the whole sweep
     jobs = {Job(experiment_name(p), p, target.repo_url, target.commit, target.dvc_remote): p for p in grid(sets, seeds)}
     points = {job.name: point for job, point in jobs.items()}
     prefix = Job("", (), target.repo_url, target.commit, target.dvc_remote).ref
@@ -398,7 +398,7 @@ def run(
         pulled = _dvc(target.root, "exp", "pull", git_remote, *names)
         if pulled.returncode != 0:
             raise PipelineError(f"sweep: dvc exp pull {git_remote} failed: {sweep_task.error_line(pulled.stderr)}")
-        show(table(target.root, names, sort_by))
+        show(table(target.root, names, sort_by, choices))
     report(
         f"sweep: {len(jobs)} points: {sum(o.status == PUSHED for o in outcomes)} run and pushed, "
         f"{sum(o.status == SKIPPED for o in outcomes)} already on {git_remote}, {len(failed)} failed"

@@ -326,6 +326,7 @@ def test_one_line_errors_before_any_work(driver: Project) -> None:
     assert time.monotonic() - start < 60
     assert "no git remote 'upstream'" in fails("--git-remote", "upstream")
     assert "no DVC remote 'elsewhere'" in fails("--dvc-remote", "elsewhere")
+    assert "no metric 'speed' in the metrics files; sort by one of " in fails("--sort-by", "speed", grid=unpushed)
 
     (driver.path / "params.yaml").write_text((driver.path / "params.yaml").read_text() + "\n")
     try:
