@@ -213,8 +213,9 @@ def train(
     progress = Progress()
     timer = EpochTimer(config.epochs)
 
-    def on_epoch(record: dict, images: int, seconds: float) -> None:
-        progress.message(f"{trainer.format_epoch(record, config.epochs)}  {timer(record['epoch'], images, seconds)}")
+    def on_epoch(record: dict, images: int, seconds: float, of: int) -> None:
+        line = timer(record["epoch"], images, seconds, of)
+        progress.message(f"{trainer.format_epoch(record, config.epochs)}  {line}")
 
     def on_batch(epoch: int, done: int, of: int, images: int, seconds: float) -> None:
         progress.update(timer.within(epoch, done, of, images, seconds), force=True)  # train.run paces the calls

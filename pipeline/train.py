@@ -106,7 +106,8 @@ def run(
     With `checkpoint_path`, the run's state is saved there after every epoch and, within an epoch, every
     `checkpoint_seconds` (pipeline.checkpoint); a run of the same params, data and code continues from it
     (announced through `warn`) to the same bits, and the file is removed when the outputs are written.
-    `on_epoch(record, images, seconds)` after each epoch of this run (images: those it trained on in this run);
+    `on_epoch(record, images, seconds, of)` after each epoch of this run (images: those of the epoch's `of` that
+    it trained on in this run);
     `on_batch(epoch, done, of, images, seconds)` within an epoch at most every PROGRESS_SECONDS (done of `of`:
     images of the epoch trained on; images and seconds: those of this run's part of it)."""
     split = dataset.load(data_path)
@@ -158,7 +159,7 @@ def run(
         learning_rates.append(arguments["optimizer"].learning_rate)
         metrics.log(record, learning_rates[-1])
         if on_epoch is not None:
-            on_epoch(record, len(train.labels) - watch.epoch_images, now - watch.epoch_start)
+            on_epoch(record, len(train.labels) - watch.epoch_images, now - watch.epoch_start, len(train.labels))
         watch.next_epoch()  # the time of logging and the callback is not the next epoch's
 
     if saver is not None or on_batch is not None:

@@ -227,7 +227,7 @@ def test_a_run_stopped_after_epoch_2_of_4_resumes_to_the_same_bits(config, split
     train.run(config, split, tmp_path / "whole" / "model.npz", tmp_path / "whole")
     ck = tmp_path / "ck" / "train.npz"
 
-    def stop_in_epoch_3(record: dict, images: int, seconds: float) -> None:
+    def stop_in_epoch_3(record: dict, images: int, seconds: float, of: int) -> None:
         if record["epoch"] == 3:  # before epoch 3's checkpoint: the file holds epoch 2
             raise KeyboardInterrupt
 
@@ -241,7 +241,7 @@ def test_a_run_stopped_after_epoch_2_of_4_resumes_to_the_same_bits(config, split
         split,
         tmp_path / "cut" / "model.npz",
         tmp_path / "cut",
-        lambda record, images, seconds: seen.append(record["epoch"]),
+        lambda record, images, seconds, of: seen.append(record["epoch"]),
         lines.append,
         checkpoint_path=ck,
     )
@@ -259,7 +259,7 @@ def test_a_run_ignores_a_stale_or_corrupt_checkpoint_and_starts_at_epoch_1(confi
     ck = tmp_path / "ck" / "train.npz"
     other = dataclasses.replace(config, learning_rate=0.02)
 
-    def stop(record: dict, images: int, seconds: float) -> None:
+    def stop(record: dict, images: int, seconds: float, of: int) -> None:
         if record["epoch"] == 3:
             raise KeyboardInterrupt
 
@@ -274,7 +274,7 @@ def test_a_run_ignores_a_stale_or_corrupt_checkpoint_and_starts_at_epoch_1(confi
         split,
         tmp_path / "new" / "model.npz",
         tmp_path / "new",
-        lambda record, images, seconds: seen.append(record["epoch"]),
+        lambda record, images, seconds, of: seen.append(record["epoch"]),
         lines.append,
         checkpoint_path=ck,
     )
@@ -310,13 +310,14 @@ def test_a_run_stopped_within_epoch_3_resumes_there_to_the_same_bits(config, spl
     assert not (cut / "model.npz").exists()
     lines: list[str] = []
     epochs: list[tuple[int, int]] = []
+    sizes: list[int] = []
     seen.clear()
     result = train.run(
         config,
         split,
         cut / "model.npz",
         cut,
-        lambda record, images, seconds: epochs.append((record["epoch"], images)),
+        lambda record, images, seconds, of: (epochs.append((record["epoch"], images)), sizes.append(of)),
         lines.append,
         checkpoint_path=ck,
         checkpoint_seconds=0.0,
@@ -325,6 +326,7 @@ def test_a_run_stopped_within_epoch_3_resumes_there_to_the_same_bits(config, spl
     assert lines == [f"train: resuming from {ck} in epoch 3 of 4, at image 16 of 36"]
     assert seen[0] == (3, 20, 36, 4)  # images: this run's part of the epoch
     assert epochs == [(3, 20), (4, 36)] and [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    assert sizes == [36, 36]  # the epoch's size, also for the resumed part of one
     assert outputs(cut) == outputs(tmp_path / "whole")
     assert not ck.exists()
 
