@@ -58,7 +58,7 @@ class Checkpoint:
 
 
 def fingerprint(params: TrainParams, data_path: str | os.PathLike, packages: tuple[Path, ...] = CODE_PACKAGES) -> str:
-    """sha256 over the train params, the bytes of the training data, each .py file of `packages` (name and
+    """sha256 over the train params, the sha256 of the training data, each .py file of `packages` (name and
     bytes) and pipeline.numerics' fingerprint of the machine (BLAS kernel, library versions, dtype)."""
     digest = hashlib.sha256()
 
@@ -69,7 +69,8 @@ def fingerprint(params: TrainParams, data_path: str | os.PathLike, packages: tup
     add("format", str(FORMAT).encode())
     add("params", json.dumps(dataclasses.asdict(params), sort_keys=True).encode())
     add("numerics", json.dumps(numerics.fingerprint(params.dtype), sort_keys=True).encode())
-    add("data", Path(data_path).read_bytes())
+    with open(data_path, "rb") as data:
+        add("data", hashlib.file_digest(data, "sha256").digest())  # streamed: train.npz can be large
     for package in packages:
         for source in sorted(package.rglob("*.py")):
             add(f"{package.name}/{source.relative_to(package).as_posix()}", source.read_bytes())
