@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import zipfile
 from pathlib import Path
 
@@ -90,11 +91,17 @@ def test_a_checkpoint_gives_back_every_bit(config, data, tmp_path, batch) -> Non
     assert [p.name for p in path.parent.iterdir()] == ["train.npz"]  # no scratch left
 
 
-def test_the_fingerprint_follows_params_data_and_code(config, data, tmp_path) -> None:
+def test_the_fingerprint_follows_params_data_and_code(config, data, tmp_path, monkeypatch) -> None:
     code = tmp_path / "code"
     (code / "sub").mkdir(parents=True)
     (code / "sub" / "a.py").write_text("x = 1\n")
+    (code / "sub" / "unused.py").write_text("y = 1\n")
+    module = types.ModuleType("code_sub_a")
+    module.__file__ = str(code / "sub" / "a.py")
+    monkeypatch.setitem(sys.modules, module.__name__, module)  # loaded, as the run's own modules are
     base = checkpoint.fingerprint(config, data, (code,))
+    (code / "sub" / "unused.py").write_text("y = 2\n")
+    assert checkpoint.fingerprint(config, data, (code,)) == base  # a module the run never loaded
     assert checkpoint.fingerprint(config, data, (code,)) == base
     assert checkpoint.fingerprint(dataclasses.replace(config, epochs=5), data, (code,)) != base
     assert checkpoint.fingerprint(dataclasses.replace(config, seed=1), data, (code,)) != base
@@ -103,6 +110,16 @@ def test_the_fingerprint_follows_params_data_and_code(config, data, tmp_path) ->
     (code / "sub" / "a.py").write_text("x = 1\n")
     data.write_bytes(b"other training data")
     assert checkpoint.fingerprint(config, data, (code,)) != base
+
+
+def test_the_fingerprint_covers_the_modules_training_loads_and_no_other() -> None:
+    """In a fresh interpreter that loads what `python -m pipeline train` loads: the train stage's code, not the
+    sweep or compare modules (editing them keeps an hours-old checkpoint)."""
+    script = "import pipeline.cli, pipeline.train, pipeline.checkpoint as c; print(*[n for n, _ in c.code_files()])"
+    names = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    names = set(names.stdout.split())
+    assert {"cnn/__init__.py", "cnn/network.py", "pipeline/train.py", "pipeline/checkpoint.py"} <= names
+    assert not {"pipeline/sweep.py", "pipeline/sweep_task.py", "pipeline/compare.py"} & names, sorted(names)
 
 
 def test_a_checkpoint_of_other_params_is_ignored_with_one_line(config, data, tmp_path) -> None:
