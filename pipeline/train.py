@@ -2,7 +2,7 @@
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,17 +72,19 @@ CHECKPOINT_SECONDS = 300.0  # a checkpoint within an epoch at most this often (a
 PROGRESS_SECONDS = 0.5  # the live line within an epoch: at most this often, first after this long
 
 
-def fit_arguments(params: TrainParams, train: dataset.Split, val: dataset.Split | None, n_classes: int) -> dict:
-    """What net.fit takes besides the training images, targets and callback (the optimizer among them)."""
-    return {
-        "loss": cnn.LOSSES[params.loss](),
-        "optimizer": make_optimizer(params),
-        "epochs": params.epochs,
-        "batch_size": params.batch_size,
-        "seed": params.seed,
-        "validation_data": (val.images, cnn.one_hot(val.class_index, n_classes)) if val else None,
+def fit_arguments(
+    params: TrainParams, train: dataset.Split, val: dataset.Split | None, n_classes: int
+) -> tuple[cnn.Loss, cnn.Optimizer, cnn.FitOptions]:
+    """What net.fit takes besides the training images and targets: the loss, the optimizer and the options of the
+    train section (no callbacks: add them with dataclasses.replace)."""
+    options = cnn.FitOptions(
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        validation_data=(val.images, cnn.one_hot(val.class_index, n_classes)) if val else None,
         **recipe_options(params, len(train.labels)),
-    }
+    )
+    return cnn.LOSSES[params.loss](), make_optimizer(params), options
 
 
 def run(
@@ -114,7 +116,7 @@ def run(
     train, val = hold_out(split, params.validation_fraction)
     classes = split.classes.tolist()
     net = build_network(params, split.images.shape[1:], classes)
-    arguments = fit_arguments(params, train, val, len(classes))
+    loss, optimizer, options = fit_arguments(params, train, val, len(classes))
     say = warn or (lambda text: None)
     learning_rates: list[float] = []  # one per epoch, for the live files of a resumed run
     saver = None  # save_state, with a checkpoint path
@@ -124,7 +126,7 @@ def run(
         if resumed := checkpoint.load(checkpoint_path, mark, say):
             net, state = resumed.net, dict(resumed.state)
             learning_rates = list(state.pop("learning_rates", []))
-            arguments["resume"] = cnn.TrainingState(**state)
+            options = replace(options, resume=cnn.TrainingState(**state))
             resumed_images = resumed.images
             if resumed.batch:
                 say(
@@ -145,9 +147,9 @@ def run(
                     say(f"warning: no checkpoint in {checkpoint_path} ({exc.strerror or exc}); training goes on")
                 failed.append(str(exc))
 
-        arguments["on_epoch_end"] = saver = save_state
+        saver = save_state
     metrics = live.LiveMetrics(report_dir / "live")
-    for record, rate in zip(arguments["resume"].history if "resume" in arguments else (), learning_rates, strict=True):
+    for record, rate in zip(options.resume.history if options.resume else (), learning_rates, strict=True):
         metrics.log(record, rate)
     first_epoch = len(learning_rates) + 1
 
@@ -156,17 +158,20 @@ def run(
 
     def after_epoch(record: dict) -> None:
         now = time.perf_counter()
-        learning_rates.append(arguments["optimizer"].learning_rate)
+        learning_rates.append(optimizer.learning_rate)
         metrics.log(record, learning_rates[-1])
         if on_epoch is not None:
             on_epoch(record, len(train.labels) - watch.epoch_images, now - watch.epoch_start, len(train.labels))
         watch.next_epoch()  # the time of logging and the callback is not the next epoch's
 
-    if saver is not None or on_batch is not None:
-        arguments["on_batch_end"] = watch
-
+    options = replace(
+        options,
+        callback=after_epoch,
+        on_epoch_end=saver,
+        on_batch_end=watch if saver is not None or on_batch is not None else None,
+    )
     try:
-        history = net.fit(train.images, cnn.one_hot(train.class_index, len(classes)), callback=after_epoch, **arguments)
+        history = net.fit(train.images, cnn.one_hot(train.class_index, len(classes)), loss, optimizer, options)
     except cnn.TrainingDivergedError as exc:
         raise UserError(f"train: {exc}") from None
     seconds = time.perf_counter() - start
