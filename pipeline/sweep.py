@@ -375,6 +375,8 @@ def run(
 ) -> None:
     """The whole sweep: `report` gets one line per point, `status` the progress line, `show` the ranked table.
     Raises PipelineError at the end when a point failed (the others complete)."""
+    from dvc.repo.experiments.refs import ExpRefInfo
+
     grid(sets, seeds)  # a bad grid is refused before the checks, which take seconds
     if workers is not None and workers < 1:
         raise UserError(f"sweep: --workers must be >= 1, got {workers}")
@@ -383,8 +385,7 @@ def run(
     compare.check_choice(sort_by, choices, "sweep")  # before any point runs, not after the whole sweep
     jobs = {Job(experiment_name(p), p, target.repo_url, target.commit, target.dvc_remote): p for p in grid(sets, seeds)}
     points = {job.name: point for job, point in jobs.items()}
-    prefix = Job("", (), target.repo_url, target.commit, target.dvc_remote).ref
-    pushed = sweep_task.remote_refs(target.repo_url, prefix + "*")
+    pushed = sweep_task.remote_refs(target.repo_url, f"{ExpRefInfo(target.commit)}/*")  # this commit's experiments
     todo = {job: point for job, point in jobs.items() if job.ref not in pushed}
     outcomes = [Outcome(job.name, SKIPPED) for job in jobs if job not in todo]
     for outcome in outcomes:
