@@ -32,16 +32,17 @@ def load(repo: str | os.PathLike = ".") -> pd.DataFrame:
 
 
 def stage_metrics_files(repo: str | os.PathLike = ".") -> list[str]:
-    """The metrics files the stages write (their `metrics:` in dvc.yaml), not the top-level live file of a
-    running epoch: only a stage's metrics are kept with every experiment."""
-    from ruamel.yaml import YAML
+    """The metrics files the stages write (their `metrics:` outs in DVC's index), relative to the repo's root; not
+    the top-level live file of a running epoch: only a stage's metrics are kept with every experiment."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
 
     try:
-        stages = (YAML(typ="safe", pure=True).load(Path(repo, "dvc.yaml").read_text()) or {}).get("stages") or {}
-    except (OSError, ValueError):
+        with Repo(os.fspath(repo)) as dvc_repo:
+            root = dvc_repo.root_dir
+            return [Path(os.path.relpath(out.fs_path, root)).as_posix() for out in dvc_repo.index.outs if out.metric]
+    except DvcException:
         return []
-    entries = [entry for stage in stages.values() for entry in (stage.get("metrics") or [])]
-    return [next(iter(entry)) if isinstance(entry, dict) else str(entry) for entry in entries]
 
 
 def metric_names(repo: str | os.PathLike = ".") -> list[str]:
