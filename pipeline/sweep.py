@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pipeline import compare, sweep_task
 from pipeline.errors import PipelineError, UserError, shorten
+from pipeline.progress import duration
 from pipeline.sweep_task import CANCELLED, FAILED, PUSHED, SKIPPED, Job, Outcome
 
 CONNECT_TIMEOUT = 10.0
@@ -286,8 +287,7 @@ class Tally:
         left = self.total - len(self.outcomes)
         eta = "--"
         if ran and left:
-            seconds = (time.monotonic() - self.started) / len(ran) * left
-            eta = f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+            eta = duration((time.monotonic() - self.started) / len(ran) * left)
         done = self.count(PUSHED) + self.count(SKIPPED)
         return f"sweep: {done}/{self.total} done, {running} running, {self.count(FAILED)} failed, ETA {eta}"
 

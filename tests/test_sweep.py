@@ -71,6 +71,13 @@ def test_experiment_names_depend_on_the_params_alone() -> None:
     assert name.startswith("sweep-") and len(name) == len("sweep-") + 10
 
 
+def test_the_progress_line_counts_points_and_gives_the_time_left() -> None:
+    tally = sweep.Tally(4, started=time.monotonic() - 90)
+    assert tally.line(running=2) == "sweep: 0/4 done, 2 running, 0 failed, ETA --"
+    tally.outcomes += [sweep.Outcome("a", sweep.PUSHED), sweep.Outcome("b", sweep.SKIPPED)]
+    assert tally.line(running=1) == "sweep: 2/4 done, 1 running, 0 failed, ETA 3 min 00 s"  # 90 s a point run, 2 left
+
+
 # ---- real processes ---------------------------------------------------------------------------------------
 
 
