@@ -292,10 +292,10 @@ class Tally:
         return f"sweep: {done}/{self.total} done, {running} running, {self.count(FAILED)} failed, ETA {eta}"
 
 
-def describe(outcome: Outcome, overrides: tuple[str, ...]) -> str:
+def describe(outcome: Outcome, job: Job) -> str:
     """One log line for a finished point."""
     where = f" in {outcome.seconds:.0f} s on {outcome.host}" if outcome.status != SKIPPED else ""
-    text = f"{outcome.status:<7} {outcome.name}  {' '.join(overrides)}{where}"
+    text = f"{outcome.status:<7} {outcome.name}  {' '.join(job.overrides)}{where}"
     return f"{text}: {outcome.error}" if outcome.error else text
 
 
@@ -308,7 +308,7 @@ def _outcome_of(future, job: Job) -> Outcome:
     return Outcome(job.name, FAILED, error="cancelled by the cluster")
 
 
-def execute(client, jobs: dict[Job, tuple[str, ...]], report: Callable[[str], None], status) -> list[Outcome]:
+def execute(client, jobs: list[Job], report: Callable[[str], None], status) -> list[Outcome]:
     """Submit one task per job, report each finished point, keep the status line fresh; Ctrl-C stops them all."""
     from distributed import Event
 
@@ -329,7 +329,7 @@ def execute(client, jobs: dict[Job, tuple[str, ...]], report: Callable[[str], No
                 job = pending.pop(future)
                 outcome = _outcome_of(future, job)
                 tally.outcomes.append(outcome)
-                report(describe(outcome, jobs[job]))
+                report(describe(outcome, job))
             keys = {future.key for future in pending}
             running = sum(len(keys.intersection(tasks)) for tasks in client.processing().values())
             status(tally.line(running))
@@ -377,19 +377,19 @@ def run(
     Raises PipelineError at the end when a point failed (the others complete)."""
     from dvc.repo.experiments.refs import ExpRefInfo
 
-    grid(sets, seeds)  # a bad grid is refused before the checks, which take seconds
+    points = grid(sets, seeds)  # a bad grid is refused before the checks, which take seconds
     if workers is not None and workers < 1:
         raise UserError(f"sweep: --workers must be >= 1, got {workers}")
     target = check(repo, git_remote, dvc_remote)
     choices = compare.metric_names(target.root)
     compare.check_choice(sort_by, choices, "sweep")  # before any point runs, not after the whole sweep
-    jobs = {Job(experiment_name(p), p, target.repo_url, target.commit, target.dvc_remote): p for p in grid(sets, seeds)}
-    points = {job.name: point for job, point in jobs.items()}
+    jobs = [Job(experiment_name(p), p, target.repo_url, target.commit, target.dvc_remote) for p in points]
+    by_name = {job.name: job for job in jobs}
     pushed = sweep_task.remote_refs(target.repo_url, f"{ExpRefInfo(target.commit)}/*")  # this commit's experiments
-    todo = {job: point for job, point in jobs.items() if job.ref not in pushed}
-    outcomes = [Outcome(job.name, SKIPPED) for job in jobs if job not in todo]
+    todo = [job for job in jobs if job.ref not in pushed]
+    outcomes = [Outcome(job.name, SKIPPED) for job in jobs if job.ref in pushed]
     for outcome in outcomes:
-        report(describe(dataclasses.replace(outcome, error=f"already on {git_remote}"), points[outcome.name]))
+        report(describe(dataclasses.replace(outcome, error=f"already on {git_remote}"), by_name[outcome.name]))
     if todo:
         with connect(scheduler, workers, connect_timeout) as client:
             outcomes += execute(client, todo, report, status)
@@ -405,7 +405,7 @@ def run(
         f"{sum(o.status == SKIPPED for o in outcomes)} already on {git_remote}, {len(failed)} failed"
     )
     for outcome in failed:
-        report(describe(outcome, points[outcome.name]))
+        report(describe(outcome, by_name[outcome.name]))
     if failed:
         raise PipelineError(
             f"sweep: {len(failed)} of {len(jobs)} points failed (listed above); fix them and run the same "
