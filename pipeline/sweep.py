@@ -137,7 +137,7 @@ def check_git(repo: Path, git_remote: str) -> tuple[Path, str, str]:
     if "://" not in repo_url and ":" not in repo_url.split("/")[0] and (root / repo_url).exists():
         repo_url = str((root / repo_url).resolve())  # a local path, as seen from the driver's repository
     commit = _git(root, "rev-parse", "HEAD").stdout.strip()
-    listing = _git(root, "ls-remote", repo_url, timeout=120)
+    listing = _git(root, "ls-remote", "--heads", "--tags", repo_url, timeout=120)  # not every experiment's ref
     if listing.returncode != 0:
         reason = listing.stderr.strip().splitlines()[-1] if listing.stderr.strip() else "no answer"
         raise PipelineError(f"sweep: cannot read git remote {git_remote!r} ({repo_url}): {shorten(reason, 200)}")
