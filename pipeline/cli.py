@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline import errors, params
+from pipeline import errors, params, sources
 from pipeline.sources import DOWNLOAD_MIN_RATE, DOWNLOAD_TIMEOUT
 
 app = typer.Typer(
@@ -144,7 +144,7 @@ def download(
     from pipeline.progress import Progress
 
     data = params.section(params_file, "data")
-    mirrors, sha256 = fetcher.resolve_source(data.source, data.mirrors, data.sha256)
+    mirrors, sha256 = sources.resolve_source(data.source, data.mirrors, data.sha256)
     progress = Progress()
     paths = fetcher.fetch(out, mirrors, sha256, timeout=timeout, min_rate=min_rate, progress=progress.download)
     progress.done()

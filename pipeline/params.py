@@ -19,7 +19,6 @@ from pipeline.errors import UserError, render, shorten
 
 DEFAULT_PARAMS = Path("params.yaml")
 MAX_PARAMS_BYTES = 1 << 20  # a params file is a few kB; a larger one is not a params file
-SOURCES = sources.SOURCES
 
 
 @dataclass(frozen=True)
@@ -189,7 +188,7 @@ class _LazyRules(Mapping):
 _HEX = "0" * 64
 RULES: dict[str, Mapping[str, Rule]] = {
     "data": {
-        "source": _choice(SOURCES),
+        "source": _choice(sources.SOURCES),
         "mirrors": Rule(
             _mirrors_ok,
             "null or a non-empty list of URLs or folders",
