@@ -136,16 +136,17 @@ def run(
             else:
                 say(f"train: resuming from {checkpoint_path} after epoch {resumed.epoch} of {params.epochs}")
 
-        failed: list[str] = []
+        warned = False  # of a checkpoint that could not be written: once a run
 
         def save_state(state: cnn.TrainingState) -> None:
+            nonlocal warned
             fields = {name: getattr(state, name) for name in cnn.TrainingState.__dataclass_fields__}
             try:
                 checkpoint.save(checkpoint_path, mark, net, {**fields, "learning_rates": learning_rates})
             except OSError as exc:  # a checkpoint is a convenience: the run goes on without it
-                if not failed:
+                if not warned:
                     say(f"warning: no checkpoint in {checkpoint_path} ({exc.strerror or exc}); training goes on")
-                failed.append(str(exc))
+                warned = True
 
         saver = save_state
     metrics = live.LiveMetrics(report_dir / "live")
@@ -207,27 +208,26 @@ class BatchWatch:
     def __init__(self, save, show, checkpoint_seconds: float, epoch_images: int = 0) -> None:
         self.save, self.show, self.every = save, show, checkpoint_seconds
         self.epoch_images = epoch_images
-        self.epoch_start = time.perf_counter()
-        self.next_save = time.monotonic() + checkpoint_seconds
-        self.next_show = time.monotonic() + PROGRESS_SECONDS  # the speed of a whole second, not of a first step
+        self.epoch_start = time.perf_counter()  # the one clock of all its times
+        self.next_save = self.epoch_start + checkpoint_seconds
+        self.next_show = self.epoch_start + PROGRESS_SECONDS  # the speed of a whole second, not of a first step
 
     def __call__(self, progress: cnn.BatchProgress) -> None:
-        now = time.monotonic()
+        now = time.perf_counter()
         if self.show is not None and now >= self.next_show:
             done = progress.images
-            elapsed = time.perf_counter() - self.epoch_start
-            self.show(progress.epoch, done, progress.images_per_epoch, done - self.epoch_images, elapsed)
+            self.show(progress.epoch, done, progress.images_per_epoch, done - self.epoch_images, now - self.epoch_start)
             self.next_show = now + PROGRESS_SECONDS
         if self.save is not None and now >= self.next_save:
             self.save(progress.state())
-            self.next_save = time.monotonic() + self.every
+            self.next_save = time.perf_counter() + self.every
 
     def next_epoch(self) -> None:
         """At an epoch's end, before on_epoch_end saves its checkpoint."""
         self.epoch_images = 0
         self.epoch_start = time.perf_counter()
-        self.next_save = time.monotonic() + self.every
-        self.next_show = time.monotonic() + PROGRESS_SECONDS
+        self.next_save = self.epoch_start + self.every
+        self.next_show = self.epoch_start + PROGRESS_SECONDS
 
 
 def format_epoch(record: dict, epochs: int) -> str:
