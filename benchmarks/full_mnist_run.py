@@ -36,21 +36,22 @@ class Job:
 
 @dataclass
 class Setup:
-    """What both implementations train from: the pipeline's params, splits, network, optimizer and options."""
+    """What both implementations train from: the pipeline's params, splits, network, loss, optimizer and options."""
 
     params: Any  # pipeline.params.TrainParams
     train: Any  # pipeline.dataset.Split
     val: Any  # Split or None
     test: Any  # Split
     net: Any  # cnn.Sequential, initialised as the train stage does
-    schedule: Callable[[int], float] | None
-    augment: Callable | None
+    loss: Any  # cnn.Loss
+    optimizer: Any  # cnn.Optimizer
+    options: Any  # cnn.FitOptions: epochs, batch size, seed, validation data, schedule, augmentation
 
 
 def setup(job: Job) -> Setup:
     """The train stage's view of the recipe: params.yaml with train.preset = job.preset and train.seed = job.seed,
     checked by pipeline.params (at most job.max_epochs epochs); the training images less the held-out share
-    (pipeline.train.hold_out), the network (build_network) and fit's schedule and augmentation (recipe_options)."""
+    (pipeline.train.hold_out), the network (build_network) and what fit takes besides the data (fit_arguments)."""
     from pipeline import dataset, params
     from pipeline import train as stage
 
@@ -62,8 +63,7 @@ def setup(job: Job) -> Setup:
     train, val = stage.hold_out(split, checked.validation_fraction)
     test = dataset.load(Path(job.data) / "test.npz", classes=split.classes.tolist())
     net = stage.build_network(checked, split.images.shape[1:], split.classes.tolist())
-    options = stage.recipe_options(checked, len(train.labels))
-    return Setup(checked, train, val, test, net, options["schedule"], options["augment"])
+    return Setup(checked, train, val, test, net, *stage.fit_arguments(checked, train, val, len(split.classes)))
 
 
 def accuracy(outputs: np.ndarray, split: Any) -> float:
@@ -114,24 +114,11 @@ class Clock:
 
 
 def run_cnn(s: Setup, on_epoch: Callable[[dict], None]) -> None:
-    """Train s.net as pipeline.train does: its optimizer, fit with the recipe's schedule and augmentation."""
+    """Train s.net as pipeline.train does: fit with the train stage's loss, optimizer and options."""
     import cnn
-    from pipeline import train as stage
 
-    p, n_classes = s.params, len(s.train.classes)
-    s.net.fit(
-        s.train.images,
-        cnn.one_hot(s.train.class_index, n_classes),
-        loss=cnn.LOSSES[p.loss](),
-        optimizer=stage.make_optimizer(p),
-        epochs=p.epochs,
-        batch_size=p.batch_size,
-        seed=p.seed,
-        validation_data=(s.val.images, cnn.one_hot(s.val.class_index, n_classes)) if s.val is not None else None,
-        callback=lambda record: on_epoch({"loss": record["loss"]}),
-        schedule=s.schedule,
-        augment=s.augment,
-    )
+    options = replace(s.options, callback=lambda record: on_epoch({"loss": record["loss"]}))
+    s.net.fit(s.train.images, cnn.one_hot(s.train.class_index, len(s.train.classes)), s.loss, s.optimizer, options)
 
 
 def run_torch(s: Setup, threads: int, on_epoch: Callable[[dict], None], predict: list) -> None:
@@ -146,7 +133,8 @@ def run_torch(s: Setup, threads: int, on_epoch: Callable[[dict], None], predict:
     optimizer, decay = torch_recipes.make_optimizer(
         p.optimizer, list(model.parameters()), p.learning_rate, p.momentum, p.nesterov, p.weight_decay
     )
-    trainer = torch_recipes.RecipeTrainer(model, optimizer, p.loss, p.batch_size, p.seed, s.schedule, s.augment, decay)
+    schedule, augment = s.options.schedule, s.options.augment
+    trainer = torch_recipes.RecipeTrainer(model, optimizer, p.loss, p.batch_size, p.seed, schedule, augment, decay)
     predict[0] = trainer.predict
     x = s.train.images.astype(p.dtype, copy=False)
     xv = s.val.images.astype(p.dtype, copy=False) if s.val is not None else None

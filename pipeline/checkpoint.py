@@ -6,9 +6,10 @@ A checkpoint is a .npz (no pickles) with members
     model             uint8: the network as cnn.save writes it (parameters and buffers)
     optimizer/<key>   the optimizer's arrays (Adam's moments, momentum buffers), by state_dict key
     outputs           in a checkpoint within an epoch (batch > 0): the network's outputs of the epoch so far
-The fingerprint (`fingerprint`) covers the train params, the training data, every source file of cnn/ and
-pipeline/ and the numerics that decide the bits: a checkpoint of other params, data, code or machine never
-resumes. A file that is not a readable checkpoint of this format is ignored with one line.
+The fingerprint (`fingerprint`) covers the train params, the training data, the source of every module of cnn/
+and pipeline/ the run has loaded (what dvc.yaml lists as the train stage's code deps) and the numerics that decide
+the bits: a checkpoint of other params, data, code or machine never resumes; editing a module training does not
+load (compare.py, sweep.py) keeps it. A file that is not a readable checkpoint of this format is ignored with one line.
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -57,9 +59,22 @@ class Checkpoint:
         return 0 if outputs is None else len(outputs)
 
 
+def code_files(packages: tuple[Path, ...] = CODE_PACKAGES) -> list[tuple[str, Path]]:
+    """(name, path) of the file of each loaded module (sys.modules) inside the folders `packages`, named by the
+    folder's name and the path in it (pipeline/train.py), sorted."""
+    loaded = {m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)}
+    found = []
+    for package in packages:
+        root = os.path.abspath(package)
+        inside = sorted(f for f in map(os.path.abspath, loaded) if f.startswith(root + os.sep))
+        found += [(f"{package.name}/{Path(os.path.relpath(f, root)).as_posix()}", Path(f)) for f in inside]
+    return found
+
+
 def fingerprint(params: TrainParams, data_path: str | os.PathLike, packages: tuple[Path, ...] = CODE_PACKAGES) -> str:
-    """sha256 over the train params, the bytes of the training data, each .py file of `packages` (name and
-    bytes) and pipeline.numerics' fingerprint of the machine (BLAS kernel, library versions, dtype)."""
+    """sha256 over the train params, the sha256 of the training data, the name and bytes of each loaded module's
+    file in `packages` (code_files) and pipeline.numerics' fingerprint of the machine (BLAS kernel, library
+    versions, dtype)."""
     digest = hashlib.sha256()
 
     def add(label: str, data: bytes) -> None:
@@ -69,10 +84,10 @@ def fingerprint(params: TrainParams, data_path: str | os.PathLike, packages: tup
     add("format", str(FORMAT).encode())
     add("params", json.dumps(dataclasses.asdict(params), sort_keys=True).encode())
     add("numerics", json.dumps(numerics.fingerprint(params.dtype), sort_keys=True).encode())
-    add("data", Path(data_path).read_bytes())
-    for package in packages:
-        for source in sorted(package.rglob("*.py")):
-            add(f"{package.name}/{source.relative_to(package).as_posix()}", source.read_bytes())
+    with open(data_path, "rb") as data:
+        add("data", hashlib.file_digest(data, "sha256").digest())  # streamed: train.npz can be large
+    for name, source in code_files(packages):
+        add(name, source.read_bytes())
     return digest.hexdigest()
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline import errors, params
+from pipeline import errors, params, sources
 from pipeline.sources import DOWNLOAD_MIN_RATE, DOWNLOAD_TIMEOUT
 
 app = typer.Typer(
@@ -144,7 +144,7 @@ def download(
     from pipeline.progress import Progress
 
     data = params.section(params_file, "data")
-    mirrors, sha256 = fetcher.resolve_source(data.source, data.mirrors, data.sha256)
+    mirrors, sha256 = sources.resolve_source(data.source, data.mirrors, data.sha256)
     progress = Progress()
     paths = fetcher.fetch(out, mirrors, sha256, timeout=timeout, min_rate=min_rate, progress=progress.download)
     progress.done()
@@ -213,8 +213,9 @@ def train(
     progress = Progress()
     timer = EpochTimer(config.epochs)
 
-    def on_epoch(record: dict, images: int, seconds: float) -> None:
-        progress.message(f"{trainer.format_epoch(record, config.epochs)}  {timer(record['epoch'], images, seconds)}")
+    def on_epoch(record: dict, images: int, seconds: float, of: int) -> None:
+        line = timer(record["epoch"], images, seconds, of)
+        progress.message(f"{trainer.format_epoch(record, config.epochs)}  {line}")
 
     def on_batch(epoch: int, done: int, of: int, images: int, seconds: float) -> None:
         progress.update(timer.within(epoch, done, of, images, seconds), force=True)  # train.run paces the calls
@@ -313,7 +314,11 @@ def compare(
 def sweep(
     set_param: Annotated[
         list[str] | None,
-        typer.Option("--set-param", "-S", help="KEY=V1,V2: values of one param to sweep, as for `dvc exp run -S`."),
+        typer.Option(
+            "--set-param",
+            "-S",
+            help="KEY=V1,V2 (or range(0,3), choice(a,b)): one param's values, as for `dvc exp run --queue -S`.",
+        ),
     ] = None,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated train.seed values, e.g. 0,1,2.")] = None,
     scheduler: Annotated[

@@ -32,16 +32,17 @@ def load(repo: str | os.PathLike = ".") -> pd.DataFrame:
 
 
 def stage_metrics_files(repo: str | os.PathLike = ".") -> list[str]:
-    """The metrics files the stages write (their `metrics:` in dvc.yaml), not the top-level live file of a
-    running epoch: only a stage's metrics are kept with every experiment."""
-    from ruamel.yaml import YAML
+    """The metrics files the stages write (their `metrics:` outs in DVC's index), relative to the repo's root; not
+    the top-level live file of a running epoch: only a stage's metrics are kept with every experiment."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
 
     try:
-        stages = (YAML(typ="safe", pure=True).load(Path(repo, "dvc.yaml").read_text()) or {}).get("stages") or {}
-    except (OSError, ValueError):
+        with Repo(os.fspath(repo)) as dvc_repo:
+            root = dvc_repo.root_dir
+            return [Path(os.path.relpath(out.fs_path, root)).as_posix() for out in dvc_repo.index.outs if out.metric]
+    except DvcException:
         return []
-    entries = [entry for stage in stages.values() for entry in (stage.get("metrics") or [])]
-    return [next(iter(entry)) if isinstance(entry, dict) else str(entry) for entry in entries]
 
 
 def metric_names(repo: str | os.PathLike = ".") -> list[str]:
@@ -58,9 +59,10 @@ def metric_names(repo: str | os.PathLike = ".") -> list[str]:
     return list(dict.fromkeys(name.rpartition(":")[2] for name in shown)) or list(KEY_METRICS)
 
 
-def _check_choice(sort_by: str, choices: list[str] | tuple) -> None:
+def check_choice(sort_by: str, choices: list[str] | tuple, command: str = "compare") -> None:
+    """A one-line error naming the choices when `sort_by` is not one of them (`command` starts the line)."""
     if sort_by not in choices:
-        raise UserError(f"compare: no metric {sort_by!r} in the metrics files; sort by one of {', '.join(choices)}")
+        raise UserError(f"{command}: no metric {sort_by!r} in the metrics files; sort by one of {', '.join(choices)}")
 
 
 def _column(frame: pd.DataFrame, metric: str) -> str | None:
@@ -84,7 +86,7 @@ def ranked(frame: pd.DataFrame, sort_by: str = "accuracy", choices: list[str] | 
     """The finished runs ranked by `sort_by`, one of `choices` (the metrics' names; best first; lower is better
     for loss; ties broken by the lower loss): rank, experiment, the params that differ, then the key metrics.
     The workspace (a copy of the last applied run) and runs without the metric (queued, failed) are left out."""
-    _check_choice(sort_by, choices)
+    check_choice(sort_by, choices)
     metrics = {m: _column(frame, m) for m in dict.fromkeys((sort_by, *KEY_METRICS))}
     if metrics[sort_by] is None:
         raise UserError(f"compare: no experiment has the metric {sort_by!r}; run one with `dvc exp run`")
@@ -117,7 +119,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 def run(repo: Path, sort_by: str, out: Path | None) -> str:
     choices = metric_names(repo)
-    _check_choice(sort_by, choices)  # before reading every experiment
+    check_choice(sort_by, choices)  # before reading every experiment
     text = markdown(ranked(load(repo), sort_by, choices))
     if out is not None:
         atomic.write_text(out, text)

@@ -29,30 +29,10 @@ from pipeline.sources import (
     DEFAULT_MAX_BYTES,
     DOWNLOAD_MIN_RATE,
     DOWNLOAD_TIMEOUT,
-    FILES,
     KNOWN_SIZES,
-    MNIST_MIRRORS,
-    MNIST_SHA256,
-    SAMPLE_DIR,
-    SOURCES,
     check_sha256,
     normalize_mirror,
-    resolve_source,
 )
-
-# The source's description is pipeline.sources; its names stay importable from here for callers that fetch.
-__all__ = [
-    "FILES",
-    "MNIST_MIRRORS",
-    "MNIST_SHA256",
-    "SAMPLE_DIR",
-    "SOURCES",
-    "Policy",
-    "check_sha256",
-    "fetch",
-    "resolve_source",
-    "sha256_of",
-]
 
 CHUNK = 1 << 16
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}

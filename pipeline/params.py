@@ -5,8 +5,9 @@ before any work starts. Each rule carries the values at and just past its edges 
 tests check every bound of every key from this one table.
 """
 
+import functools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,6 @@ from pipeline.errors import UserError, render, shorten
 
 DEFAULT_PARAMS = Path("params.yaml")
 MAX_PARAMS_BYTES = 1 << 20  # a params file is a few kB; a larger one is not a params file
-SOURCES = sources.SOURCES
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,10 @@ def _spec(example: str) -> Rule:
     return Rule(lambda v: v is None or isinstance(v, dict), allowed, (None,), ([], "x"), optional=True)
 
 
+@functools.cache
 def _train_rules() -> dict[str, Rule]:
-    """The train section's rules; its choices are cnn's own registries (optimizers, losses, inits, dtypes)."""
+    """The train section's rules; its choices are cnn's own registries (optimizers, losses, inits, dtypes). Built
+    on first use: the stages that read only the data section (download, preprocess) do not load cnn."""
     import cnn
 
     return {
@@ -164,56 +166,36 @@ def _train_rules() -> dict[str, Rule]:
     }
 
 
-class _LazyRules(Mapping):
-    """A section's rules, built on first use: the train rules list cnn's registries, and the stages that
-    read only the data section (download, preprocess) do not load cnn."""
-
-    def __init__(self, build: Callable[[], dict[str, Rule]]) -> None:
-        self._build, self._rules = build, None
-
-    def _table(self) -> dict[str, Rule]:
-        if self._rules is None:
-            self._rules = self._build()
-        return self._rules
-
-    def __getitem__(self, key: str) -> Rule:
-        return self._table()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
-
-
 _HEX = "0" * 64
-RULES: dict[str, Mapping[str, Rule]] = {
-    "data": {
-        "source": _choice(SOURCES),
-        "mirrors": Rule(
-            _mirrors_ok,
-            "null or a non-empty list of URLs or folders",
-            (None, ["http://127.0.0.1/"]),
-            ([], "http://one.example/", [1]),
-        ),
-        "sha256": Rule(
-            _sha256_ok,
-            "null or a mapping {file name: 64 hex digits}",
-            (None, {"a.gz": _HEX}, {"a.gz": _HEX.upper()}),
-            ({"a.gz": _HEX[:63]}, {"a.gz": _HEX + "0"}, {"a.gz": "g" * 64}, {"../a.gz": _HEX}, [_HEX]),
-        ),
-        "digits": Rule(
-            _digits_ok,
-            "a list of 2 to 10 distinct digits from 0 to 9, e.g. [0, 1]",
-            ([0, 9], list(range(10))),
-            ([0, 10], [-1, 0], [3], [*range(10), 0], [1, 1], [0, True], "01"),
-        ),
-        "limit_per_class": _int(1),
-        "seed": _int(0),
-    },
-    "train": _LazyRules(_train_rules),
+DATA_RULES: dict[str, Rule] = {
+    "source": _choice(sources.SOURCES),
+    "mirrors": Rule(
+        _mirrors_ok,
+        "null or a non-empty list of URLs or folders",
+        (None, ["http://127.0.0.1/"]),
+        ([], "http://one.example/", [1]),
+    ),
+    "sha256": Rule(
+        _sha256_ok,
+        "null or a mapping {file name: 64 hex digits}",
+        (None, {"a.gz": _HEX}, {"a.gz": _HEX.upper()}),
+        ({"a.gz": _HEX[:63]}, {"a.gz": _HEX + "0"}, {"a.gz": "g" * 64}, {"../a.gz": _HEX}, [_HEX]),
+    ),
+    "digits": Rule(
+        _digits_ok,
+        "a list of 2 to 10 distinct digits from 0 to 9, e.g. [0, 1]",
+        ([0, 9], list(range(10))),
+        ([0, 10], [-1, 0], [3], [*range(10), 0], [1, 1], [0, True], "01"),
+    ),
+    "limit_per_class": _int(1),
+    "seed": _int(0),
 }
 SECTIONS = {"data": DataParams, "train": TrainParams}
+
+
+def section_rules(name: str) -> dict[str, Rule]:
+    """The rules of section `name` (data or train)."""
+    return _train_rules() if name == "train" else DATA_RULES
 
 
 def load_yaml(path: Path) -> dict:
@@ -253,10 +235,16 @@ def load_yaml(path: Path) -> dict:
 
 def check_section(path: Path, name: str, data: dict) -> Any:
     """Validate section `name` of the parsed params `data`; return it as its dataclass."""
+    return _checked(path, name, data)[0]
+
+
+def _checked(path: Path, name: str, data: dict) -> tuple[Any, dict[str, Path]]:
+    """Section `name` of `data` as its dataclass, and for each key the file it came from (params.yaml, or for a
+    preset's recipe the preset's file)."""
     values = data.get(name)
     if not isinstance(values, dict):
         raise UserError(f"{path}: missing section '{name}:' (a mapping); see README 'params.yaml reference'")
-    rules = RULES[name]
+    rules = section_rules(name)
     unknown = sorted((k for k in values if k not in rules), key=str)
     if unknown:
         key = unknown[0] if isinstance(unknown[0], str) and len(unknown[0]) <= 40 else render(unknown[0], 40)
@@ -264,14 +252,16 @@ def check_section(path: Path, name: str, data: dict) -> Any:
     where = {key: path for key in values}
     if name == "train":
         from pipeline import presets  # here, not at the top: the stages that read only `data` never load it
-    if name == "train" and values.get("preset") is not None and rules["preset"].check(values["preset"]):
-        effective = presets.apply(values, load_yaml)
-        preset_path = presets.path_of(values["preset"])
-        where.update({key: preset_path for key in effective if key not in presets.FROM_PARAMS})
-        unknown = sorted((k for k in effective if k not in rules), key=str)
-        if unknown:
-            raise UserError(f"{preset_path}: unknown key train.{render(unknown[0], 40)}; allowed: {', '.join(rules)}")
-        values = effective
+
+        if values.get("preset") is not None and rules["preset"].check(values["preset"]):
+            effective = presets.apply(values, load_yaml)
+            preset_path = presets.path_of(values["preset"])
+            where.update({key: preset_path for key in effective if key not in presets.FROM_PARAMS})
+            unknown = sorted((k for k in effective if k not in rules), key=str)
+            if unknown:
+                key = render(unknown[0], 40)
+                raise UserError(f"{preset_path}: unknown key train.{key}; allowed: {', '.join(rules)}")
+            values = effective
     for key, rule in rules.items():
         if key not in values:
             if rule.optional:
@@ -285,7 +275,7 @@ def check_section(path: Path, name: str, data: dict) -> Any:
     result = cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
     if name == "train":
         check_recipe(where, result)
-    return result
+    return result, where
 
 
 def check_recipe(where: dict[str, Path], train: "TrainParams") -> None:
@@ -318,19 +308,15 @@ def check_all(path: Path) -> tuple[DataParams, TrainParams]:
     """Everything a run needs from params.yaml, checked before any stage runs: both sections, the data
     source and the network that train.layers describes for data.digits (built, not trained)."""
     data = load_yaml(path)
-    data_params, train_params = check_section(path, "data", data), check_section(path, "train", data)
+    data_params = check_section(path, "data", data)
+    train_params, where = _checked(path, "train", data)
     import cnn
 
     sources.resolve_source(data_params.source, data_params.mirrors, data_params.sha256)
-    layers_from = path
-    if train_params.preset is not None:
-        from pipeline import presets
-
-        layers_from = presets.path_of(train_params.preset)
     try:
         cnn.build(train_params.layers, input_shape=(1, 28, 28), n_classes=len(data_params.digits))
     except cnn.ArchitectureError as exc:
-        raise UserError(f"{layers_from}: {shorten(str(exc))}") from None
+        raise UserError(f"{where['layers']}: {shorten(str(exc))}") from None
     return data_params, train_params
 
 

@@ -25,26 +25,24 @@ NEUTRAL: dict[str, Any] = {  # what a preset leaves out: no momentum, decay, sch
 }
 
 
-def names(folder: Path | None = None) -> list[str]:
+def names() -> list[str]:
     """The presets there are: the stems of presets/*.yaml, sorted."""
-    return sorted(path.stem for path in (folder or PRESETS_DIR).glob("*.yaml"))
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
 
 
-def path_of(name: str, folder: Path | None = None) -> Path:
+def path_of(name: str) -> Path:
     """presets/<name>.yaml; a UserError naming the presets there are when it does not exist."""
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
-        raise UserError(f"train.preset = {name!r} is not a preset name; choose one of {', '.join(names(folder))}")
-    path = (folder or PRESETS_DIR) / f"{name}.yaml"
+        raise UserError(f"train.preset = {name!r} is not a preset name; choose one of {', '.join(names())}")
+    path = PRESETS_DIR / f"{name}.yaml"
     if not path.is_file():
-        raise UserError(
-            f"train.preset = {name!r}: no file presets/{name}.yaml; choose one of {', '.join(names(folder))}"
-        )
+        raise UserError(f"train.preset = {name!r}: no file presets/{name}.yaml; choose one of {', '.join(names())}")
     return path
 
 
-def recipe(name: str, load_yaml: Callable[[Path], dict], folder: Path | None = None) -> dict[str, Any]:
+def recipe(name: str, load_yaml: Callable[[Path], dict]) -> dict[str, Any]:
     """The train mapping of preset `name`, with NEUTRAL values for the keys it leaves out."""
-    path = path_of(name, folder)
+    path = path_of(name)
     train = load_yaml(path).get("train")
     if not isinstance(train, dict):
         raise UserError(f"{path}: a preset needs a 'train:' mapping with the recipe; see presets/keras-convnet.yaml")
@@ -54,13 +52,13 @@ def recipe(name: str, load_yaml: Callable[[Path], dict], folder: Path | None = N
     return {**NEUTRAL, **train}
 
 
-def apply(train: dict[str, Any], load_yaml: Callable[[Path], dict], folder: Path | None = None) -> dict[str, Any]:
+def apply(train: dict[str, Any], load_yaml: Callable[[Path], dict]) -> dict[str, Any]:
     """The train mapping a run uses: `train` itself when train.preset is empty, else the preset's recipe with
     params.yaml's seed and preset."""
     name = train.get("preset")
     if name is None:
         return train
-    return {**recipe(name, load_yaml, folder), **{key: train[key] for key in FROM_PARAMS if key in train}}
+    return {**recipe(name, load_yaml), **{key: train[key] for key in FROM_PARAMS if key in train}}
 
 
 def ignored(train: dict[str, Any], effective: dict[str, Any]) -> list[str]:

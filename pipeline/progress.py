@@ -57,25 +57,24 @@ class EpochTimer:
     time and the run's ETA; within an epoch: images done, images per second, the ETA of the epoch and of the
     run. Times left are the images left at this run's mean speed so far (a resumed run counts its own part)."""
 
-    def __init__(self, epochs: int, images_per_epoch: int = 0) -> None:
-        self.epochs, self.images_per_epoch = epochs, images_per_epoch
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
         self.images, self.seconds = 0, 0.0  # this run's, over its finished epochs
 
-    def __call__(self, epoch: int, images: int, seconds: float) -> str:
-        """After epoch `epoch`, which trained on `images` in `seconds` (of its whole length when not given)."""
-        self.images_per_epoch = self.images_per_epoch or images
+    def __call__(self, epoch: int, images: int, seconds: float, of: int) -> str:
+        """After epoch `epoch` of `of` images, which trained on `images` of them in this run's `seconds` (all of
+        them, but for the first epoch of a run resumed within it)."""
         self.images += images
         self.seconds += seconds
-        left = (self.epochs - epoch) * self.images_per_epoch * self.seconds / max(self.images, 1)
+        left = (self.epochs - epoch) * of * self.seconds / max(self.images, 1)
         return f"{images / max(seconds, 1e-9):,.0f} images/s  epoch {duration(seconds)}  ETA {duration(left)}"
 
     def within(self, epoch: int, done: int, of: int, images: int, seconds: float) -> str:
         """Epoch `epoch` has trained on `done` of its `of` images, `images` of them in this run's last `seconds`."""
-        self.images_per_epoch = of
         rate = (self.images + images) / max(self.seconds + seconds, 1e-9)
-        epoch_left = (self.images_per_epoch - done) / max(rate, 1e-9)
-        run_left = epoch_left + (self.epochs - epoch) * self.images_per_epoch / max(rate, 1e-9)
+        epoch_left = (of - done) / max(rate, 1e-9)
+        run_left = epoch_left + (self.epochs - epoch) * of / max(rate, 1e-9)
         return (
-            f"epoch {epoch}/{self.epochs}  {done:,}/{self.images_per_epoch:,} images  {rate:,.0f} images/s  "
+            f"epoch {epoch}/{self.epochs}  {done:,}/{of:,} images  {rate:,.0f} images/s  "
             f"epoch ETA {duration(epoch_left)}  run ETA {duration(run_left)}"
         )

@@ -9,7 +9,6 @@ them ranked as `python -m pipeline compare` does.
 
 import dataclasses
 import hashlib
-import itertools
 import logging
 import os
 import re
@@ -24,8 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import sweep_task
+from pipeline import compare, sweep_task
 from pipeline.errors import PipelineError, UserError, shorten
+from pipeline.progress import duration
 from pipeline.sweep_task import CANCELLED, FAILED, PUSHED, SKIPPED, Job, Outcome
 
 CONNECT_TIMEOUT = 10.0
@@ -41,43 +41,51 @@ class SweepInterruptedError(PipelineError):
 # ---- the grid ---------------------------------------------------------------------------------------------
 
 
-def split_values(text: str) -> list[str]:
-    """`0.01,0.05` -> ['0.01', '0.05']; commas inside brackets stay (`[0,1],[0,1,7]` is two lists)."""
-    values, depth, current = [], 0, ""
-    for char in text:
-        depth += {"[": 1, "{": 1, "]": -1, "}": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            values.append(current)
-            current = ""
-        else:
-            current += char
-    values.append(current)
-    return [value.strip() for value in values]
+def _reason(exc: Exception) -> str:
+    """Hydra's parse error on one line, without its pointer to the grammar's docs."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith("See https")]
+    return shorten("; ".join(lines) or type(exc).__name__, 200)
 
 
 def grid(sets: list[str], seeds: str | None = None) -> list[tuple[str, ...]]:
-    """Every point of `-S KEY=V1,V2 ...` (and `--seeds`, as train.seed), each a tuple of `KEY=VALUE` overrides
-    in the order the keys were given; the last key varies fastest, as in `dvc exp run --queue -S`."""
-    axes: dict[str, list[str]] = {}
+    """Every point of `-S KEY=V1,V2 ...` (and `--seeds`, as train.seed), each a tuple of `KEY=VALUE` overrides.
+    DVC splits the values as `dvc exp run --queue -S` does (dvc.utils.hydra: `V1,V2`, `range(0,3)`,
+    `choice(a,b)`, lists in brackets), in the same order: the last key varies fastest."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.exceptions import InvalidArgumentError
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import get_hydra_sweeps
+    from hydra.errors import HydraException
+
     for text in sets:
         key, sep, values = text.partition("=")
         key = key.strip()
         if not sep or not key or " " in key:
             raise UserError(f"sweep: -S {text!r} is not KEY=VALUE[,VALUE...]; e.g. -S train.learning_rate=0.01,0.1")
-        if key in axes:
-            raise UserError(f"sweep: {key} is given twice; put all its values in one -S {key}=V1,V2")
-        axes[key] = split_values(values)
-        if "" in axes[key]:
+        if re.search(r"(^|,)\s*(,|$)", re.sub(r"'[^']*'|\"[^\"]*\"", "''", values)):
             raise UserError(f"sweep: -S {text!r} has an empty value; separate values by single commas")
+        try:
+            get_hydra_sweeps(to_path_overrides([text]))
+        except (HydraException, InvalidArgumentError) as exc:
+            raise UserError(f"sweep: -S {text!r}: {_reason(exc)}") from None
+    files = to_path_overrides(sets)
+    keys = [(file, override.partition("=")[0].strip()) for file, overrides in files.items() for override in overrides]
+    for file, key in keys:
+        if keys.count((file, key)) > 1:
+            raise UserError(f"sweep: {key} is given twice; put all its values in one -S {key}=V1,V2")
+    default = ParamsDependency.DEFAULT_PARAMS_FILE
     if seeds is not None:
-        if "train.seed" in axes:
+        if (default, "train.seed") in keys:
             raise UserError("sweep: both --seeds and -S train.seed are given; use one of them")
-        axes["train.seed"] = split_values(seeds)
-        if not all(re.fullmatch(r"\d+", seed) for seed in axes["train.seed"]):
+        if not re.fullmatch(r"\s*\d+\s*(,\s*\d+\s*)*", seeds):
             raise UserError(f"sweep: --seeds {seeds!r} is not a comma-separated list of integers >= 0, e.g. 0,1,2")
-    if not axes:
+        files.setdefault(default, []).append(f"train.seed={seeds.replace(' ', '')}")
+    if not files:
         raise UserError("sweep: nothing to sweep; give -S KEY=V1,V2 (as for `dvc exp run`) and/or --seeds 0,1,2")
-    points = itertools.product(*([f"{key}={value}" for value in values] for key, values in axes.items()))
+    points = (
+        tuple(o if file == default else f"{file}:{o}" for file, overrides in point.items() for o in overrides)
+        for point in get_hydra_sweeps(files)
+    )
     return list(dict.fromkeys(points))
 
 
@@ -129,7 +137,7 @@ def check_git(repo: Path, git_remote: str) -> tuple[Path, str, str]:
     if "://" not in repo_url and ":" not in repo_url.split("/")[0] and (root / repo_url).exists():
         repo_url = str((root / repo_url).resolve())  # a local path, as seen from the driver's repository
     commit = _git(root, "rev-parse", "HEAD").stdout.strip()
-    listing = _git(root, "ls-remote", repo_url, timeout=120)
+    listing = _git(root, "ls-remote", "--heads", "--tags", repo_url, timeout=120)  # not every experiment's ref
     if listing.returncode != 0:
         reason = listing.stderr.strip().splitlines()[-1] if listing.stderr.strip() else "no answer"
         raise PipelineError(f"sweep: cannot read git remote {git_remote!r} ({repo_url}): {shorten(reason, 200)}")
@@ -279,16 +287,15 @@ class Tally:
         left = self.total - len(self.outcomes)
         eta = "--"
         if ran and left:
-            seconds = (time.monotonic() - self.started) / len(ran) * left
-            eta = f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+            eta = duration((time.monotonic() - self.started) / len(ran) * left)
         done = self.count(PUSHED) + self.count(SKIPPED)
         return f"sweep: {done}/{self.total} done, {running} running, {self.count(FAILED)} failed, ETA {eta}"
 
 
-def describe(outcome: Outcome, overrides: tuple[str, ...]) -> str:
+def describe(outcome: Outcome, job: Job) -> str:
     """One log line for a finished point."""
     where = f" in {outcome.seconds:.0f} s on {outcome.host}" if outcome.status != SKIPPED else ""
-    text = f"{outcome.status:<7} {outcome.name}  {' '.join(overrides)}{where}"
+    text = f"{outcome.status:<7} {outcome.name}  {' '.join(job.overrides)}{where}"
     return f"{text}: {outcome.error}" if outcome.error else text
 
 
@@ -301,7 +308,7 @@ def _outcome_of(future, job: Job) -> Outcome:
     return Outcome(job.name, FAILED, error="cancelled by the cluster")
 
 
-def execute(client, jobs: dict[Job, tuple[str, ...]], report: Callable[[str], None], status) -> list[Outcome]:
+def execute(client, jobs: list[Job], report: Callable[[str], None], status) -> list[Outcome]:
     """Submit one task per job, report each finished point, keep the status line fresh; Ctrl-C stops them all."""
     from distributed import Event
 
@@ -322,7 +329,7 @@ def execute(client, jobs: dict[Job, tuple[str, ...]], report: Callable[[str], No
                 job = pending.pop(future)
                 outcome = _outcome_of(future, job)
                 tally.outcomes.append(outcome)
-                report(describe(outcome, jobs[job]))
+                report(describe(outcome, job))
             keys = {future.key for future in pending}
             running = sum(len(keys.intersection(tasks)) for tasks in client.processing().values())
             status(tally.line(running))
@@ -345,13 +352,11 @@ def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def table(root: Path, names: list[str], sort_by: str) -> str:
+def table(root: Path, names: list[str], sort_by: str, choices: list[str]) -> str:
     """The ranked Markdown table of `python -m pipeline compare`, of the baseline and the sweep's experiments."""
-    from pipeline import compare
-
     frame = compare.load(root)
     keep = frame["Experiment"].isin(names) | (frame["typ"] == "baseline")
-    return compare.markdown(compare.ranked(frame[keep], sort_by))
+    return compare.markdown(compare.ranked(frame[keep], sort_by, choices))
 
 
 def run(
@@ -370,18 +375,21 @@ def run(
 ) -> None:
     """The whole sweep: `report` gets one line per point, `status` the progress line, `show` the ranked table.
     Raises PipelineError at the end when a point failed (the others complete)."""
-    grid(sets, seeds)  # a bad grid is refused before the checks, which take seconds
+    from dvc.repo.experiments.refs import ExpRefInfo
+
+    points = grid(sets, seeds)  # a bad grid is refused before the checks, which take seconds
     if workers is not None and workers < 1:
         raise UserError(f"sweep: --workers must be >= 1, got {workers}")
     target = check(repo, git_remote, dvc_remote)
-    jobs = {Job(experiment_name(p), p, target.repo_url, target.commit, target.dvc_remote): p for p in grid(sets, seeds)}
-    points = {job.name: point for job, point in jobs.items()}
-    prefix = Job("", (), target.repo_url, target.commit, target.dvc_remote).ref
-    pushed = sweep_task.remote_refs(target.repo_url, prefix + "*")
-    todo = {job: point for job, point in jobs.items() if job.ref not in pushed}
-    outcomes = [Outcome(job.name, SKIPPED) for job in jobs if job not in todo]
+    choices = compare.metric_names(target.root)
+    compare.check_choice(sort_by, choices, "sweep")  # before any point runs, not after the whole sweep
+    jobs = [Job(experiment_name(p), p, target.repo_url, target.commit, target.dvc_remote) for p in points]
+    by_name = {job.name: job for job in jobs}
+    pushed = sweep_task.remote_refs(target.repo_url, f"{ExpRefInfo(target.commit)}/*")  # this commit's experiments
+    todo = [job for job in jobs if job.ref not in pushed]
+    outcomes = [Outcome(job.name, SKIPPED) for job in jobs if job.ref in pushed]
     for outcome in outcomes:
-        report(describe(dataclasses.replace(outcome, error=f"already on {git_remote}"), points[outcome.name]))
+        report(describe(dataclasses.replace(outcome, error=f"already on {git_remote}"), by_name[outcome.name]))
     if todo:
         with connect(scheduler, workers, connect_timeout) as client:
             outcomes += execute(client, todo, report, status)
@@ -391,13 +399,13 @@ def run(
         pulled = _dvc(target.root, "exp", "pull", git_remote, *names)
         if pulled.returncode != 0:
             raise PipelineError(f"sweep: dvc exp pull {git_remote} failed: {sweep_task.error_line(pulled.stderr)}")
-        show(table(target.root, names, sort_by))
+        show(table(target.root, names, sort_by, choices))
     report(
         f"sweep: {len(jobs)} points: {sum(o.status == PUSHED for o in outcomes)} run and pushed, "
         f"{sum(o.status == SKIPPED for o in outcomes)} already on {git_remote}, {len(failed)} failed"
     )
     for outcome in failed:
-        report(describe(outcome, points[outcome.name]))
+        report(describe(outcome, by_name[outcome.name]))
     if failed:
         raise PipelineError(
             f"sweep: {len(failed)} of {len(jobs)} points failed (listed above); fix them and run the same "

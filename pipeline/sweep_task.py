@@ -1,7 +1,8 @@
 """One point of a sweep, as a Dask task: clone, `dvc exp run`, push. Runs on a worker.
 
-Only the standard library (and `distributed` for the stop signal). Like any Dask task's code, it must be
-importable where the scheduler and workers run: install the project there (`pip install 'mnist-cnn-dvc[cluster]'`).
+It imports only the standard library; a running task also imports `distributed` (the stop signal) and DVC's
+experiment refs (a worker runs that DVC anyway). Like any Dask task's code, it must be importable where the
+scheduler and workers run: install the project there (`pip install 'mnist-cnn-dvc[cluster]'`).
 
 A task works in a fresh clone of the git remote at the swept commit, in a temporary folder that it removes.
 Pushing is its last step and cannot leave half an experiment behind: first the outputs go to the DVC
@@ -54,7 +55,9 @@ class Job:
     @property
     def ref(self) -> str:
         """The experiment's git ref, as `dvc exp push` names it."""
-        return f"refs/exps/{self.commit[:2]}/{self.commit[2:]}/{self.name}"
+        from dvc.repo.experiments.refs import ExpRefInfo
+
+        return str(ExpRefInfo(self.commit, self.name))
 
 
 @dataclass(frozen=True)

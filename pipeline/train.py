@@ -2,7 +2,7 @@
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,17 +72,19 @@ CHECKPOINT_SECONDS = 300.0  # a checkpoint within an epoch at most this often (a
 PROGRESS_SECONDS = 0.5  # the live line within an epoch: at most this often, first after this long
 
 
-def fit_arguments(params: TrainParams, train: dataset.Split, val: dataset.Split | None, n_classes: int) -> dict:
-    """What net.fit takes besides the training images, targets and callback (the optimizer among them)."""
-    return {
-        "loss": cnn.LOSSES[params.loss](),
-        "optimizer": make_optimizer(params),
-        "epochs": params.epochs,
-        "batch_size": params.batch_size,
-        "seed": params.seed,
-        "validation_data": (val.images, cnn.one_hot(val.class_index, n_classes)) if val else None,
+def fit_arguments(
+    params: TrainParams, train: dataset.Split, val: dataset.Split | None, n_classes: int
+) -> tuple[cnn.Loss, cnn.Optimizer, cnn.FitOptions]:
+    """What net.fit takes besides the training images and targets: the loss, the optimizer and the options of the
+    train section (no callbacks: add them with dataclasses.replace)."""
+    options = cnn.FitOptions(
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        validation_data=(val.images, cnn.one_hot(val.class_index, n_classes)) if val else None,
         **recipe_options(params, len(train.labels)),
-    }
+    )
+    return cnn.LOSSES[params.loss](), make_optimizer(params), options
 
 
 def run(
@@ -106,14 +108,15 @@ def run(
     With `checkpoint_path`, the run's state is saved there after every epoch and, within an epoch, every
     `checkpoint_seconds` (pipeline.checkpoint); a run of the same params, data and code continues from it
     (announced through `warn`) to the same bits, and the file is removed when the outputs are written.
-    `on_epoch(record, images, seconds)` after each epoch of this run (images: those it trained on in this run);
+    `on_epoch(record, images, seconds, of)` after each epoch of this run (images: those of the epoch's `of` that
+    it trained on in this run);
     `on_batch(epoch, done, of, images, seconds)` within an epoch at most every PROGRESS_SECONDS (done of `of`:
     images of the epoch trained on; images and seconds: those of this run's part of it)."""
     split = dataset.load(data_path)
     train, val = hold_out(split, params.validation_fraction)
     classes = split.classes.tolist()
     net = build_network(params, split.images.shape[1:], classes)
-    arguments = fit_arguments(params, train, val, len(classes))
+    loss, optimizer, options = fit_arguments(params, train, val, len(classes))
     say = warn or (lambda text: None)
     learning_rates: list[float] = []  # one per epoch, for the live files of a resumed run
     saver = None  # save_state, with a checkpoint path
@@ -123,7 +126,7 @@ def run(
         if resumed := checkpoint.load(checkpoint_path, mark, say):
             net, state = resumed.net, dict(resumed.state)
             learning_rates = list(state.pop("learning_rates", []))
-            arguments["resume"] = cnn.TrainingState(**state)
+            options = replace(options, resume=cnn.TrainingState(**state))
             resumed_images = resumed.images
             if resumed.batch:
                 say(
@@ -133,20 +136,21 @@ def run(
             else:
                 say(f"train: resuming from {checkpoint_path} after epoch {resumed.epoch} of {params.epochs}")
 
-        failed: list[str] = []
+        warned = False  # of a checkpoint that could not be written: once a run
 
         def save_state(state: cnn.TrainingState) -> None:
+            nonlocal warned
             fields = {name: getattr(state, name) for name in cnn.TrainingState.__dataclass_fields__}
             try:
                 checkpoint.save(checkpoint_path, mark, net, {**fields, "learning_rates": learning_rates})
             except OSError as exc:  # a checkpoint is a convenience: the run goes on without it
-                if not failed:
+                if not warned:
                     say(f"warning: no checkpoint in {checkpoint_path} ({exc.strerror or exc}); training goes on")
-                failed.append(str(exc))
+                warned = True
 
-        arguments["on_epoch_end"] = saver = save_state
+        saver = save_state
     metrics = live.LiveMetrics(report_dir / "live")
-    for record, rate in zip(arguments["resume"].history if "resume" in arguments else (), learning_rates, strict=True):
+    for record, rate in zip(options.resume.history if options.resume else (), learning_rates, strict=True):
         metrics.log(record, rate)
     first_epoch = len(learning_rates) + 1
 
@@ -155,17 +159,20 @@ def run(
 
     def after_epoch(record: dict) -> None:
         now = time.perf_counter()
-        learning_rates.append(arguments["optimizer"].learning_rate)
+        learning_rates.append(optimizer.learning_rate)
         metrics.log(record, learning_rates[-1])
         if on_epoch is not None:
-            on_epoch(record, len(train.labels) - watch.epoch_images, now - watch.epoch_start)
+            on_epoch(record, len(train.labels) - watch.epoch_images, now - watch.epoch_start, len(train.labels))
         watch.next_epoch()  # the time of logging and the callback is not the next epoch's
 
-    if saver is not None or on_batch is not None:
-        arguments["on_batch_end"] = watch
-
+    options = replace(
+        options,
+        callback=after_epoch,
+        on_epoch_end=saver,
+        on_batch_end=watch if saver is not None or on_batch is not None else None,
+    )
     try:
-        history = net.fit(train.images, cnn.one_hot(train.class_index, len(classes)), callback=after_epoch, **arguments)
+        history = net.fit(train.images, cnn.one_hot(train.class_index, len(classes)), loss, optimizer, options)
     except cnn.TrainingDivergedError as exc:
         raise UserError(f"train: {exc}") from None
     seconds = time.perf_counter() - start
@@ -201,27 +208,26 @@ class BatchWatch:
     def __init__(self, save, show, checkpoint_seconds: float, epoch_images: int = 0) -> None:
         self.save, self.show, self.every = save, show, checkpoint_seconds
         self.epoch_images = epoch_images
-        self.epoch_start = time.perf_counter()
-        self.next_save = time.monotonic() + checkpoint_seconds
-        self.next_show = time.monotonic() + PROGRESS_SECONDS  # the speed of a whole second, not of a first step
+        self.epoch_start = time.perf_counter()  # the one clock of all its times
+        self.next_save = self.epoch_start + checkpoint_seconds
+        self.next_show = self.epoch_start + PROGRESS_SECONDS  # the speed of a whole second, not of a first step
 
     def __call__(self, progress: cnn.BatchProgress) -> None:
-        now = time.monotonic()
+        now = time.perf_counter()
         if self.show is not None and now >= self.next_show:
             done = progress.images
-            elapsed = time.perf_counter() - self.epoch_start
-            self.show(progress.epoch, done, progress.images_per_epoch, done - self.epoch_images, elapsed)
+            self.show(progress.epoch, done, progress.images_per_epoch, done - self.epoch_images, now - self.epoch_start)
             self.next_show = now + PROGRESS_SECONDS
         if self.save is not None and now >= self.next_save:
             self.save(progress.state())
-            self.next_save = time.monotonic() + self.every
+            self.next_save = time.perf_counter() + self.every
 
     def next_epoch(self) -> None:
         """At an epoch's end, before on_epoch_end saves its checkpoint."""
         self.epoch_images = 0
         self.epoch_start = time.perf_counter()
-        self.next_save = time.monotonic() + self.every
-        self.next_show = time.monotonic() + PROGRESS_SECONDS
+        self.next_save = self.epoch_start + self.every
+        self.next_show = self.epoch_start + PROGRESS_SECONDS
 
 
 def format_epoch(record: dict, epochs: int) -> str:

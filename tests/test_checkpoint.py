@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import zipfile
 from pathlib import Path
 
@@ -90,11 +91,17 @@ def test_a_checkpoint_gives_back_every_bit(config, data, tmp_path, batch) -> Non
     assert [p.name for p in path.parent.iterdir()] == ["train.npz"]  # no scratch left
 
 
-def test_the_fingerprint_follows_params_data_and_code(config, data, tmp_path) -> None:
+def test_the_fingerprint_follows_params_data_and_code(config, data, tmp_path, monkeypatch) -> None:
     code = tmp_path / "code"
     (code / "sub").mkdir(parents=True)
     (code / "sub" / "a.py").write_text("x = 1\n")
+    (code / "sub" / "unused.py").write_text("y = 1\n")
+    module = types.ModuleType("code_sub_a")
+    module.__file__ = str(code / "sub" / "a.py")
+    monkeypatch.setitem(sys.modules, module.__name__, module)  # loaded, as the run's own modules are
     base = checkpoint.fingerprint(config, data, (code,))
+    (code / "sub" / "unused.py").write_text("y = 2\n")
+    assert checkpoint.fingerprint(config, data, (code,)) == base  # a module the run never loaded
     assert checkpoint.fingerprint(config, data, (code,)) == base
     assert checkpoint.fingerprint(dataclasses.replace(config, epochs=5), data, (code,)) != base
     assert checkpoint.fingerprint(dataclasses.replace(config, seed=1), data, (code,)) != base
@@ -103,6 +110,16 @@ def test_the_fingerprint_follows_params_data_and_code(config, data, tmp_path) ->
     (code / "sub" / "a.py").write_text("x = 1\n")
     data.write_bytes(b"other training data")
     assert checkpoint.fingerprint(config, data, (code,)) != base
+
+
+def test_the_fingerprint_covers_the_modules_training_loads_and_no_other() -> None:
+    """In a fresh interpreter that loads what `python -m pipeline train` loads: the train stage's code, not the
+    sweep or compare modules (editing them keeps an hours-old checkpoint)."""
+    script = "import pipeline.cli, pipeline.train, pipeline.checkpoint as c; print(*[n for n, _ in c.code_files()])"
+    names = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    names = set(names.stdout.split())
+    assert {"cnn/__init__.py", "cnn/network.py", "pipeline/train.py", "pipeline/checkpoint.py"} <= names
+    assert not {"pipeline/sweep.py", "pipeline/sweep_task.py", "pipeline/compare.py"} & names, sorted(names)
 
 
 def test_a_checkpoint_of_other_params_is_ignored_with_one_line(config, data, tmp_path) -> None:
@@ -227,7 +244,7 @@ def test_a_run_stopped_after_epoch_2_of_4_resumes_to_the_same_bits(config, split
     train.run(config, split, tmp_path / "whole" / "model.npz", tmp_path / "whole")
     ck = tmp_path / "ck" / "train.npz"
 
-    def stop_in_epoch_3(record: dict, images: int, seconds: float) -> None:
+    def stop_in_epoch_3(record: dict, images: int, seconds: float, of: int) -> None:
         if record["epoch"] == 3:  # before epoch 3's checkpoint: the file holds epoch 2
             raise KeyboardInterrupt
 
@@ -241,7 +258,7 @@ def test_a_run_stopped_after_epoch_2_of_4_resumes_to_the_same_bits(config, split
         split,
         tmp_path / "cut" / "model.npz",
         tmp_path / "cut",
-        lambda record, images, seconds: seen.append(record["epoch"]),
+        lambda record, images, seconds, of: seen.append(record["epoch"]),
         lines.append,
         checkpoint_path=ck,
     )
@@ -259,7 +276,7 @@ def test_a_run_ignores_a_stale_or_corrupt_checkpoint_and_starts_at_epoch_1(confi
     ck = tmp_path / "ck" / "train.npz"
     other = dataclasses.replace(config, learning_rate=0.02)
 
-    def stop(record: dict, images: int, seconds: float) -> None:
+    def stop(record: dict, images: int, seconds: float, of: int) -> None:
         if record["epoch"] == 3:
             raise KeyboardInterrupt
 
@@ -274,7 +291,7 @@ def test_a_run_ignores_a_stale_or_corrupt_checkpoint_and_starts_at_epoch_1(confi
         split,
         tmp_path / "new" / "model.npz",
         tmp_path / "new",
-        lambda record, images, seconds: seen.append(record["epoch"]),
+        lambda record, images, seconds, of: seen.append(record["epoch"]),
         lines.append,
         checkpoint_path=ck,
     )
@@ -310,13 +327,14 @@ def test_a_run_stopped_within_epoch_3_resumes_there_to_the_same_bits(config, spl
     assert not (cut / "model.npz").exists()
     lines: list[str] = []
     epochs: list[tuple[int, int]] = []
+    sizes: list[int] = []
     seen.clear()
     result = train.run(
         config,
         split,
         cut / "model.npz",
         cut,
-        lambda record, images, seconds: epochs.append((record["epoch"], images)),
+        lambda record, images, seconds, of: (epochs.append((record["epoch"], images)), sizes.append(of)),
         lines.append,
         checkpoint_path=ck,
         checkpoint_seconds=0.0,
@@ -325,6 +343,7 @@ def test_a_run_stopped_within_epoch_3_resumes_there_to_the_same_bits(config, spl
     assert lines == [f"train: resuming from {ck} in epoch 3 of 4, at image 16 of 36"]
     assert seen[0] == (3, 20, 36, 4)  # images: this run's part of the epoch
     assert epochs == [(3, 20), (4, 36)] and [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    assert sizes == [36, 36]  # the epoch's size, also for the resumed part of one
     assert outputs(cut) == outputs(tmp_path / "whole")
     assert not ck.exists()
 

@@ -94,3 +94,15 @@ def test_the_choices_are_the_names_in_the_metrics_files():
     assert {"accuracy", "loss", "roc_auc", "test_images"} <= set(names)
     assert not {"step", "learning_rate", "train"} & set(names)  # the live file's last epoch is no choice
     assert not [n for n in names if "/" in n or "." in n], names  # no code dep, no param
+
+
+def test_the_choices_in_a_fresh_clone_without_the_live_file(tmp_path, monkeypatch):
+    """A clone has the stages' metrics files (committed to git) but no live file (gitignored, written by a run)."""
+    from tests.dvc_project import Project
+
+    project = Project.create(tmp_path / "clone")
+    assert not (project.path / "reports" / "train" / "live").exists()
+    monkeypatch.chdir(tmp_path)  # paths relative to the repo's root, not to the working directory
+    assert compare.stage_metrics_files(project.path) == ["reports/train/metrics.json", "metrics.json"]
+    assert {"accuracy", "loss", "roc_auc", "test_images", "parameters"} <= set(compare.metric_names(project.path))
+    assert compare.stage_metrics_files(tmp_path) == []  # not a DVC repo

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import download, idx
+from pipeline import download, idx, sources
 from pipeline.errors import PipelineError, UserError
 from tests.http_fixture import FaultyServer, closed_port_url, self_signed_certificate
 
-IMAGES, LABELS = download.FILES[0], download.FILES[1]
+IMAGES, LABELS = sources.FILES[0], sources.FILES[1]
 FAST = {"timeout": 2.0, "retries": 3, "backoff": 0.0}
 
 
@@ -243,7 +243,7 @@ def test_unsupported_scheme_is_refused(payloads, sums, dest, url):
     with pytest.raises(UserError, match="scheme"):
         download.fetch(dest, [url], sums, **FAST)
     with pytest.raises(UserError, match=r"data\.mirrors"):
-        download.resolve_source("mnist", [url], None)
+        sources.resolve_source("mnist", [url], None)
     assert not dest.exists()
 
 
@@ -273,30 +273,30 @@ def test_folder_mirror_copies_and_verifies(payloads, sums, dest, tmp_path):
 
 
 def test_sample_source_is_the_shipped_folder_with_its_checksums(tmp_path):
-    mirrors, sha256 = download.resolve_source("sample", None, None)
-    assert mirrors == [download.SAMPLE_DIR.as_uri() + "/"]
-    assert list(sha256) == list(download.FILES)
+    mirrors, sha256 = sources.resolve_source("sample", None, None)
+    assert mirrors == [sources.SAMPLE_DIR.as_uri() + "/"]
+    assert list(sha256) == list(sources.FILES)
     paths = download.fetch(tmp_path / "raw", mirrors, sha256)
     for path in paths:
-        assert path.read_bytes() == (download.SAMPLE_DIR / path.name).read_bytes()
+        assert path.read_bytes() == (sources.SAMPLE_DIR / path.name).read_bytes()
     images, labels = idx.read_split(tmp_path / "raw", "t10k")
     assert images.shape == (1000, 28, 28) and np.bincount(labels).tolist() == [100] * 10
 
 
 def test_resolve_source_defaults_and_overrides(tmp_path):
-    assert download.resolve_source("mnist", None, None) == (download.MNIST_MIRRORS, download.MNIST_SHA256)
-    upper = {name: digest.upper() for name, digest in download.MNIST_SHA256.items()}
-    mirrors, sha256 = download.resolve_source("mnist", ["http://mirror.local/mnist", str(tmp_path)], upper)
+    assert sources.resolve_source("mnist", None, None) == (sources.MNIST_MIRRORS, sources.MNIST_SHA256)
+    upper = {name: digest.upper() for name, digest in sources.MNIST_SHA256.items()}
+    mirrors, sha256 = sources.resolve_source("mnist", ["http://mirror.local/mnist", str(tmp_path)], upper)
     assert mirrors == ["http://mirror.local/mnist/", tmp_path.as_uri() + "/"]
-    assert sha256 == download.MNIST_SHA256
+    assert sha256 == sources.MNIST_SHA256
     with pytest.raises(UserError, match=r"data\.source.*'kaggle'.*sample, mnist"):
-        download.resolve_source("kaggle", None, None)
+        sources.resolve_source("kaggle", None, None)
     with pytest.raises(UserError, match=r"data\.sha256: no checksum for t10k-labels-idx1-ubyte\.gz"):
-        download.resolve_source("mnist", None, dict(list(download.MNIST_SHA256.items())[:3]))
+        sources.resolve_source("mnist", None, dict(list(sources.MNIST_SHA256.items())[:3]))
     with pytest.raises(UserError, match=r"data\.sha256: the checksum of"):
-        download.resolve_source("mnist", None, {**download.MNIST_SHA256, IMAGES: "abc"})
+        sources.resolve_source("mnist", None, {**sources.MNIST_SHA256, IMAGES: "abc"})
     with pytest.raises(UserError, match=r"data\.mirrors: empty"):
-        download.resolve_source("sample", [], None)
+        sources.resolve_source("sample", [], None)
 
 
 # ------------------------------------------------------------------------------------ deadlines and faults

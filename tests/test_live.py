@@ -52,7 +52,7 @@ def test_live_files_follow_each_epoch_while_the_outputs_wait_for_the_end(small_s
     seen: list[dict] = []
 
     def watch(
-        record: dict, images: int, seconds: float
+        record: dict, images: int, seconds: float, of: int
     ) -> None:  # what `dvc exp show` and an editor read at this moment
         seen.append(json.loads((live / "metrics.json").read_text()))
         assert tsv(live / "plots/metrics/train/loss.tsv")["step"].tolist() == list(range(1, record["epoch"] + 1))
@@ -99,7 +99,7 @@ def test_a_failed_run_leaves_the_previous_outputs(small_split, tmp_path, monkeyp
     train.run(train_params(epochs=2), small_split, tmp_path / "model.npz", reports)
     previous = snapshot(tmp_path)
 
-    def stop(record: dict, images: int, seconds: float) -> None:
+    def stop(record: dict, images: int, seconds: float, of: int) -> None:
         if record["epoch"] == 3:
             raise KeyboardInterrupt
 

@@ -1,5 +1,5 @@
 """params.yaml validation: every key at and just past its edges, from a table written here independently of
-params.RULES (a new key needs its rows here), and error messages that stay short whatever the value."""
+pipeline.params' rule tables (a new key needs its rows here), and error messages that stay short whatever the value."""
 
 import copy
 import math

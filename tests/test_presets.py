@@ -96,6 +96,12 @@ def test_a_bad_value_in_a_preset_file_names_that_file(tmp_path: Path, monkeypatc
     (folder / "flat.yaml").write_text("epochs: 3\n")
     with pytest.raises(UserError, match=r"flat.yaml: a preset needs a 'train:' mapping"):
         params.section(write(tmp_path, preset="flat"), "train")
+    recipe = yaml.safe_load((ROOT / "presets" / "keras-convnet.yaml").read_text())
+    recipe["train"]["layers"] = [{"type": "dense", "units": 10}, {"type": "dense"}]  # no flatten: no network
+    (folder / "unbuilt.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(UserError) as error:
+        params.check_all(write(tmp_path, preset="unbuilt"))
+    assert str(error.value).startswith(f"{folder / 'unbuilt.yaml'}: train.layers[0]")
 
 
 def test_check_notes_the_params_keys_a_preset_overrides(tmp_path: Path) -> None:

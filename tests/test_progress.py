@@ -36,9 +36,17 @@ def test_off_a_terminal_only_messages_are_written() -> None:
 
 def test_each_epoch_line_gives_its_speed_and_the_time_left() -> None:
     timer = EpochTimer(epochs=10)
-    assert timer(1, 6000, 2.0) == "3,000 images/s  epoch 2.0 s  ETA 18.0 s"
-    assert timer(2, 6000, 4.0) == "1,500 images/s  epoch 4.0 s  ETA 24.0 s"  # 8 left at the mean of 3 s
-    assert timer(10, 6000, 3.0).endswith("ETA 0.0 s")
+    assert timer(1, 6000, 2.0, 6000) == "3,000 images/s  epoch 2.0 s  ETA 18.0 s"
+    assert timer(2, 6000, 4.0, 6000) == "1,500 images/s  epoch 4.0 s  ETA 24.0 s"  # 8 left at the mean of 3 s
+    assert timer(10, 6000, 3.0, 6000).endswith("ETA 0.0 s")
+
+
+def test_a_run_resumed_within_an_epoch_counts_whole_epochs_left() -> None:
+    """Resumed at image 3000 of epoch 2 of 4 (a log shows no live line): the part of epoch 2 sets the speed,
+    the two epochs left are of all 6000 images each."""
+    resumed = EpochTimer(epochs=4)
+    assert resumed(2, 3000, 5.0, 6000) == "600 images/s  epoch 5.0 s  ETA 20.0 s"
+    assert resumed(3, 6000, 10.0, 6000) == "600 images/s  epoch 10.0 s  ETA 10.0 s"
 
 
 def test_durations_read_as_seconds_minutes_or_hours() -> None:
@@ -79,7 +87,7 @@ def test_within_an_epoch_the_live_line_gives_speed_and_the_epochs_and_runs_time_
     assert timer.within(1, 1000, 6000, 1000, 2.0) == (
         "epoch 1/4  1,000/6,000 images  500 images/s  epoch ETA 10.0 s  run ETA 46.0 s"
     )
-    timer(1, 6000, 10.0)  # epoch 1 ended: 600 images/s over the run
+    timer(1, 6000, 10.0, 6000)  # epoch 1 ended: 600 images/s over the run
     assert timer.within(2, 3000, 6000, 3000, 5.0) == (
         "epoch 2/4  3,000/6,000 images  600 images/s  epoch ETA 5.0 s  run ETA 25.0 s"
     )

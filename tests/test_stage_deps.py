@@ -1,7 +1,8 @@
 """Each stage's code deps in dvc.yaml are what the stage really loads: every stage runs its dvc.yaml cmd on the
 shipped sample in a copy of the project, then lists the project files it imported. Each of them must be a dep
 (the file or its folder), and each code dep must have been loaded: editing an HTTP retry re-runs the download
-only, and a layer change does not re-run preprocess."""
+only, and a layer change does not re-run the download. It does re-run preprocess, which loads cnn: it writes
+through pipeline.atomic, which imports cnn.atomic, and importing that runs cnn/__init__."""
 
 import shlex
 import subprocess

@@ -33,6 +33,18 @@ def test_grid_is_the_product_of_the_values_last_key_fastest() -> None:
     assert sweep.grid(["data.digits=[0,1],[0,1,7]"]) == [("data.digits=[0,1]",), ("data.digits=[0,1,7]",)]
 
 
+def test_dvc_splits_the_values_as_for_a_queued_sweep() -> None:
+    assert sweep.grid(["train.seed=range(0,3)"]) == [("train.seed=0",), ("train.seed=1",), ("train.seed=2",)]
+    assert sweep.grid(["train.optimizer=choice(adam,sgd)", "train.learning_rate=0.01,0.1"]) == [
+        ("train.optimizer=adam", "train.learning_rate=0.01"),
+        ("train.optimizer=adam", "train.learning_rate=0.1"),
+        ("train.optimizer=sgd", "train.learning_rate=0.01"),
+        ("train.optimizer=sgd", "train.learning_rate=0.1"),
+    ]
+    assert sweep.grid(["params.yaml:train.seed=range(1,5,2)"]) == [("train.seed=1",), ("train.seed=3",)]
+    assert sweep.grid(["train.optimizer='sgd,x'"]) == [("train.optimizer='sgd,x'",)]  # a quoted comma is no split
+
+
 @pytest.mark.parametrize(
     ("sets", "seeds", "message"),
     [
@@ -40,6 +52,9 @@ def test_grid_is_the_product_of_the_values_last_key_fastest() -> None:
         (["train.learning_rate"], None, "is not KEY=VALUE"),
         (["train.learning_rate=0.1,,0.2"], None, "empty value"),
         (["train.seed=1", "train.seed=2"], None, "given twice"),
+        (["train.seed=1", "params.yaml:train.seed=2"], None, "given twice"),
+        (["train.seed=range(0,3"], None, "-S 'train.seed=range\\(0,3'"),
+        (["train.seed=glob(*)"], None, "not supported"),
         (["train.seed=1"], "0", "both --seeds and -S train.seed"),
         ([], "0,x", "integers"),
     ],
@@ -54,6 +69,13 @@ def test_experiment_names_depend_on_the_params_alone() -> None:
     assert name == sweep.experiment_name(("train.seed=0", "train.learning_rate=0.05"))
     assert name != sweep.experiment_name(("train.learning_rate=0.05", "train.seed=1"))
     assert name.startswith("sweep-") and len(name) == len("sweep-") + 10
+
+
+def test_the_progress_line_counts_points_and_gives_the_time_left() -> None:
+    tally = sweep.Tally(4, started=time.monotonic() - 90)
+    assert tally.line(running=2) == "sweep: 0/4 done, 2 running, 0 failed, ETA --"
+    tally.outcomes += [sweep.Outcome("a", sweep.PUSHED), sweep.Outcome("b", sweep.SKIPPED)]
+    assert tally.line(running=1) == "sweep: 2/4 done, 1 running, 0 failed, ETA 3 min 00 s"  # 90 s a point run, 2 left
 
 
 # ---- real processes ---------------------------------------------------------------------------------------
@@ -311,6 +333,7 @@ def test_one_line_errors_before_any_work(driver: Project) -> None:
     assert time.monotonic() - start < 60
     assert "no git remote 'upstream'" in fails("--git-remote", "upstream")
     assert "no DVC remote 'elsewhere'" in fails("--dvc-remote", "elsewhere")
+    assert "no metric 'speed' in the metrics files; sort by one of " in fails("--sort-by", "speed", grid=unpushed)
 
     (driver.path / "params.yaml").write_text((driver.path / "params.yaml").read_text() + "\n")
     try:
