@@ -1,5 +1,5 @@
 """python -m benchmarks --full-mnist DIR: every preset (presets/*.yaml) trained on the full MNIST with cnn, as the
-pipeline's train stage trains it, and with the same recipe in PyTorch (benchmarks.torch_recipes) on the same
+pipeline's train stage trains it, and with the same recipe in PyTorch (benchmarks.torch_models.Trainer) on the same
 processed arrays and batches, for a few seeds; test accuracy on the whole test split after every epoch.
 
 DIR holds the four MNIST .gz files and their SHA256SUMS. They go through the pipeline's own commands, as for a

@@ -254,11 +254,12 @@ def test_pytorch_twin_computes_what_cnn_computes(network):
     from benchmarks import torch_models
 
     net, loss, _ = network.build("float64", seed=3)
-    trainer = torch_models.Trainer.like(network, "float64", threads=1, seed=3)
+    trainer = torch_models.Trainer.like(network, "float64", threads=1, batch_size=5, seed=3)
     x = np.random.default_rng(0).random((5, 1, 28, 28))
-    y = cnn.one_hot(np.arange(5) % network.n_classes, network.n_classes)
+    labels = np.arange(5) % network.n_classes
+    y = cnn.one_hot(labels, network.n_classes)
     np.testing.assert_allclose(trainer.predict(x), net.predict(x), rtol=0, atol=1e-12)
-    twin_loss = trainer.loss(trainer.model(torch.from_numpy(x)), torch.from_numpy(y)).item()
+    twin_loss = trainer.loss(trainer.model(torch.from_numpy(x)), torch.from_numpy(labels), network.n_classes).item()
     assert twin_loss == pytest.approx(loss.value(y, net.predict(x)), rel=1e-9)
 
 
@@ -293,7 +294,7 @@ def test_pytorch_twin_of_padding_stride_pooling_dropout_and_batchnorm():
         layer.training = False
     assert not np.allclose(norms[0].buffers["running_mean"], 0)
     model = torch_models.twin(net, "categorical_cross_entropy")
-    trainer = torch_models.Trainer(model, None, categorical=True)
+    trainer = torch_models.Trainer(model, None, "categorical_cross_entropy", batch_size=6, seed=0)
     np.testing.assert_allclose(trainer.predict(x), net.predict(x), rtol=0, atol=1e-10)
 
 

@@ -66,7 +66,7 @@ def test_torch_trains_as_cnn_fit(specs, optimizer, torch_args, schedule, augment
     """Two epochs of 37 images in batches of 8 (the last one 5): every parameter and running statistic equal to
     1e-9 in float64, so the order, augmented images, rates, decay, loss and layers are all the same."""
     torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
-    from benchmarks import torch_models, torch_recipes
+    from benchmarks import torch_models
 
     rng = np.random.default_rng(7)
     x, labels = rng.random((37, 1, 12, 12)), rng.integers(0, 3, 37)
@@ -75,8 +75,8 @@ def test_torch_trains_as_cnn_fit(specs, optimizer, torch_args, schedule, augment
     rule = cnn.make_schedule({"type": schedule}, torch_args[1], 2, 5)
     shift = cnn.make_augment({"shift": augment, "rotate": 15 * augment} if augment else None)
     torch.set_num_threads(1)
-    torch_optimizer, decay = torch_recipes.make_optimizer(torch_args[0], list(model.parameters()), *torch_args[1:])
-    trainer = torch_recipes.RecipeTrainer(model, torch_optimizer, "categorical_cross_entropy", 8, 5, rule, shift, decay)
+    torch_optimizer, decay = torch_models.make_optimizer(torch_args[0], list(model.parameters()), *torch_args[1:])
+    trainer = torch_models.Trainer(model, torch_optimizer, "categorical_cross_entropy", 8, 5, rule, shift, decay)
     for _ in range(2):
         trainer.epoch(x, labels, 3)
     loss = cnn.CategoricalCrossEntropy()
