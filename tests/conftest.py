@@ -1,4 +1,6 @@
-"""Shared fixtures: the notebook's data set (digits 0 and 1, 100 per class) read from the shipped sample.
+"""Shared fixtures: the notebook's data set (digits 0 and 1, 100 per class) read from the shipped sample; PyTorch
+for the tests that compare with it (skipped without it, failed instead under MNIST_CNN_REQUIRE_TORCH=1, as CI's
+.ci/run sets for its Python 3.11 run).
 
 pipeline is imported first, before numpy and cnn, so every test runs the numerics the pipeline runs
 (pipeline.numerics pins the canonical kernels; tests/test_numerics.py checks that it did).
@@ -7,7 +9,9 @@ pipeline is imported first, before numpy and cnn, so every test runs the numeric
 import pipeline  # noqa: F401
 
 # isort: split
+import os
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -18,6 +22,8 @@ from pipeline import idx
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 
 NOTEBOOK_SPECS = cnn.NOTEBOOK_LAYERS
+REQUIRE_TORCH = "MNIST_CNN_REQUIRE_TORCH"
+TORCH_MISSING = "PyTorch is not installed (pip install torch==2.13.0, or pip install -e '.[bench]')"
 
 
 def _digits01(prefix: str, per_class: int) -> tuple[np.ndarray, np.ndarray]:
@@ -34,3 +40,23 @@ def notebook_data():
     x_test, y_test = _digits01("t10k", 100)
     order = np.random.default_rng(42).permutation(len(x_train))
     return x_train[order], y_train[order], x_test, y_test
+
+
+def import_torch() -> ModuleType | None:
+    """torch, or None where it is not installed; under MNIST_CNN_REQUIRE_TORCH=1 a missing torch fails the test."""
+    try:
+        import torch
+    except ImportError:
+        if os.environ.get(REQUIRE_TORCH) == "1":
+            pytest.fail(f"{TORCH_MISSING} ({REQUIRE_TORCH}=1: this run must not skip the PyTorch tests)")
+        return None
+    return torch
+
+
+@pytest.fixture(scope="session")
+def torch() -> ModuleType:
+    """The torch module; skips the test without it (fails it under MNIST_CNN_REQUIRE_TORCH=1)."""
+    module = import_torch()
+    if module is None:
+        pytest.skip(TORCH_MISSING)
+    return module

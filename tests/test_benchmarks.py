@@ -245,12 +245,9 @@ def test_the_ten_digit_networks_and_recipe_match_the_readme():
 
 
 @pytest.mark.parametrize("network", list(networks.NETWORKS.values()), ids=lambda n: n.key)
-def test_pytorch_twin_computes_what_cnn_computes(network):
+def test_pytorch_twin_computes_what_cnn_computes(network, torch):
     """Built from the same cnn layers with the same initial values, PyTorch's network gives cnn's outputs and
     loss (the last activation folded into the loss, as in training)."""
-    pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]')")
-    import torch
-
     from benchmarks import torch_models
 
     net, loss, _ = network.build("float64", seed=3)
@@ -263,10 +260,9 @@ def test_pytorch_twin_computes_what_cnn_computes(network):
     assert twin_loss == pytest.approx(loss.value(y, net.predict(x)), rel=1e-9)
 
 
-def test_pytorch_twin_of_padding_stride_pooling_dropout_and_batchnorm():
+def test_pytorch_twin_of_padding_stride_pooling_dropout_and_batchnorm(torch):
     """The layers that came with the full-MNIST presets: cnn's predict (dropout off, batch norm's running
     statistics, here moved off their initial values by one training forward pass) is the twin's."""
-    pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]')")
     from benchmarks import torch_models
 
     layers = [
@@ -298,8 +294,24 @@ def test_pytorch_twin_of_padding_stride_pooling_dropout_and_batchnorm():
     np.testing.assert_allclose(trainer.predict(x), net.predict(x), rtol=0, atol=1e-10)
 
 
-def test_pytorch_twin_refuses_what_it_cannot_copy():
-    pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]')")
+def test_pytorch_tests_skip_with_a_reason_and_fail_when_ci_requires_them(tmp_path):
+    """Where torch does not import (a torch package that raises ImportError first on the path), a test taking the
+    conftest's torch fixture skips and says how to install it; under MNIST_CNN_REQUIRE_TORCH=1 (CI) it fails."""
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("raise ImportError(\"No module named 'torch'\")\n")
+    base = children.shell_environment() | {"PYTHONPATH": str(tmp_path)}
+    base.pop("MNIST_CNN_REQUIRE_TORCH", None)
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", __file__, "-k", "refuses"]
+    skipped = subprocess.run(command, cwd=REPO, env=base, capture_output=True, text=True, timeout=120)
+    assert skipped.returncode == 0, skipped.stdout[-2000:]
+    assert "1 skipped" in skipped.stdout and "pip install torch==2.13.0" in skipped.stdout
+    required = base | {"MNIST_CNN_REQUIRE_TORCH": "1"}
+    failed = subprocess.run(command, cwd=REPO, env=required, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1, failed.stdout[-2000:]
+    assert "must not skip the PyTorch tests" in failed.stdout
+
+
+def test_pytorch_twin_refuses_what_it_cannot_copy(torch):
     from benchmarks import torch_models
 
     net = networks.NOTEBOOK.build("float64")[0]

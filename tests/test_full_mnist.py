@@ -16,6 +16,7 @@ import pytest
 import cnn
 from benchmarks import full_mnist
 from pipeline import idx
+from tests.conftest import import_torch
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,10 +63,9 @@ def torch_parameters(model) -> list[np.ndarray]:
         (GLOBAL_SPECS, cnn.Adadelta(1.0, weight_decay=0.02), ("adadelta", 1.0, 0.0, False, 0.02), "cosine", 0),
     ],
 )
-def test_torch_trains_as_cnn_fit(specs, optimizer, torch_args, schedule, augment):
+def test_torch_trains_as_cnn_fit(specs, optimizer, torch_args, schedule, augment, torch):
     """Two epochs of 37 images in batches of 8 (the last one 5): every parameter and running statistic equal to
     1e-9 in float64, so the order, augmented images, rates, decay, loss and layers are all the same."""
-    torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
     from benchmarks import torch_models
 
     rng = np.random.default_rng(7)
@@ -175,12 +175,7 @@ def test_full_mnist_flag_end_to_end(tmp_path):
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
-    try:
-        import torch  # noqa: F401
-
-        impls = ["cnn", "torch"]
-    except ImportError:
-        impls = ["cnn"]
+    impls = ["cnn", "torch"] if import_torch() else ["cnn"]
     assert [run["impl"] for run in result["runs"]] == impls
     for run in result["runs"]:
         assert (run["preset"], run["seed"], run["epochs"]) == ("keras-convnet", 1, 2)

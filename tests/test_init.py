@@ -37,8 +37,7 @@ def test_pytorch_init_draws_weights_and_biases_within_one_over_root_fan_in(kind)
     assert np.abs(biases).max() <= bound and biases.std() > 0
 
 
-def test_pytorch_init_matches_torchs_default_bounds():
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install '.[bench]')")
+def test_pytorch_init_matches_torchs_default_bounds(torch):
     conv = torch.nn.Conv2d(64, 32, 3)
     dense = torch.nn.Linear(300, 200)
     ours_conv, _, _ = _layer("conv", "pytorch")
