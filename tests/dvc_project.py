@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,16 @@ def project_files() -> list[str]:
         check=True,
     )
     return [name for name in listing.stdout.decode().split("\0") if name and (ROOT / name).is_file()]
+
+
+def readme_block(marker: str, lang: str = "bash") -> str:
+    """The fenced `lang` block right after `<!-- marker -->` in README.md, so the tests run what the README shows.
+    In a bash block, comments (from a `#` at a line's start or after a space) are dropped, as bash drops them."""
+    match = re.search(rf"<!-- {re.escape(marker)} -->\s*```{lang}\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert match, f"README.md has no {lang} block after <!-- {marker} -->"
+    if lang != "bash":
+        return match.group(1)
+    return "".join(re.sub(r"(^|\s)#.*", "", line).rstrip() + "\n" for line in match.group(1).splitlines())
 
 
 def dvc_env(home: Path) -> dict[str, str]:

@@ -15,6 +15,7 @@ import yaml
 import cnn
 from benchmarks import bench, children, networks, recipes, report, timing
 from pipeline import numerics
+from tests.dvc_project import readme_block
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_VARIANTS = {"notebook b1 f64"} | {f"cnn b{b} {d}" for b in (1, 32, 128) for d in ("f64", "f32")}
@@ -230,8 +231,7 @@ def test_markdown_tables_align_numbers_and_mark_missing_values():
 
 
 def test_the_ten_digit_networks_and_recipe_match_the_readme():
-    readme = (REPO / "README.md").read_text()
-    block = yaml.safe_load(readme.split("<!-- ten-digits -->", 1)[1].split("```yaml", 1)[1].split("```", 1)[0])
+    block = yaml.safe_load(readme_block("ten-digits", "yaml"))
     recipe = next(r for r in recipes.RECIPES if r.name == "ten-digit")
     assert recipe.data == block["data"] and recipe.train == block["train"]
     assert block["train"]["layers"] == networks.TEN_DIGIT.layers

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dvc_project import ROOT, Project
+from tests.dvc_project import ROOT, Project, readme_block
 
 pytestmark = pytest.mark.slow
 OUTPUTS = (
@@ -32,13 +32,6 @@ OUTPUTS = (
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return Project.with_committed_run(tmp_path_factory.mktemp("recovery") / "repo")
-
-
-def readme_block(marker: str) -> str:
-    """The bash line after `<!-- marker -->` in README.md, without its comment."""
-    match = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    assert match, f"README.md has no bash block after <!-- {marker} -->"
-    return match.group(1).split("  #")[0].strip()
 
 
 def shell(project: Project, line: str) -> None:
@@ -95,7 +88,7 @@ def test_the_readmes_recovery_line_undoes_an_experiment_without_training(project
     before = hashes(project)
     project.dvc("exp", "run", "-n", "lr-005", "-S", "train.learning_rate=0.05")
     assert hashes(project) != before
-    shell(project, readme_block("recovery"))
+    shell(project, readme_block("recovery").strip())
     assert hashes(project) == before
     clean(project)
 
