@@ -1,5 +1,6 @@
 """python -m benchmarks.batch_hook: the cost of train's per-batch hook (pipeline.train.BatchWatch, as a run with a
-checkpoint file installs it) on the default network at batch 1, the case with the most steps per second.
+checkpoint file installs it) on the default network at batch 1, the case with the most steps per second, trained
+on the images the default params select from the shipped sample (data/processed/train.npz's, read from data/sample).
 Epochs of fit without the hook and with it, interleaved in one process; prints steps/s and the ratio."""
 
 import argparse
@@ -8,7 +9,8 @@ import time
 from pathlib import Path
 
 import cnn
-from pipeline import dataset, numerics, params, train
+from benchmarks import networks
+from pipeline import params, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,16 +20,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of 200 images per measurement (default 10)")
     args = parser.parse_args(argv)
-    numerics.configure()
-    config = params.section(ROOT / "params.yaml", "train")
-    split = dataset.load(ROOT / "data/processed/train.npz")
-    y = cnn.one_hot(split.class_index, len(split.classes))
+    data, config = params.section(ROOT / "params.yaml", "data"), params.section(ROOT / "params.yaml", "train")
+    x, labels = networks.training_images(data.digits, data.limit_per_class, data.seed)
+    y = cnn.one_hot(labels, len(data.digits))
 
     def epochs(hook) -> float:
-        net = train.build_network(config, split.images.shape[1:], split.classes.tolist())
+        net = train.build_network(config, x.shape[1:], list(data.digits))
         options = {"epochs": args.epochs, "batch_size": 1, "seed": 0, "on_batch_end": hook}
         start = time.perf_counter()
-        net.fit(split.images, y, cnn.LOSSES[config.loss](), train.make_optimizer(config), **options)
+        net.fit(x, y, cnn.LOSSES[config.loss](), train.make_optimizer(config), **options)
         return args.epochs * len(y) / (time.perf_counter() - start)
 
     variants = {
