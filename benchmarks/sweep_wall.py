@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import timing
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GRID = ["-S", "train.learning_rate=0.05,0.1,0.2,0.3", "-S", "train.seed=0,1,2"]  # 12 points
@@ -115,12 +117,15 @@ def main() -> None:
                 seconds = time.perf_counter() - start
                 times[name].append(seconds)
                 print(f"round {round_ + 1}: {name:<17} {seconds:6.1f} s  (load before {load:.1f})", flush=True)
-    print(f"\n{POINTS} points, {rounds} rounds, alternating; median (min-max):")
-    base = statistics.median(times["queue -j 2"])
+    print(f"\n{POINTS} points, {rounds} rounds, alternating; median (min-max), spread, and the speed over the")
+    print("queue's: the median over rounds of the queue's time over this one's in the same round")
+    speeds = {name: [1 / t for t in values] for name, values in times.items()}
     for name, values in times.items():
-        median = statistics.median(values)
-        spread = f"{min(values):.1f}-{max(values):.1f}"
-        print(f"  {name:<17} {median:6.1f} s ({spread})  {base / median:.2f}x the queue's speed")
+        ratio = timing.median_ratio(speeds[name], speeds["queue -j 2"])
+        print(
+            f"  {name:<17} {statistics.median(values):6.1f} s ({min(values):.1f}-{max(values):.1f})"
+            f"  spread {timing.spread(values):.0%}  {ratio:.2f}x the queue's speed"
+        )
 
 
 if __name__ == "__main__":
