@@ -19,21 +19,11 @@ import time
 from pathlib import Path
 
 from benchmarks import timing
+from tests.dvc_project import BIN, dvc_env
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 GRID = ["-S", "train.learning_rate=0.05,0.1,0.2,0.3", "-S", "train.seed=0,1,2"]  # 12 points
 POINTS = 12
-
-
-def environment(home: Path) -> dict[str, str]:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    for name in ("DVC_SITE_CACHE_DIR", "DVC_GLOBAL_CONFIG_DIR", "DVC_SYSTEM_CONFIG_DIR"):
-        (home / name.lower()).mkdir(parents=True, exist_ok=True)
-        env[name] = str(home / name.lower())
-    env.update(GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="b@example.org")
-    env.update(GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="b@example.org")
-    return env
 
 
 def sh(cwd: Path, env: dict[str, str], *args: str) -> str:
@@ -46,7 +36,7 @@ def sh(cwd: Path, env: dict[str, str], *args: str) -> str:
 def prepare(folder: Path) -> Path:
     """folder/state: work (a clone with the committed run, remotes set and pushed), origin.git, store."""
     state = folder / "state"
-    env = environment(folder / "home")
+    env = dvc_env(folder / "home")
     sh(folder, env, "git", "clone", "-q", str(ROOT), str(state / "work"))
     work = state / "work"
     sh(folder, env, "git", "init", "-q", "--bare", "-b", "main", str(state / "origin.git"))
@@ -65,7 +55,7 @@ def fresh(state: Path, folder: Path) -> tuple[Path, dict[str, str]]:
     if folder.exists():
         shutil.rmtree(folder)
     shutil.copytree(state, folder, symlinks=True)
-    work, env = folder / "work", environment(folder / "home")
+    work, env = folder / "work", dvc_env(folder / "home")
     # a worker's clone resolves a relative remote path from its own folder: the copy's store, absolute
     sh(work, env, str(BIN / "dvc"), "remote", "modify", "store", "url", str(folder / "store"))
     sh(work, env, "git", "commit", "-q", "-am", "this copy's folder remote")
