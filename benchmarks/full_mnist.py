@@ -191,20 +191,9 @@ def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) 
 
 def machine_summary() -> dict[str, Any]:
     """What a figure from this machine must name: CPU, vector units, kernel, numerics, library versions."""
-    import platform
-
     info = machine.machine_info()
-    keys = ("cpu", "vector_units", "numerics", "python", "numpy", "scipy", "usable_cpus", "env")
-    return {k: info[k] for k in keys} | {"kernel": platform.release(), "torch": torch_version()}
-
-
-def torch_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("torch")
-    except Exception:
-        return None
+    keys = ("cpu", "vector_units", "kernel", "numerics", "python", "numpy", "scipy", "torch", "usable_cpus", "env")
+    return {k: info[k] for k in keys}
 
 
 def describe(record: dict[str, Any]) -> str:
