@@ -4,10 +4,11 @@ and peak memory in child processes); train the recipes through the pipeline's ow
 print tables and write benchmarks/results/latest.json."""
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+
+from pipeline.atomic import write_json
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 FULL_MNIST_JSON = DEFAULT_JSON.with_name("full-mnist.json")
@@ -62,13 +63,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def write_json(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.full_mnist is not None:
@@ -101,11 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def full_mnist_main(args: argparse.Namespace) -> int:
-    import importlib.util
+    from benchmarks import full_mnist, trainers
 
-    from benchmarks import full_mnist
-
-    torch = not args.no_torch and importlib.util.find_spec("torch") is not None
+    torch = not args.no_torch and trainers.torch_available()
     opts = full_mnist.Options(
         presets=tuple(args.presets or full_mnist.preset_names()),
         seeds=tuple(args.seeds),
