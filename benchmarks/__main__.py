@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline import presets
 from pipeline.atomic import write_json
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -42,9 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.max_epochs is not None and args.max_epochs < 1:
         parser.error(f"--max-epochs must be >= 1, got {args.max_epochs}")
     if args.full_mnist is not None:
-        from benchmarks import full_mnist
-
-        known = full_mnist.preset_names()
+        known = presets.names()
         unknown = [name for name in args.presets or [] if name not in known]
         if unknown:
             parser.error(f"--presets: no preset {unknown[0]!r}; the presets are {', '.join(known)}")
@@ -99,7 +98,7 @@ def full_mnist_main(args: argparse.Namespace) -> int:
 
     torch = not args.no_torch and trainers.torch_available()
     opts = full_mnist.Options(
-        presets=tuple(args.presets or full_mnist.preset_names()),
+        presets=tuple(args.presets or presets.names()),
         seeds=tuple(args.seeds),
         max_epochs=args.max_epochs,
         threads=args.threads or len(os.sched_getaffinity(0)),

@@ -6,13 +6,10 @@ Epochs of fit without the hook and with it, interleaved in one process; prints s
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import cnn
-from benchmarks import networks, timing
+from benchmarks import PARAMS, networks, timing
 from pipeline import params, train
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs of 200 images per measurement (default 10)")
     args = parser.parse_args(argv)
-    data, config = params.section(ROOT / "params.yaml", "data"), params.section(ROOT / "params.yaml", "train")
+    data, config = params.section(PARAMS, "data"), params.section(PARAMS, "train")
     x, labels = networks.training_images(data.digits, data.limit_per_class, data.seed)
     y = cnn.one_hot(labels, len(data.digits))
 

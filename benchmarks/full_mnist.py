@@ -28,19 +28,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from benchmarks import children, machine, recipes, report
+from benchmarks import PARAMS, REPO, children, machine, recipes, report
 from benchmarks.full_mnist_run import TARGET, Job, outcome
 
-REPO = Path(__file__).resolve().parent.parent
-PARAMS = REPO / "params.yaml"
 GOALS = {"lenet5": 0.990, "keras-convnet": 0.991, "pytorch-example": 0.992, "best": 0.995}  # test accuracy to reach
 IMPLS = ("cnn", "torch")
-
-
-def preset_names() -> list[str]:
-    from pipeline import presets
-
-    return presets.names()
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -70,9 +62,6 @@ def prepare(mnist_dir: Path, scratch: Path) -> Path:
         if error := recipes.pipeline_command(step[0], "--params", str(params_file), *step[1:]):
             raise RuntimeError(error)
     return processed
-
-
-# ------------------------------------------------------------------------------------------- one run
 
 
 # ------------------------------------------------------------------------------------------- all runs

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from benchmarks import children, machine, numerics
+from benchmarks import PARAMS, children, machine, numerics
 
-PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 TARGET = 0.99  # the test accuracy whose time to reach is reported
 
 

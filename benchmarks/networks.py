@@ -3,15 +3,15 @@ the data, init, loss and optimizer they are trained with, one definition for cnn
 child processes; and the shipped MNIST sample's training images (data/sample), selected as the pipeline does."""
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import cnn
+from benchmarks import REPO
 from pipeline import idx, preprocess
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
+SAMPLE_DIR = REPO / "data" / "sample"
 
 TEN_DIGIT_LAYERS = [
     {"type": "conv", "depth": 16, "kernel_size": 3, "bias": "tied"},

@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import timing
+from benchmarks import REPO, timing
 from tests.dvc_project import BIN, dvc_env
 
-ROOT = Path(__file__).resolve().parents[1]
 GRID = ["-S", "train.learning_rate=0.05,0.1,0.2,0.3", "-S", "train.seed=0,1,2"]  # 12 points
 POINTS = 12
 
@@ -37,7 +36,7 @@ def prepare(folder: Path) -> Path:
     """folder/state: work (a clone with the committed run, remotes set and pushed), origin.git, store."""
     state = folder / "state"
     env = dvc_env(folder / "home")
-    sh(folder, env, "git", "clone", "-q", str(ROOT), str(state / "work"))
+    sh(folder, env, "git", "clone", "-q", str(REPO), str(state / "work"))
     work = state / "work"
     sh(folder, env, "git", "init", "-q", "--bare", "-b", "main", str(state / "origin.git"))
     sh(work, env, "git", "checkout", "-q", "-B", "main")

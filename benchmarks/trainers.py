@@ -18,7 +18,6 @@ import cnn
 from benchmarks import networks
 
 SEED = 0
-IMPLS = ("notebook", "cnn", "torch")
 
 
 @functools.cache
