@@ -48,15 +48,7 @@ def test_interrupted_repro_leaves_every_tracked_output(project: Project, signum:
     before = {name: project.sha256(name) for name in OUTPUTS}
     project.set_param("train.epochs", "50")
     try:
-        repro = subprocess.Popen(
-            [str(BIN / "dvc"), "repro"],
-            cwd=project.path,
-            env=project.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group: the signal reaches dvc and train, as Ctrl-C would
-        )
+        repro = project.start(str(BIN / "dvc"), "repro", stderr=subprocess.STDOUT)  # os.killpg: dvc and train
         deadline = time.monotonic() + 300
         while live_epoch(project) < 2 and repro.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -110,15 +102,7 @@ def test_the_next_repro_resumes_an_interrupted_run_to_the_same_bits(project: Pro
     params["train"].update(RESUME_TRAIN, layers=LAYERS)
     (project.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        repro = subprocess.Popen(
-            [str(BIN / "dvc"), "repro"],
-            cwd=project.path,
-            env=project.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        repro = project.start(str(BIN / "dvc"), "repro", stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
         while checkpoint_epoch(project) < after and repro.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)

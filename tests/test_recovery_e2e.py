@@ -12,11 +12,10 @@ commands there work.
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.dvc_project import ROOT, Project, readme_block
+from tests.dvc_project import BIN, ROOT, Project, readme_block
 
 pytestmark = pytest.mark.slow
 OUTPUTS = (
@@ -122,7 +121,7 @@ def test_a_yaml_syntax_error_stops_dvc_before_any_stage(project: Project) -> Non
         first = result.stderr.splitlines()[0]
         assert first.startswith("ERROR: unable to read: 'params.yaml', YAML file structure is corrupted")
         assert first in (ROOT / "README.md").read_text()  # the README quotes what DVC says
-        ours = project.run(sys_python(project), "-m", "pipeline", "check", check=False)
+        ours = project.run(str(BIN / "python"), "-m", "pipeline", "check", check=False)
         assert ours.returncode == 2 and ours.stderr.count("\n") == 1
         after = text.splitlines().index("  epochs: 2") + 2  # the parser stops at the line after the open list
         assert ours.stderr.startswith(f"error: params.yaml: not valid YAML at line {after}, column 13")
@@ -131,7 +130,3 @@ def test_a_yaml_syntax_error_stops_dvc_before_any_stage(project: Project) -> Non
         project.run("git", "checkout", "--", "params.yaml")
     shell(project, "dvc repro")  # the stamp again (DVC's run cache); nothing else runs
     clean(project)
-
-
-def sys_python(project: Project) -> str:
-    return str(Path(project.env["PATH"].split(":")[0]) / "python")
