@@ -4,10 +4,12 @@ and peak memory in child processes); train the recipes through the pipeline's ow
 print tables and write benchmarks/results/latest.json."""
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
+
+from pipeline import presets
+from pipeline.atomic import write_json
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 FULL_MNIST_JSON = DEFAULT_JSON.with_name("full-mnist.json")
@@ -44,9 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.max_epochs is not None and args.max_epochs < 1:
         parser.error(f"--max-epochs must be >= 1, got {args.max_epochs}")
     if args.full_mnist is not None:
-        from benchmarks import full_mnist
-
-        known = full_mnist.preset_names()
+        known = presets.names()
         unknown = [name for name in args.presets or [] if name not in known]
         if unknown:
             parser.error(f"--presets: no preset {unknown[0]!r}; the presets are {', '.join(known)}")
@@ -63,13 +63,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if min(args.seeds) < 0:
         parser.error(f"--seeds must be >= 0, got {min(args.seeds)}")
     return args
-
-
-def write_json(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,13 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def full_mnist_main(args: argparse.Namespace) -> int:
-    import importlib.util
+    from benchmarks import full_mnist, trainers
 
-    from benchmarks import full_mnist
-
-    torch = not args.no_torch and importlib.util.find_spec("torch") is not None
+    torch = not args.no_torch and trainers.torch_available()
     opts = full_mnist.Options(
-        presets=tuple(args.presets or full_mnist.preset_names()),
+        presets=tuple(args.presets or presets.names()),
         seeds=tuple(args.seeds),
         max_epochs=args.max_epochs,
         threads=args.threads or len(os.sched_getaffinity(0)),

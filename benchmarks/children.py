@@ -20,12 +20,10 @@ import resource
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-from benchmarks import ENV_PREFIXES, HOST_ENVIRONMENT, numerics
+from benchmarks import ENV_PREFIXES, HOST_ENVIRONMENT, REPO, numerics
 
 MIB = 1024 * 1024
-REPO = Path(__file__).resolve().parent.parent
 MODES = ("canonical", "native")
 
 

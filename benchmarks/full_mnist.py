@@ -1,5 +1,5 @@
 """python -m benchmarks --full-mnist DIR: every preset (presets/*.yaml) trained on the full MNIST with cnn, as the
-pipeline's train stage trains it, and with the same recipe in PyTorch (benchmarks.torch_recipes) on the same
+pipeline's train stage trains it, and with the same recipe in PyTorch (benchmarks.torch_models.Trainer) on the same
 processed arrays and batches, for a few seeds; test accuracy on the whole test split after every epoch.
 
 DIR holds the four MNIST .gz files and their SHA256SUMS. They go through the pipeline's own commands, as for a
@@ -28,19 +28,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from benchmarks import children, machine, recipes, report
+from benchmarks import PARAMS, REPO, children, machine, recipes, report
 from benchmarks.full_mnist_run import TARGET, Job, outcome
 
-REPO = Path(__file__).resolve().parent.parent
-PARAMS = REPO / "params.yaml"
 GOALS = {"lenet5": 0.990, "keras-convnet": 0.991, "pytorch-example": 0.992, "best": 0.995}  # test accuracy to reach
 IMPLS = ("cnn", "torch")
-
-
-def preset_names() -> list[str]:
-    from pipeline import presets
-
-    return presets.names()
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -70,9 +62,6 @@ def prepare(mnist_dir: Path, scratch: Path) -> Path:
         if error := recipes.pipeline_command(step[0], "--params", str(params_file), *step[1:]):
             raise RuntimeError(error)
     return processed
-
-
-# ------------------------------------------------------------------------------------------- one run
 
 
 # ------------------------------------------------------------------------------------------- all runs
@@ -193,20 +182,9 @@ def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) 
 
 def machine_summary() -> dict[str, Any]:
     """What a figure from this machine must name: CPU, vector units, kernel, numerics, library versions."""
-    import platform
-
     info = machine.machine_info()
-    keys = ("cpu", "vector_units", "numerics", "python", "numpy", "scipy", "usable_cpus", "env")
-    return {k: info[k] for k in keys} | {"kernel": platform.release(), "torch": torch_version()}
-
-
-def torch_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("torch")
-    except Exception:
-        return None
+    keys = ("cpu", "vector_units", "kernel", "numerics", "python", "numpy", "scipy", "torch", "usable_cpus", "env")
+    return {k: info[k] for k in keys}
 
 
 def describe(record: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """One run of the full-MNIST benchmark (benchmarks.full_mnist), in its own process:
 `python -m benchmarks.full_mnist_run JOB` trains one preset with one seed, with cnn as the pipeline's train stage
-does or with the same recipe in PyTorch (benchmarks.torch_recipes), one epoch per "go" read from stdin, and scores
+does or with the same recipe in PyTorch (benchmarks.torch_models), one epoch per "go" read from stdin, and scores
 the whole test split after every epoch. After each epoch it prints a line of text, a tab and that epoch's record
 as JSON; at the end the run's record as JSON. Importing the benchmarks package pins the pipeline's numerics
 before numpy loads.
@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from benchmarks import children, machine, numerics
+from benchmarks import PARAMS, children, machine, numerics
 
-PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 TARGET = 0.99  # the test accuracy whose time to reach is reported
 
 
@@ -125,16 +124,16 @@ def run_torch(s: Setup, threads: int, on_epoch: Callable[[dict], None], predict:
     """Train the recipe in PyTorch on the same batches; predict[0] becomes its predict."""
     import torch
 
-    from benchmarks import torch_models, torch_recipes
+    from benchmarks import torch_models
 
     torch.set_num_threads(threads)
     p = s.params
     model = torch_models.twin(s.net, p.loss)
-    optimizer, decay = torch_recipes.make_optimizer(
+    optimizer, decay = torch_models.make_optimizer(
         p.optimizer, list(model.parameters()), p.learning_rate, p.momentum, p.nesterov, p.weight_decay
     )
     schedule, augment = s.options.schedule, s.options.augment
-    trainer = torch_recipes.RecipeTrainer(model, optimizer, p.loss, p.batch_size, p.seed, schedule, augment, decay)
+    trainer = torch_models.Trainer(model, optimizer, p.loss, p.batch_size, p.seed, schedule, augment, decay)
     predict[0] = trainer.predict
     x = s.train.images.astype(p.dtype, copy=False)
     xv = s.val.images.astype(p.dtype, copy=False) if s.val is not None else None

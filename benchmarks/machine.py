@@ -1,6 +1,7 @@
 """What the numbers depend on: the CPU and its vector units, the numerics mode, BLAS libraries and threads, the
 environment, CPU load from other processes, the large-GEMM rate, and the notebook network's FLOPs per sample."""
 
+import importlib.metadata
 import os
 import platform
 import time
@@ -76,15 +77,26 @@ def vector_units() -> str:
     return "unknown" if not flags else "no AVX"
 
 
+def torch_version() -> str | None:
+    """The installed PyTorch's version (None without it), read from its metadata: torch is not imported."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def machine_info() -> dict:
-    """Versions, CPU, BLAS pools and the environment variables that change BLAS speed."""
+    """Versions (PyTorch's: torch_version), CPU, kernel, BLAS pools and the environment variables that change BLAS
+    speed."""
     import scipy
 
     info = {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
+        "torch": torch_version(),
         "cpu": cpu_model(),
+        "kernel": f"{platform.system()} {platform.release()}",
         "vector_units": vector_units(),
         "numerics": numerics.CURRENT.mode + (f" ({numerics.CURRENT.reason})" if numerics.CURRENT.reason else ""),
         "cpu_count": os.cpu_count(),

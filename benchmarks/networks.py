@@ -3,15 +3,15 @@ the data, init, loss and optimizer they are trained with, one definition for cnn
 child processes; and the shipped MNIST sample's training images (data/sample), selected as the pipeline does."""
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import cnn
+from benchmarks import REPO
 from pipeline import idx, preprocess
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
+SAMPLE_DIR = REPO / "data" / "sample"
 
 TEN_DIGIT_LAYERS = [
     {"type": "conv", "depth": 16, "kernel_size": 3, "bias": "tied"},
@@ -81,11 +81,14 @@ ARCHITECTURES = [
 ]
 
 
-def training_images(digits=(0, 1)) -> tuple[np.ndarray, np.ndarray]:
-    """Every training image of `digits` in the sample, in file order (800 for 0/1), through
-    pipeline.preprocess.select: x (N, 1, 28, 28) float32 in [0, 1], y (N,) int64 class index."""
+def training_images(digits=(0, 1), limit: int | None = None, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The training images of `digits` in the sample through pipeline.preprocess.select: every one in file order
+    (800 for 0/1), or, with the data params' limit_per_class and seed, the preprocess stage's selection (its
+    data/processed/train.npz when data.source is sample): x (N, 1, 28, 28) float32 in [0, 1], y (N,) int64 class
+    index."""
     images, labels = idx.read_split(SAMPLE_DIR, preprocess.SPLITS["train"])
-    split = preprocess.select(images, labels, list(digits), None, None)
+    rng = None if seed is None else np.random.default_rng(seed)
+    split = preprocess.select(images, labels, list(digits), limit, rng)
     return split.images, split.class_index
 
 

@@ -14,10 +14,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks import children, networks
-
-REPO = Path(__file__).resolve().parent.parent
-PARAMS = REPO / "params.yaml"
+from benchmarks import PARAMS, REPO, children, networks
 
 
 @dataclass(frozen=True)

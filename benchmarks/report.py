@@ -30,7 +30,8 @@ def section(title: str, table: str, *notes: str) -> str:
 def header(result: dict) -> str:
     m = result["machine"]
     lines = [
-        f"CPU: {m['cpu']}, {m['vector_units']} ({m['usable_cpus']} usable of {m['cpu_count']}); load avg "
+        f"CPU: {m['cpu']}, {m['vector_units']} ({m['usable_cpus']} usable of {m['cpu_count']}); kernel "
+        f"{m.get('kernel', 'not recorded')}; load avg "
         f"{m['loadavg_1min']:.2f} at start, {m.get('loadavg_1min_end', float('nan')):.2f} at end",
         f"python {m['python']}, numpy {m['numpy']}, scipy {m['scipy']}, torch {m['torch']}; numerics {m['numerics']}; "
         f"threads {m['threads']} (numpy BLAS and torch); {'; '.join(m['thread_limits_applied']) or 'no limits set'}",

@@ -18,20 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from benchmarks import REPO, timing
+from tests.dvc_project import BIN, dvc_env
+
 GRID = ["-S", "train.learning_rate=0.05,0.1,0.2,0.3", "-S", "train.seed=0,1,2"]  # 12 points
 POINTS = 12
-
-
-def environment(home: Path) -> dict[str, str]:
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    for name in ("DVC_SITE_CACHE_DIR", "DVC_GLOBAL_CONFIG_DIR", "DVC_SYSTEM_CONFIG_DIR"):
-        (home / name.lower()).mkdir(parents=True, exist_ok=True)
-        env[name] = str(home / name.lower())
-    env.update(GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="b@example.org")
-    env.update(GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="b@example.org")
-    return env
 
 
 def sh(cwd: Path, env: dict[str, str], *args: str) -> str:
@@ -44,8 +35,8 @@ def sh(cwd: Path, env: dict[str, str], *args: str) -> str:
 def prepare(folder: Path) -> Path:
     """folder/state: work (a clone with the committed run, remotes set and pushed), origin.git, store."""
     state = folder / "state"
-    env = environment(folder / "home")
-    sh(folder, env, "git", "clone", "-q", str(ROOT), str(state / "work"))
+    env = dvc_env(folder / "home")
+    sh(folder, env, "git", "clone", "-q", str(REPO), str(state / "work"))
     work = state / "work"
     sh(folder, env, "git", "init", "-q", "--bare", "-b", "main", str(state / "origin.git"))
     sh(work, env, "git", "checkout", "-q", "-B", "main")
@@ -63,7 +54,7 @@ def fresh(state: Path, folder: Path) -> tuple[Path, dict[str, str]]:
     if folder.exists():
         shutil.rmtree(folder)
     shutil.copytree(state, folder, symlinks=True)
-    work, env = folder / "work", environment(folder / "home")
+    work, env = folder / "work", dvc_env(folder / "home")
     # a worker's clone resolves a relative remote path from its own folder: the copy's store, absolute
     sh(work, env, str(BIN / "dvc"), "remote", "modify", "store", "url", str(folder / "store"))
     sh(work, env, "git", "commit", "-q", "-am", "this copy's folder remote")
@@ -115,12 +106,15 @@ def main() -> None:
                 seconds = time.perf_counter() - start
                 times[name].append(seconds)
                 print(f"round {round_ + 1}: {name:<17} {seconds:6.1f} s  (load before {load:.1f})", flush=True)
-    print(f"\n{POINTS} points, {rounds} rounds, alternating; median (min-max):")
-    base = statistics.median(times["queue -j 2"])
+    print(f"\n{POINTS} points, {rounds} rounds, alternating; median (min-max), spread, and the speed over the")
+    print("queue's: the median over rounds of the queue's time over this one's in the same round")
+    speeds = {name: [1 / t for t in values] for name, values in times.items()}
     for name, values in times.items():
-        median = statistics.median(values)
-        spread = f"{min(values):.1f}-{max(values):.1f}"
-        print(f"  {name:<17} {median:6.1f} s ({spread})  {base / median:.2f}x the queue's speed")
+        ratio = timing.median_ratio(speeds[name], speeds["queue -j 2"])
+        print(
+            f"  {name:<17} {statistics.median(values):6.1f} s ({min(values):.1f}-{max(values):.1f})"
+            f"  spread {timing.spread(values):.0%}  {ratio:.2f}x the queue's speed"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,19 @@ MaxPool, AvgPool, GlobalAvgPool, Dropout (its own random masks), BatchNorm (with
 Flatten and Reshape, Dense -> Linear, and the activations. A new cnn layer needs one entry in LAYERS. The last
 activation is left to the loss, as cnn does: softmax + categorical cross-entropy is functional.cross_entropy on
 the logits, sigmoid + binary cross-entropy binary_cross_entropy_with_logits (the same value and gradient).
+
+`Trainer` trains a twin as cnn's fit trains its network (for the speed benchmark, benchmarks.trainers, and the
+full-MNIST benchmark, benchmarks.full_mnist_run). What is the same, by construction:
+- the batches: the order np.random.default_rng(seed).permutation per epoch and each batch augmented by the
+  recipe's cnn augmenter with the generator np.random.default_rng([seed, 2]) (cnn.training's), so every step
+  sees the same images; the last batch of an epoch is the smaller rest, as in cnn;
+- the optimizer: torch.optim.Adam, AdamW (Adam with decoupled weight decay: the same p *= 1 - lr * wd),
+  Adadelta, SGD with momentum / nesterov (dampening 0), with cnn's defaults (Adam betas 0.9, 0.999, eps 1e-8;
+  Adadelta rho 0.9, eps 1e-6); for SGD and Adadelta torch's weight_decay is an L2 term in the gradient, not
+  cnn's decoupled decay, so the decay is applied by hand before each step (p *= 1 - lr * wd), as cnn does;
+- the learning rate: the cnn schedule itself sets the rate before each step (cnn.schedules states which torch
+  scheduler each one equals).
+What differs: dropout's masks come from torch's generator (torch.manual_seed(seed)): the same rate, other draws.
 """
 
 from collections.abc import Callable
@@ -110,51 +123,100 @@ def twin(net: cnn.Sequential, loss: str) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-class Trainer:
-    """Per-step training of a PyTorch `model` (x -> logits) with `optimizer` on the logits' loss;
-    categorical: softmax + cross-entropy, else sigmoid + binary cross-entropy. Shuffled every epoch like cnn's
-    fit (with torch's own generator, so not in cnn's order)."""
+def make_optimizer(
+    name: str,
+    parameters: list[nn.Parameter],
+    learning_rate: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+) -> tuple[torch.optim.Optimizer, float]:
+    """The torch optimizer for a cnn optimizer name (cnn.OPTIMIZERS), and the decoupled decay left to apply by
+    hand (0 for Adam, whose decay AdamW applies)."""
+    if name == "adam":
+        if weight_decay:
+            return torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay, eps=1e-8), 0.0
+        return torch.optim.Adam(parameters, lr=learning_rate, eps=1e-8), 0.0
+    if name == "adadelta":
+        return torch.optim.Adadelta(parameters, lr=learning_rate, rho=0.9, eps=1e-6), weight_decay
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum, nesterov=nesterov), weight_decay
+    raise ValueError(f"no PyTorch optimizer for {name!r}")
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, categorical: bool, seed: int = 0) -> None:
-        self.model, self.optimizer, self.categorical = model, optimizer, categorical
-        self.generator = torch.Generator().manual_seed(seed)
+
+class Trainer:
+    """Train `model` (x -> logits, `twin`) as cnn's fit trains its network, step for step on the batches fit
+    draws (module docstring): `epoch(x, labels, n_classes)` runs one epoch, `predict(x)` gives the probabilities
+    cnn's predict would."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        loss: str,
+        batch_size: int,
+        seed: int,
+        schedule: Callable[[int], float] | None = None,
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        decay: float = 0.0,
+    ) -> None:
+        self.model, self.optimizer, self.loss_name = model, optimizer, loss
+        self.batch_size, self.schedule, self.augment, self.decay = batch_size, schedule, augment, decay
+        self.shuffle_rng = np.random.default_rng(seed)
+        self.augment_rng = np.random.default_rng([seed, 2])
+        self.step = 0
+        torch.manual_seed(seed)
 
     @classmethod
-    def like(cls, network: Network, dtype: str, threads: int, seed: int = 0) -> "Trainer":
+    def like(cls, network: Network, dtype: str, threads: int, batch_size: int, seed: int = 0) -> "Trainer":
         """`network` as cnn builds it from `seed`, in PyTorch, with `threads` threads, the network's loss and
-        its optimizer (Adam, or SGD without momentum) at its learning rate."""
+        optimizer (make_optimizer) at its learning rate, in batches of `batch_size`."""
         torch.set_num_threads(threads)
         model = twin(network.build(dtype, seed)[0], network.loss)
-        optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[network.optimizer]
-        categorical = network.loss == "categorical_cross_entropy"
-        return cls(model, optimizer(model.parameters(), lr=network.learning_rate), categorical, seed)
+        optimizer, decay = make_optimizer(network.optimizer, list(model.parameters()), network.learning_rate)
+        return cls(model, optimizer, network.loss, batch_size, seed, decay=decay)
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.categorical:
-            return functional.cross_entropy(logits, y)
-        return functional.binary_cross_entropy_with_logits(logits, y)
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+        """The loss of `logits` (N, n_classes) for class indices `labels` (N,)."""
+        if self.loss_name == "categorical_cross_entropy":
+            return functional.cross_entropy(logits, labels)
+        target = functional.one_hot(labels, n_classes).to(logits.dtype)
+        return functional.binary_cross_entropy_with_logits(logits, target)
 
-    def fit(self, x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int = 1) -> list[float]:
-        """x (N, 1, 28, 28), y (N, K) one-hot, in the model's dtype. -> mean loss per epoch."""
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    def epoch(self, x: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
+        """One epoch over x (N, C, H, W) in the model's dtype with class indices `labels` (N,): mean loss."""
+        order = self.shuffle_rng.permutation(len(x))
+        targets = torch.from_numpy(labels[order])
         self.model.train()
-        history = []
-        for _ in range(epochs):
-            order = torch.randperm(len(xt), generator=self.generator)
-            total = 0.0
-            for start in range(0, len(xt), batch_size):
-                idx = order[start : start + batch_size]
-                self.optimizer.zero_grad(set_to_none=True)
-                loss = self.loss(self.model(xt[idx]), yt[idx])
-                loss.backward()
-                self.optimizer.step()
-                total += loss.item() * len(idx)
-            history.append(total / max(len(xt), 1))
-        return history
+        total = 0.0
+        for start in range(0, len(x), self.batch_size):
+            xb = x[order[start : start + self.batch_size]]
+            if self.augment is not None:
+                xb = np.asarray(self.augment(xb, self.augment_rng), dtype=x.dtype)
+            if self.schedule is not None:
+                rate = float(self.schedule(self.step))
+                for group in self.optimizer.param_groups:
+                    group["lr"] = rate
+            self.optimizer.zero_grad(set_to_none=True)
+            yb = targets[start : start + self.batch_size]
+            loss = self.loss(self.model(torch.from_numpy(xb)), yb, n_classes)
+            loss.backward()
+            if self.decay:
+                with torch.no_grad():
+                    for group in self.optimizer.param_groups:
+                        for p in group["params"]:
+                            p.mul_(1 - group["lr"] * self.decay)
+            self.optimizer.step()
+            total += loss.item() * len(yb)
+            self.step += 1
+        self.model.eval()
+        return total / max(len(x), 1)
 
     @torch.no_grad()
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, K), as cnn's predict gives them (dropout off, batch norm's running statistics)."""
+    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Probabilities (N, K) for x in inference mode (dropout off, batch norm's running statistics), computed
+        batch_size images at a time."""
         self.model.eval()
-        logits = self.model(torch.from_numpy(x))
-        return (torch.softmax(logits, 1) if self.categorical else torch.sigmoid(logits)).numpy()
+        logits = torch.cat([self.model(torch.from_numpy(x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
+        categorical = self.loss_name == "categorical_cross_entropy"
+        return (torch.softmax(logits, 1) if categorical else torch.sigmoid(logits)).numpy()

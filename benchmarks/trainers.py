@@ -18,7 +18,6 @@ import cnn
 from benchmarks import networks
 
 SEED = 0
-IMPLS = ("notebook", "cnn", "torch")
 
 
 @functools.cache
@@ -65,9 +64,9 @@ class Runner:
         self, variant: Variant, x: np.ndarray, labels: np.ndarray, network: networks.Network, threads: int
     ) -> None:
         self.variant, self.network, self.threads = variant, network, threads
-        self._x0 = x.astype(variant.dtype)
+        self._x0, self._labels0 = x.astype(variant.dtype), labels
         self._y0 = cnn.one_hot(labels, network.n_classes, variant.dtype)
-        self._x, self._y = self._x0, self._y0
+        self._x, self._y, self._labels = self._x0, self._y0, self._labels0
         self.calls = 0
         self._setup()
 
@@ -78,6 +77,7 @@ class Runner:
         """Make sure `samples` samples are ready in the variant's dtype (outside the clock)."""
         if len(self._x) < samples:
             self._x, self._y = networks.tile(self._x0, samples), networks.tile(self._y0, samples)
+            self._labels = networks.tile(self._labels0, samples)
 
     def lead_in(self, samples: int) -> None:
         """An untimed quarter of a measurement of `samples` (whole batches) before timing it: the previous
@@ -127,10 +127,11 @@ class TorchRunner(Runner):
     def _setup(self) -> None:
         from benchmarks import torch_models
 
-        self.trainer = torch_models.Trainer.like(self.network, self.variant.dtype, self.threads, SEED)
+        v = self.variant
+        self.trainer = torch_models.Trainer.like(self.network, v.dtype, self.threads, v.batch_size, SEED)
 
     def _train(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.trainer.fit(x, y, self.variant.batch_size)
+        self.trainer.epoch(x, self._labels[: len(x)], self.network.n_classes)
 
 
 RUNNERS: dict[str, type[Runner]] = {"notebook": NotebookRunner, "cnn": CnnRunner, "torch": TorchRunner}

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,23 @@ def project_files() -> list[str]:
         check=True,
     )
     return [name for name in listing.stdout.decode().split("\0") if name and (ROOT / name).is_file()]
+
+
+def copy_files(dest: Path) -> None:
+    """project_files() copied into dest (folders made, times kept): a fresh clone's files, without git."""
+    for name in project_files():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
+
+
+def readme_block(marker: str, lang: str = "bash") -> str:
+    """The fenced `lang` block right after `<!-- marker -->` in README.md, so the tests run what the README shows.
+    In a bash block, comments (from a `#` at a line's start or after a space) are dropped, as bash drops them."""
+    match = re.search(rf"<!-- {re.escape(marker)} -->\s*```{lang}\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert match, f"README.md has no {lang} block after <!-- {marker} -->"
+    if lang != "bash":
+        return match.group(1)
+    return "".join(re.sub(r"(^|\s)#.*", "", line).rstrip() + "\n" for line in match.group(1).splitlines())
 
 
 def dvc_env(home: Path) -> dict[str, str]:
@@ -48,9 +66,7 @@ class Project:
 
     @classmethod
     def create(cls, path: Path) -> "Project":
-        for name in project_files():
-            (path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, path / name)
+        copy_files(path)
         project = cls(path, dvc_env(path.parent / f"{path.name}-home"))
         project.run("git", "init", "-q", "-b", "main")
         project.commit("project as copied")
@@ -71,6 +87,13 @@ class Project:
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
+
+    def start(self, *args: str, stderr: int = subprocess.PIPE) -> subprocess.Popen:
+        """`args` started here in the background, in a process group of its own (os.killpg reaches it and its
+        children, as Ctrl-C in a terminal would); text stdout piped, stderr piped or (subprocess.STDOUT) merged."""
+        return subprocess.Popen(
+            args, cwd=self.path, env=self.env, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True
+        )
 
     def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run(str(BIN / "dvc"), *args, check=check)

@@ -15,6 +15,7 @@ import yaml
 import cnn
 from benchmarks import bench, children, networks, recipes, report, timing
 from pipeline import numerics
+from tests.dvc_project import readme_block
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_VARIANTS = {"notebook b1 f64"} | {f"cnn b{b} {d}" for b in (1, 32, 128) for d in ("f64", "f32")}
@@ -230,8 +231,7 @@ def test_markdown_tables_align_numbers_and_mark_missing_values():
 
 
 def test_the_ten_digit_networks_and_recipe_match_the_readme():
-    readme = (REPO / "README.md").read_text()
-    block = yaml.safe_load(readme.split("<!-- ten-digits -->", 1)[1].split("```yaml", 1)[1].split("```", 1)[0])
+    block = yaml.safe_load(readme_block("ten-digits", "yaml"))
     recipe = next(r for r in recipes.RECIPES if r.name == "ten-digit")
     assert recipe.data == block["data"] and recipe.train == block["train"]
     assert block["train"]["layers"] == networks.TEN_DIGIT.layers
@@ -245,27 +245,24 @@ def test_the_ten_digit_networks_and_recipe_match_the_readme():
 
 
 @pytest.mark.parametrize("network", list(networks.NETWORKS.values()), ids=lambda n: n.key)
-def test_pytorch_twin_computes_what_cnn_computes(network):
+def test_pytorch_twin_computes_what_cnn_computes(network, torch):
     """Built from the same cnn layers with the same initial values, PyTorch's network gives cnn's outputs and
     loss (the last activation folded into the loss, as in training)."""
-    pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]')")
-    import torch
-
     from benchmarks import torch_models
 
     net, loss, _ = network.build("float64", seed=3)
-    trainer = torch_models.Trainer.like(network, "float64", threads=1, seed=3)
+    trainer = torch_models.Trainer.like(network, "float64", threads=1, batch_size=5, seed=3)
     x = np.random.default_rng(0).random((5, 1, 28, 28))
-    y = cnn.one_hot(np.arange(5) % network.n_classes, network.n_classes)
+    labels = np.arange(5) % network.n_classes
+    y = cnn.one_hot(labels, network.n_classes)
     np.testing.assert_allclose(trainer.predict(x), net.predict(x), rtol=0, atol=1e-12)
-    twin_loss = trainer.loss(trainer.model(torch.from_numpy(x)), torch.from_numpy(y)).item()
+    twin_loss = trainer.loss(trainer.model(torch.from_numpy(x)), torch.from_numpy(labels), network.n_classes).item()
     assert twin_loss == pytest.approx(loss.value(y, net.predict(x)), rel=1e-9)
 
 
-def test_pytorch_twin_of_padding_stride_pooling_dropout_and_batchnorm():
+def test_pytorch_twin_of_padding_stride_pooling_dropout_and_batchnorm(torch):
     """The layers that came with the full-MNIST presets: cnn's predict (dropout off, batch norm's running
     statistics, here moved off their initial values by one training forward pass) is the twin's."""
-    pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]')")
     from benchmarks import torch_models
 
     layers = [
@@ -293,12 +290,28 @@ def test_pytorch_twin_of_padding_stride_pooling_dropout_and_batchnorm():
         layer.training = False
     assert not np.allclose(norms[0].buffers["running_mean"], 0)
     model = torch_models.twin(net, "categorical_cross_entropy")
-    trainer = torch_models.Trainer(model, None, categorical=True)
+    trainer = torch_models.Trainer(model, None, "categorical_cross_entropy", batch_size=6, seed=0)
     np.testing.assert_allclose(trainer.predict(x), net.predict(x), rtol=0, atol=1e-10)
 
 
-def test_pytorch_twin_refuses_what_it_cannot_copy():
-    pytest.importorskip("torch", reason="PyTorch is not installed (pip install -e '.[bench]')")
+def test_pytorch_tests_skip_with_a_reason_and_fail_when_ci_requires_them(tmp_path):
+    """Where torch does not import (a torch package that raises ImportError first on the path), a test taking the
+    conftest's torch fixture skips and says how to install it; under MNIST_CNN_REQUIRE_TORCH=1 (CI) it fails."""
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text("raise ImportError(\"No module named 'torch'\")\n")
+    base = children.shell_environment() | {"PYTHONPATH": str(tmp_path)}
+    base.pop("MNIST_CNN_REQUIRE_TORCH", None)
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", __file__, "-k", "refuses"]
+    skipped = subprocess.run(command, cwd=REPO, env=base, capture_output=True, text=True, timeout=120)
+    assert skipped.returncode == 0, skipped.stdout[-2000:]
+    assert "1 skipped" in skipped.stdout and "pip install torch==2.13.0" in skipped.stdout
+    required = base | {"MNIST_CNN_REQUIRE_TORCH": "1"}
+    failed = subprocess.run(command, cwd=REPO, env=required, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1, failed.stdout[-2000:]
+    assert "must not skip the PyTorch tests" in failed.stdout
+
+
+def test_pytorch_twin_refuses_what_it_cannot_copy(torch):
     from benchmarks import torch_models
 
     net = networks.NOTEBOOK.build("float64")[0]

@@ -2,14 +2,12 @@
 with one line."""
 
 import dataclasses
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import types
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +16,15 @@ import yaml
 
 import cnn
 from pipeline import checkpoint, params, train
+from tests.checkpoints import RESUME_TRAIN, checkpoint_header
+from tests.conftest import train_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def config() -> params.TrainParams:
-    return dataclasses.replace(params.section(ROOT / "params.yaml", "train"), epochs=4)
+    return train_params()
 
 
 @pytest.fixture
@@ -207,14 +207,8 @@ LAYERS = [
 
 
 @pytest.fixture
-def split(notebook_data, tmp_path: Path) -> Path:
-    from pipeline import dataset
-    from pipeline.dataset import Split
-
-    x_train, y_train, _, _ = notebook_data
-    path = tmp_path / "split.npz"
-    dataset.save(path, Split(x_train[:48], y_train[:48], np.array([0, 1])))
-    return path
+def split(split_file) -> Path:
+    return split_file(48, "split.npz")
 
 
 def adam_with_dropout(config: params.TrainParams) -> params.TrainParams:
@@ -363,34 +357,13 @@ def test_without_a_due_checkpoint_a_run_saves_only_after_epochs(config, split, t
     assert saved == sorted([*every_batch, (1, 0), (2, 0), (3, 0), (4, 0)])
 
 
-def checkpoint_header(path: Path) -> dict:
-    try:
-        with np.load(path) as members:
-            return json.loads(bytes(members["header"]))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return {}
-
-
-def test_a_train_killed_within_an_epoch_resumes_there_to_the_same_bytes(notebook_data, tmp_path) -> None:
+def test_a_train_killed_within_an_epoch_resumes_there_to_the_same_bytes(split_file, tmp_path) -> None:
     """`python -m pipeline train` with a checkpoint after every batch (MNIST_CNN_CHECKPOINT_SECONDS=0), 180
     images in batches of 2, SIGKILLed inside epoch 2: the next run resumes at the image the checkpoint holds,
     says so in one line, and writes the bytes of an uninterrupted run."""
-    from pipeline import dataset
-    from pipeline.dataset import Split
-
-    x_train, y_train, _, _ = notebook_data
-    dataset.save(tmp_path / "train.npz", Split(x_train, y_train, np.array([0, 1])))
+    split_file()
     settings = yaml.safe_load((ROOT / "params.yaml").read_text())
-    settings["train"].update(
-        epochs=4,
-        optimizer="adam",
-        learning_rate=0.001,
-        batch_size=2,
-        validation_fraction=0.1,
-        layers=LAYERS,
-        schedule={"type": "onecycle", "max_lr": 0.002},
-        augment={"shift": 2, "rotate": 10},
-    )
+    settings["train"].update(RESUME_TRAIN, layers=LAYERS)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MNIST_CNN_CHECKPOINT_SECONDS": "0"}
 

@@ -5,7 +5,6 @@ what a stage prints says what it counted."""
 import itertools
 import re
 
-import numpy as np
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
@@ -55,12 +54,10 @@ def test_the_command_list_shows_each_summary_whole() -> None:
         assert any(line.split(None, 1) == [name, summary] for line in listing), (name, summary, listing)
 
 
-def test_evaluate_says_what_it_counted(tmp_path, notebook_data) -> None:
+def test_evaluate_says_what_it_counted(tmp_path, split_file) -> None:
     import cnn
-    from pipeline import dataset
 
-    _, _, x_test, y_test = notebook_data
-    dataset.save(tmp_path / "test.npz", dataset.Split(x_test, y_test, np.array([0, 1])))
+    split_file(name="test.npz", part="test")
     net = cnn.Sequential(cnn.build(cnn.NOTEBOOK_LAYERS, n_classes=2), seed=0)
     net.meta = {"classes": [0, 1], "loss": "binary_cross_entropy"}
     cnn.save(net, tmp_path / "model.npz")

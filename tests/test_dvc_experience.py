@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.dvc_project import ROOT, Project
+from tests.dvc_project import ROOT, Project, readme_block
 
 pytestmark = pytest.mark.slow
-
-
-def readme_command(marker: str) -> list[str]:
-    """The command in the bash block after `<!-- marker -->` in README.md: the tests run what it promises."""
-    match = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    assert match, f"README.md has no bash block after <!-- {marker} -->"
-    line = match.group(1).split("#")[0].strip()
-    return shlex.split(line)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +37,7 @@ def test_the_readmes_tables_fit_a_120_column_terminal(project: Project) -> None:
     metrics = project.dvc("metrics", "show", "metrics.json").stdout  # the README's short form
     assert max(map(len, metrics.splitlines())) <= 120, metrics
     assert "dvc metrics show metrics.json" in (ROOT / "README.md").read_text()
-    command = readme_command("exp-show")
+    command = shlex.split(readme_block("exp-show"))
     assert command[:3] == ["dvc", "exp", "show"]
     table = project.run("env", "COLUMNS=120", project.env["PATH"].split(":")[0] + "/dvc", *command[1:]).stdout
     assert max(map(len, table.splitlines())) <= 120, table
@@ -73,9 +65,7 @@ def test_model_registry_entry_gets_the_model_by_name(project: Project, tmp_path:
     listing = project.dvc("ls", str(project.path), "models", "--dvc-only").stdout.split()
     assert listing == ["model.npz"]
     project.run("git", "tag", "-a", "mnist-cnn@v1.0.0", "-m", "Registering artifact mnist-cnn version 1.0.0")
-    block = re.search(r"<!-- registry -->\s*```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    assert block, "README.md has no bash block after <!-- registry -->"
-    gets = [line.split("  #")[0] for line in block.group(1).splitlines() if line.startswith("dvc artifacts get")]
+    gets = [line for line in readme_block("registry").splitlines() if line.startswith("dvc artifacts get")]
     assert len(gets) == 2
     user = Project(tmp_path / "user", project.env)
     user.path.mkdir()
@@ -98,9 +88,8 @@ def _dir_entry_has(project: Project, digest: str) -> bool:
 
 def test_the_readmes_exp_show_fits_120_columns_after_the_readmes_sweep(tmp_path: Path) -> None:
     project = Project.with_committed_run(tmp_path / "repo")
-    block = re.search(r"### Sweeps.*?```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
-    queue = next(line for line in block.splitlines() if line.startswith("dvc exp run --queue"))
-    project.run(*shlex.split(queue.split("  #")[0]))
+    queue = next(line for line in readme_block("sweep").splitlines() if line.startswith("dvc exp run --queue"))
+    project.run(*shlex.split(queue))
     project.dvc("queue", "start", "-j", "2")
     deadline = time.monotonic() + 900
     try:
@@ -110,7 +99,7 @@ def test_the_readmes_exp_show_fits_120_columns_after_the_readmes_sweep(tmp_path:
     finally:
         project.dvc("queue", "stop", "--kill", check=False)
     assert status.count("Success") == 9, status
-    command = readme_command("exp-show")
+    command = shlex.split(readme_block("exp-show"))
     table = project.run("env", "COLUMNS=200", project.env["PATH"].split(":")[0] + "/dvc", *command[1:]).stdout
     rows = table.splitlines()
     assert len([row for row in rows if re.search(r"[├└]── \w{7} \[", row)]) == 9, table

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.dvc_project import ROOT, Project
+from tests.dvc_project import Project, readme_block
 
 pytestmark = pytest.mark.slow
 # kernels + untied biases, Dense(3380->100) weights + biases, Dense(100->2) weights + biases
@@ -31,14 +31,6 @@ def experiments(project: Project) -> dict[str, dict]:
     return found
 
 
-def readme_yaml(marker: str) -> dict:
-    """The YAML block that follows `<!-- marker -->` in README.md, so the tests keep the README true."""
-    text = (ROOT / "README.md").read_text()
-    match = re.search(rf"<!-- {marker} -->\s*```yaml\n(.*?)```", text, re.S)
-    assert match, f"README.md has no yaml block after <!-- {marker} -->"
-    return yaml.safe_load(match.group(1))
-
-
 def apply_params(project: Project, overrides: dict) -> None:
     params = yaml.safe_load((project.path / "params.yaml").read_text())
     for section, values in overrides.items():
@@ -48,7 +40,7 @@ def apply_params(project: Project, overrides: dict) -> None:
 
 def test_ten_digit_configuration_from_the_readme_reaches_95_percent(tmp_path: Path) -> None:
     project = Project.create(tmp_path / "repo")
-    apply_params(project, readme_yaml("ten-digits"))
+    apply_params(project, yaml.safe_load(readme_block("ten-digits", "yaml")))
     project.dvc("repro")
     metrics = json.loads((project.path / "metrics.json").read_text())
     per_class = pd.read_csv(project.path / "reports" / "evaluate" / "per_class.csv")

@@ -16,6 +16,7 @@ import pytest
 import cnn
 from benchmarks import full_mnist
 from pipeline import idx
+from tests.conftest import import_torch
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,11 +63,10 @@ def torch_parameters(model) -> list[np.ndarray]:
         (GLOBAL_SPECS, cnn.Adadelta(1.0, weight_decay=0.02), ("adadelta", 1.0, 0.0, False, 0.02), "cosine", 0),
     ],
 )
-def test_torch_trains_as_cnn_fit(specs, optimizer, torch_args, schedule, augment):
+def test_torch_trains_as_cnn_fit(specs, optimizer, torch_args, schedule, augment, torch):
     """Two epochs of 37 images in batches of 8 (the last one 5): every parameter and running statistic equal to
     1e-9 in float64, so the order, augmented images, rates, decay, loss and layers are all the same."""
-    torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
-    from benchmarks import torch_models, torch_recipes
+    from benchmarks import torch_models
 
     rng = np.random.default_rng(7)
     x, labels = rng.random((37, 1, 12, 12)), rng.integers(0, 3, 37)
@@ -75,8 +75,8 @@ def test_torch_trains_as_cnn_fit(specs, optimizer, torch_args, schedule, augment
     rule = cnn.make_schedule({"type": schedule}, torch_args[1], 2, 5)
     shift = cnn.make_augment({"shift": augment, "rotate": 15 * augment} if augment else None)
     torch.set_num_threads(1)
-    torch_optimizer, decay = torch_recipes.make_optimizer(torch_args[0], list(model.parameters()), *torch_args[1:])
-    trainer = torch_recipes.RecipeTrainer(model, torch_optimizer, "categorical_cross_entropy", 8, 5, rule, shift, decay)
+    torch_optimizer, decay = torch_models.make_optimizer(torch_args[0], list(model.parameters()), *torch_args[1:])
+    trainer = torch_models.Trainer(model, torch_optimizer, "categorical_cross_entropy", 8, 5, rule, shift, decay)
     for _ in range(2):
         trainer.epoch(x, labels, 3)
     loss = cnn.CategoricalCrossEntropy()
@@ -176,12 +176,7 @@ def test_full_mnist_flag_end_to_end(tmp_path):
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
-    try:
-        import torch  # noqa: F401
-
-        impls = ["cnn", "torch"]
-    except ImportError:
-        impls = ["cnn"]
+    impls = ["cnn", "torch"] if import_torch() else ["cnn"]
     assert [(run["impl"], run["seed"]) for run in result["runs"]] == [(impl, 1) for impl in impls] + [("cnn", 2)]
     for run in result["runs"]:
         assert (run["preset"], run["epochs"]) == ("keras-convnet", 2)
@@ -192,7 +187,7 @@ def test_full_mnist_flag_end_to_end(tmp_path):
     turns = [line.split()[:2] for line in done.stderr.splitlines() if line.strip().split()[1:2] == ["epoch"]]
     expected = [["cnn", "epoch"], ["torch", "epoch"], ["torch", "epoch"], ["cnn", "epoch"]]
     seed_1 = expected if impls == ["cnn", "torch"] else expected[:1] + expected[3:]
-    assert turns == seed_1 + [["cnn", "epoch"], ["cnn", "epoch"]]
+    assert turns == [*seed_1, ["cnn", "epoch"], ["cnn", "epoch"]]
     assert "| keras-convnet | 2 |" in done.stdout and "99.1%" in done.stdout
 
 

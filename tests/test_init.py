@@ -1,5 +1,6 @@
-"""The initialisers' spreads: uniform ones (Keras's glorot_uniform, PyTorch's default) for dense and conv layers,
-with the convolution's fan-in counting its input channels."""
+"""The initialisers' spreads: the scaled normal ones (xavier = glorot, he) and the uniform ones (Keras's
+glorot_uniform, PyTorch's default) for dense and conv layers, with the convolution's fan-in counting its input
+channels."""
 
 import numpy as np
 import pytest
@@ -14,6 +15,16 @@ def _layer(kind: str, init: str) -> cnn.Layer:
         layer, fan_in, fan_out = cnn.Convolutional((64, 8, 8), 3, 32, bias="tied"), 64 * 9, 32 * 9
     layer.initialize(init, np.random.default_rng(0), np.float64)
     return layer, fan_in, fan_out
+
+
+@pytest.mark.parametrize("init", ["xavier", "glorot", "he"])
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+def test_scaled_normal_inits_have_the_right_spread_and_zero_biases(kind, init):
+    layer, fan_in, fan_out = _layer(kind, init)
+    weights = layer.params[next(iter(layer.params))]
+    expected = np.sqrt(2 / fan_in) if init == "he" else np.sqrt(2 / (fan_in + fan_out))
+    assert abs(weights.std() / expected - 1) < 0.02
+    assert not layer.params["biases"].any()
 
 
 @pytest.mark.parametrize("kind", ["dense", "conv"])
@@ -37,8 +48,7 @@ def test_pytorch_init_draws_weights_and_biases_within_one_over_root_fan_in(kind)
     assert np.abs(biases).max() <= bound and biases.std() > 0
 
 
-def test_pytorch_init_matches_torchs_default_bounds():
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install '.[bench]')")
+def test_pytorch_init_matches_torchs_default_bounds(torch):
     conv = torch.nn.Conv2d(64, 32, 3)
     dense = torch.nn.Linear(300, 200)
     ours_conv, _, _ = _layer("conv", "pytorch")

@@ -12,12 +12,11 @@ import os
 import signal
 import subprocess
 import time
-import zipfile
 
-import numpy as np
 import pytest
 import yaml
 
+from tests.checkpoints import RESUME_TRAIN, checkpoint_header
 from tests.dvc_project import BIN, Project
 
 pytestmark = pytest.mark.slow
@@ -49,15 +48,7 @@ def test_interrupted_repro_leaves_every_tracked_output(project: Project, signum:
     before = {name: project.sha256(name) for name in OUTPUTS}
     project.set_param("train.epochs", "50")
     try:
-        repro = subprocess.Popen(
-            [str(BIN / "dvc"), "repro"],
-            cwd=project.path,
-            env=project.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group: the signal reaches dvc and train, as Ctrl-C would
-        )
+        repro = project.start(str(BIN / "dvc"), "repro", stderr=subprocess.STDOUT)  # os.killpg: dvc and train
         deadline = time.monotonic() + 300
         while live_epoch(project) < 2 and repro.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -88,11 +79,7 @@ CHECKPOINT = ".dvc/tmp/checkpoints/train.npz"
 
 
 def checkpoint_epoch(project: Project) -> int:
-    try:
-        with np.load(project.path / CHECKPOINT) as members:
-            return json.loads(bytes(members["header"]))["epoch"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return 0
+    return checkpoint_header(project.path / CHECKPOINT).get("epoch", 0)
 
 
 def train_lock(project: Project) -> dict:
@@ -112,27 +99,10 @@ def test_the_next_repro_resumes_an_interrupted_run_to_the_same_bits(project: Pro
     checkpoint removed)."""
     before = {name: project.sha256(name) for name in OUTPUTS if name != "dvc.lock"} | {"lock": train_lock(project)}
     params = yaml.safe_load((project.path / "params.yaml").read_text())
-    params["train"].update(
-        epochs=4,
-        optimizer="adam",
-        learning_rate=0.001,
-        batch_size=2,
-        validation_fraction=0.1,
-        layers=LAYERS,
-        schedule={"type": "onecycle", "max_lr": 0.002},
-        augment={"shift": 2, "rotate": 10},
-    )
+    params["train"].update(RESUME_TRAIN, layers=LAYERS)
     (project.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        repro = subprocess.Popen(
-            [str(BIN / "dvc"), "repro"],
-            cwd=project.path,
-            env=project.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        repro = project.start(str(BIN / "dvc"), "repro", stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
         while checkpoint_epoch(project) < after and repro.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -4,7 +4,6 @@ While train runs, reports/train/live/ (dvclive, gitignored) holds every finished
 (model, loss.csv, loss.png, metrics.json, platform.json) keep the previous run's bytes until the end.
 """
 
-import dataclasses
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,24 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import dataset, params, train
-from pipeline.dataset import Split
+from pipeline import train
+from tests.conftest import train_params
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("model.npz", "reports/loss.csv", "reports/loss.png", "reports/metrics.json", "reports/platform.json")
 
 
 @pytest.fixture
-def small_split(notebook_data, tmp_path: Path) -> Path:
-    x_train, y_train, _, _ = notebook_data
-    path = tmp_path / "train.npz"
-    dataset.save(path, Split(x_train[:60], y_train[:60], np.array([0, 1])))
-    return path
-
-
-def train_params(**changes) -> params.TrainParams:
-    config = params.section(ROOT / "params.yaml", "train")
-    return dataclasses.replace(config, **{"epochs": 4, **changes})
+def small_split(split_file) -> Path:
+    return split_file(60)
 
 
 def tsv(path: Path) -> pd.DataFrame:

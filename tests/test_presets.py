@@ -155,9 +155,9 @@ def test_the_train_stage_builds_the_optimizer_schedule_and_augmentation_of_the_r
 def test_one_dash_s_chooses_a_preset_and_seeds_vary_on_top(tmp_path: Path) -> None:
     """`dvc exp run -S train.preset=...` (the README's command) on the sample, with a quick preset of one's own."""
     project = Project.create(tmp_path / "repo")
-    (project.path / "presets" / "quick.yaml").write_text(
-        (ROOT / "presets" / "keras-convnet.yaml").read_text().replace("epochs: 15", "epochs: 2")
-    )
+    quick = yaml.safe_load((ROOT / "presets" / "keras-convnet.yaml").read_text())
+    quick["train"]["epochs"] = 2
+    (project.path / "presets" / "quick.yaml").write_text(yaml.safe_dump(quick, sort_keys=False))
     project.commit("a quick preset")
     models = set()
     for seed in (0, 1):

@@ -3,8 +3,14 @@
 import io
 from pathlib import Path
 
+import yaml
+from typer.testing import CliRunner
+
 from pipeline import train
+from pipeline.cli import app
 from pipeline.progress import EpochTimer, Progress, duration
+
+TRAIN = ["train", "--data", "train.npz", "--model", "m.npz", "--reports", "r"]
 
 
 class Terminal(io.StringIO):
@@ -59,22 +65,21 @@ def test_durations_read_as_seconds_minutes_or_hours() -> None:
     ]
 
 
-def test_a_run_prints_one_line_per_epoch_in_logs(notebook_data, tmp_path, monkeypatch) -> None:
-    """Off a terminal (a log, `dvc queue logs`) each epoch still gets its own line."""
-    import numpy as np
-    from typer.testing import CliRunner
-
-    from pipeline import dataset
-    from pipeline.cli import app
-    from pipeline.dataset import Split
-
-    x_train, y_train, _, _ = notebook_data
-    dataset.save(tmp_path / "train.npz", Split(x_train[:40], y_train[:40], np.array([0, 1])))
-    params = (Path(__file__).resolve().parents[1] / "params.yaml").read_text().replace("epochs: 20", "epochs: 3")
-    (tmp_path / "params.yaml").write_text(params)
+def train_here(tmp_path: Path, monkeypatch, split_file, epochs: int) -> None:
+    """tmp_path as the working folder of a train run: 40 training images in train.npz, params.yaml's train section
+    with `epochs` epochs, and a live line due after every step."""
+    split_file(40)
+    settings = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    settings["train"]["epochs"] = epochs
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(train, "PROGRESS_SECONDS", 0.0)  # a live line would be due after every step
-    result = CliRunner().invoke(app, ["train", "--data", "train.npz", "--model", "m.npz", "--reports", "r"])
+    monkeypatch.setattr(train, "PROGRESS_SECONDS", 0.0)
+
+
+def test_a_run_prints_one_line_per_epoch_in_logs(split_file, tmp_path, monkeypatch) -> None:
+    """Off a terminal (a log, `dvc queue logs`) each epoch still gets its own line."""
+    train_here(tmp_path, monkeypatch, split_file, epochs=3)
+    result = CliRunner().invoke(app, TRAIN)
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("epoch ")]
     assert [line.split("  ")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
@@ -95,28 +100,16 @@ def test_within_an_epoch_the_live_line_gives_speed_and_the_epochs_and_runs_time_
     assert resumed.within(2, 4000, 6000, 1000, 2.0).endswith("500 images/s  epoch ETA 4.0 s  run ETA 28.0 s")
 
 
-def test_on_a_terminal_the_epochs_line_updates_within_it(notebook_data, tmp_path, monkeypatch) -> None:
-    import numpy as np
-    from typer.testing import CliRunner
-
-    from pipeline import dataset, progress
-    from pipeline.cli import app
-    from pipeline.dataset import Split
-
-    x_train, y_train, _, _ = notebook_data
-    dataset.save(tmp_path / "train.npz", Split(x_train[:40], y_train[:40], np.array([0, 1])))
-    params = (Path(__file__).resolve().parents[1] / "params.yaml").read_text().replace("epochs: 20", "epochs: 2")
-    (tmp_path / "params.yaml").write_text(params)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(train, "PROGRESS_SECONDS", 0.0)
-    plain_init = progress.Progress.__init__
+def test_on_a_terminal_the_epochs_line_updates_within_it(split_file, tmp_path, monkeypatch) -> None:
+    train_here(tmp_path, monkeypatch, split_file, epochs=2)
+    plain_init = Progress.__init__
 
     def on_a_terminal(self, stream=None, interval=0.1) -> None:
         plain_init(self, stream, interval)
         self.enabled = True
 
-    monkeypatch.setattr(progress.Progress, "__init__", on_a_terminal)
-    result = CliRunner().invoke(app, ["train", "--data", "train.npz", "--model", "m.npz", "--reports", "r"])
+    monkeypatch.setattr(Progress, "__init__", on_a_terminal)
+    result = CliRunner().invoke(app, TRAIN)
     assert result.exit_code == 0, result.output
     drawn = [part for part in result.output.replace("\n", "\r\033[K").split("\r\033[K") if part]
     live = [part for part in drawn if " images  " in part]

@@ -12,11 +12,10 @@ commands there work.
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.dvc_project import ROOT, Project
+from tests.dvc_project import BIN, ROOT, Project, readme_block
 
 pytestmark = pytest.mark.slow
 OUTPUTS = (
@@ -32,13 +31,6 @@ OUTPUTS = (
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return Project.with_committed_run(tmp_path_factory.mktemp("recovery") / "repo")
-
-
-def readme_block(marker: str) -> str:
-    """The bash line after `<!-- marker -->` in README.md, without its comment."""
-    match = re.search(rf"<!-- {marker} -->\s*```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    assert match, f"README.md has no bash block after <!-- {marker} -->"
-    return match.group(1).split("  #")[0].strip()
 
 
 def shell(project: Project, line: str) -> None:
@@ -95,7 +87,7 @@ def test_the_readmes_recovery_line_undoes_an_experiment_without_training(project
     before = hashes(project)
     project.dvc("exp", "run", "-n", "lr-005", "-S", "train.learning_rate=0.05")
     assert hashes(project) != before
-    shell(project, readme_block("recovery"))
+    shell(project, readme_block("recovery").strip())
     assert hashes(project) == before
     clean(project)
 
@@ -129,7 +121,7 @@ def test_a_yaml_syntax_error_stops_dvc_before_any_stage(project: Project) -> Non
         first = result.stderr.splitlines()[0]
         assert first.startswith("ERROR: unable to read: 'params.yaml', YAML file structure is corrupted")
         assert first in (ROOT / "README.md").read_text()  # the README quotes what DVC says
-        ours = project.run(sys_python(project), "-m", "pipeline", "check", check=False)
+        ours = project.run(str(BIN / "python"), "-m", "pipeline", "check", check=False)
         assert ours.returncode == 2 and ours.stderr.count("\n") == 1
         after = text.splitlines().index("  epochs: 2") + 2  # the parser stops at the line after the open list
         assert ours.stderr.startswith(f"error: params.yaml: not valid YAML at line {after}, column 13")
@@ -138,7 +130,3 @@ def test_a_yaml_syntax_error_stops_dvc_before_any_stage(project: Project) -> Non
         project.run("git", "checkout", "--", "params.yaml")
     shell(project, "dvc repro")  # the stamp again (DVC's run cache); nothing else runs
     clean(project)
-
-
-def sys_python(project: Project) -> str:
-    return str(Path(project.env["PATH"].split(":")[0]) / "python")

@@ -118,10 +118,9 @@ def test_make_schedule_rejects_a_bad_spec_in_one_line(spec, message):
 # --- torch's schedulers over whole runs (skipped without torch) ---
 
 
-def torch_rates(make_scheduler, steps: int, per_epoch: int | None = None) -> list[float]:
+def torch_rates(torch, make_scheduler, steps: int, per_epoch: int | None = None) -> list[float]:
     """The rate torch's optimizer holds before each of `steps` steps; the scheduler steps after each batch, or
     after each epoch of per_epoch batches."""
-    torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     scheduler = make_scheduler(torch.optim.lr_scheduler, optimizer)
     rates = []
@@ -133,27 +132,29 @@ def torch_rates(make_scheduler, steps: int, per_epoch: int | None = None) -> lis
     return rates
 
 
-def test_step_decay_matches_torch_steplr():
-    expected = torch_rates(lambda s, o: s.StepLR(o, step_size=2, gamma=0.7), 14 * 9, per_epoch=9)
+def test_step_decay_matches_torch_steplr(torch):
+    expected = torch_rates(torch, lambda s, o: s.StepLR(o, step_size=2, gamma=0.7), 14 * 9, per_epoch=9)
     schedule = StepDecayLR(0.1, steps_per_epoch=9, gamma=0.7, step_size=2)
     assert [schedule(s) for s in range(14 * 9)] == pytest.approx(expected, rel=1e-13)
 
 
-def test_cosine_matches_torch_cosine_annealing_per_batch():
-    expected = torch_rates(lambda s, o: s.CosineAnnealingLR(o, T_max=300, eta_min=0.002), 300)
+def test_cosine_matches_torch_cosine_annealing_per_batch(torch):
+    expected = torch_rates(torch, lambda s, o: s.CosineAnnealingLR(o, T_max=300, eta_min=0.002), 300)
     schedule = CosineLR(0.1, total_steps=300, min_lr=0.002)
     assert [schedule(s) for s in range(300)] == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
-def test_onecycle_with_cosine_warmup_matches_torch_onecycle_defaults():
-    expected = torch_rates(lambda s, o: s.OneCycleLR(o, max_lr=0.01, total_steps=470), 470)
+def test_onecycle_with_cosine_warmup_matches_torch_onecycle_defaults(torch):
+    expected = torch_rates(torch, lambda s, o: s.OneCycleLR(o, max_lr=0.01, total_steps=470), 470)
     schedule = OneCycleLR(0.01, total_steps=470, warmup="cos")
     assert [schedule(s) for s in range(470)] == pytest.approx(expected, rel=1e-12)
 
 
-def test_onecycle_linear_warmup_matches_torch_linear_warmup_then_its_cosine_annealing():
-    linear = torch_rates(lambda s, o: s.OneCycleLR(o, max_lr=0.01, total_steps=470, anneal_strategy="linear"), 470)
-    cosine = torch_rates(lambda s, o: s.OneCycleLR(o, max_lr=0.01, total_steps=470), 470)
+def test_onecycle_linear_warmup_matches_torch_linear_warmup_then_its_cosine_annealing(torch):
+    linear = torch_rates(
+        torch, lambda s, o: s.OneCycleLR(o, max_lr=0.01, total_steps=470, anneal_strategy="linear"), 470
+    )
+    cosine = torch_rates(torch, lambda s, o: s.OneCycleLR(o, max_lr=0.01, total_steps=470), 470)
     schedule = OneCycleLR(0.01, total_steps=470)
     peak = int(0.3 * 470 - 1)
     assert [schedule(s) for s in range(peak + 1)] == pytest.approx(linear[: peak + 1], rel=1e-12)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tests.dvc_project import ROOT, project_files
+from tests.dvc_project import ROOT, copy_files
 
 STAGES = YAML(typ="safe", pure=True).load((ROOT / "dvc.yaml").read_text())["stages"]
 
@@ -48,9 +48,7 @@ def imports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     repo, hook = work / "repo", work / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    for name in project_files():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_bytes((ROOT / name).read_bytes())
+    copy_files(repo)
     found = {}
     for stage, spec in STAGES.items():
         listing = work / f"{stage}.txt"

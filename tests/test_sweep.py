@@ -222,11 +222,7 @@ def test_a_grid_on_two_workers_equals_local_runs_bit_for_bit(driver: Project, cl
 @pytest.mark.slow
 def test_ctrl_c_stops_every_task_in_one_line_and_a_rerun_finishes(driver: Project) -> None:
     grid = ["-S", "train.learning_rate=0.3,0.4,0.5"]
-    sweeper = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "sweep", *grid, "--workers", "2"],
-        cwd=driver.path, env=driver.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
+    sweeper = driver.start(sys.executable, "-m", "pipeline", "sweep", *grid, "--workers", "2")
     deadline = time.monotonic() + 300
     while not training(descendants(sweeper.pid)):
         assert time.monotonic() < deadline and sweeper.poll() is None, "no experiment ever trained"

@@ -61,6 +61,12 @@ def params(net: cnn.Sequential) -> list[np.ndarray]:
     return [p.copy() for layer in net.param_layers for p in layer.params.values()]
 
 
+def restore(net: cnn.Sequential, saved: list[np.ndarray]) -> None:
+    """Copy `saved` (params(another net of the same layers)) into net's parameters, in place."""
+    for target, array in zip((p for layer in net.param_layers for p in layer.params.values()), saved, strict=True):
+        target[...] = array
+
+
 def shift(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return batch + rng.normal(0.0, 0.1, size=(len(batch), 1, 1, 1))
 
@@ -162,10 +168,7 @@ def test_four_epochs_equal_two_and_a_resumed_two(optimizer: str, batch_size: int
     assert [s.epoch for s in states] == [1, 2] and states[1].step == 2 * (24 // batch_size)
     saved = params(first)
     resumed = network(seed=99)  # other weights, replaced by the checkpoint's
-    for layer_params, array in zip(
-        (p for layer in resumed.param_layers for p in layer.params.values()), saved, strict=True
-    ):
-        layer_params[...] = array
+    restore(resumed, saved)
     resumed_history = resumed.fit(x, y, loss, OPTIMIZERS[optimizer](), epochs=4, resume=states[1], **options)
     assert resumed_history == history
     for a, b in zip(params(resumed), params(whole), strict=True):
@@ -306,8 +309,7 @@ def test_a_run_stopped_within_epoch_2_resumes_from_its_batch_state_bit_for_bit(b
     assert (state.epoch, state.batch, state.step, len(state.history)) == (1, stop_after, batches + stop_after, 1)
     assert state.outputs.shape == (min(stop_after * batch_size, 150), 2)
     resumed = net(seed=99)
-    for target, array in zip((p for layer in resumed.param_layers for p in layer.params.values()), saved, strict=True):
-        target[...] = array
+    restore(resumed, saved)
     again = resumed.fit(
         x,
         y,
@@ -347,8 +349,7 @@ def test_a_state_at_an_epochs_last_batch_resumes_and_a_bad_one_is_refused() -> N
     state, saved = states[0]
     assert (state.epoch, state.batch, state.outputs.shape) == (0, 5, (24, 2))
     resumed = network()
-    for target, array in zip((p for layer in resumed.param_layers for p in layer.params.values()), saved, strict=True):
-        target[...] = array
+    restore(resumed, saved)
     assert resumed.fit(x, y, loss, cnn.Adam(0.01), epochs=2, resume=state, **options) == history
     for a, b in zip(params(resumed), params(whole), strict=True):
         np.testing.assert_array_equal(a, b)

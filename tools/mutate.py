@@ -251,14 +251,14 @@ MUTATIONS = (
         "cnn/conv.py",
         "(D, C, k, k), C * k * k, D * k * k, dtype)",
         "(D, C, k, k), k * k, D * k * k, dtype)",
-        ("tests/test_conv_pool_edges.py",),
+        ("tests/test_init.py",),
     ),
     Mutation(
         "maxpool: config() loses the stride",
         "cnn/pool.py",
         '            "stride": self.stride,\n',
         "",
-        ("tests/test_conv_pool_edges.py",),
+        ("tests/test_pooling.py",),
     ),
     Mutation(
         "maxpool: backward treats windows that tile the height only as tiling the whole input",
