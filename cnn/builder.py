@@ -4,6 +4,9 @@ Specs: {type: conv, depth: 5, kernel_size: 3, padding: 0|1|..|same, stride: 1, b
 {type: maxpool, size: 2, stride: 2}  {type: avgpool, size: 2, stride: 2}  {type: global_avgpool}
 {type: flatten}  {type: reshape, shape: [...]}  {type: dense, units: 100}  {type: dense} (n_classes units)
 {type: dropout, rate: 0.5}  {type: batchnorm, momentum: 0.1, eps: 1e-5}  {type: sigmoid|tanh|relu|softmax}
+
+layer_from_config: a layer from its ``layer.config()`` (what a model file holds). It lives here, where every built-in
+layer's module is imported: a layer class registers its name when its module loads (Layer.__init_subclass__).
 """
 
 from collections.abc import Sequence
@@ -13,7 +16,7 @@ from .activations import ReLU, Sigmoid, Softmax, Tanh
 from .conv import Convolutional
 from .dropout import Dropout
 from .errors import ArchitectureError
-from .layers import Dense, Flatten, Layer, Reshape
+from .layers import LAYER_CLASSES, Dense, Flatten, Layer, Reshape
 from .norm import BatchNorm
 from .pool import AvgPool, GlobalAvgPool, MaxPool
 
@@ -135,3 +138,19 @@ def _build_one(i: int, spec: Any, shape: tuple[int, ...], n_classes: int) -> Lay
     if kind == "softmax" and len(shape) != 1:
         raise ArchitectureError(f"{where}: expects a flat input, got {shape}; add {{type: flatten}} before it")
     return _ACTIVATIONS[kind]()
+
+
+def layer_from_config(config: dict[str, Any]) -> Layer:
+    """Rebuild a layer from ``layer.config()``. Raises ValueError for an unknown type or bad arguments."""
+    if not isinstance(config, dict) or "type" not in config:
+        raise ValueError(f"a layer config must be a dict with a 'type' key, got {config!r}")
+    kwargs = dict(config)
+    name = kwargs.pop("type")
+    cls = LAYER_CLASSES.get(name)
+    if cls is None:
+        raise ValueError(f"unknown layer type {name!r}; known types: {', '.join(sorted(LAYER_CLASSES))}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad arguments for layer {name}: {exc}") from None

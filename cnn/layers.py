@@ -44,7 +44,7 @@ class Layer:
     training: bool = False  # set by Sequential.set_training: True while fit steps, False in predict
     stochastic: ClassVar[bool] = False  # True: forward draws from self.rng in training (fit seeds it)
     couples_batch: ClassVar[bool] = False  # True: forward mixes samples, so a batch must not be split
-    abstract: ClassVar[bool] = False  # a base class that layer_from_config must not build
+    abstract: ClassVar[bool] = False  # a base class that cnn.builder.layer_from_config must not build
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -138,22 +138,6 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
         return f"{type(self).__name__}({args})"
-
-
-def layer_from_config(config: dict[str, Any]) -> Layer:
-    """Rebuild a layer from ``layer.config()``. Raises ValueError for an unknown type or bad arguments."""
-    if not isinstance(config, dict) or "type" not in config:
-        raise ValueError(f"a layer config must be a dict with a 'type' key, got {config!r}")
-    kwargs = dict(config)
-    name = kwargs.pop("type")
-    cls = LAYER_CLASSES.get(name)
-    if cls is None:
-        raise ValueError(f"unknown layer type {name!r}; known types: {', '.join(sorted(LAYER_CLASSES))}")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ValueError(f"bad arguments for layer {name}: {exc}") from None
 
 
 class Dense(Layer):

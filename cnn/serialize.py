@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_open
+from .builder import layer_from_config
 from .errors import ModelFileError
-from .layers import Layer, layer_from_config
+from .layers import Layer
 from .network import DTYPES, Sequential
 
 FORMAT = "mnist-cnn-dvc/model/1"  # params only

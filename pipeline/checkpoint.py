@@ -29,6 +29,7 @@ import numpy as np
 
 import cnn
 import pipeline
+from cnn import serialize  # now, not at the first save: the fingerprint covers the modules loaded when it is made
 from pipeline import atomic, numerics
 from pipeline.params import TrainParams
 
@@ -160,7 +161,7 @@ def remove(path: str | os.PathLike) -> None:
 
 def _model_bytes(net: cnn.Sequential, scratch: Path) -> bytes:
     with tempfile.TemporaryDirectory(dir=scratch, prefix=".model-") as folder:
-        cnn.save(net, Path(folder) / "model.npz")
+        serialize.save(net, Path(folder) / "model.npz")
         return (Path(folder) / "model.npz").read_bytes()
 
 
@@ -171,4 +172,4 @@ def _model_from_bytes(data: bytes, scratch: Path) -> cnn.Sequential:
         pass
     with tempfile.TemporaryDirectory(dir=scratch, prefix=".model-") as folder:
         (Path(folder) / "model.npz").write_bytes(data)
-        return cnn.load(Path(folder) / "model.npz")
+        return serialize.load(Path(folder) / "model.npz")

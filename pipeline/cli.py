@@ -59,10 +59,10 @@ def stage(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _is_cnn_input_error(exc: Exception) -> bool:
-    """A bad model file or architecture, from cnn; only stages that loaded cnn can raise one (the others
-    do not import it)."""
-    cnn = sys.modules.get("cnn")
-    return cnn is not None and isinstance(exc, cnn.ModelFileError | cnn.ArchitectureError)
+    """A bad model file or architecture, from cnn; only a run that loaded cnn.errors can raise one (looking does
+    not load it)."""
+    cnn_errors = sys.modules.get("cnn.errors")
+    return cnn_errors is not None and isinstance(exc, cnn_errors.ModelFileError | cnn_errors.ArchitectureError)
 
 
 @app.callback()

@@ -1,8 +1,9 @@
 """Each stage's code deps in dvc.yaml are what the stage really loads: every stage runs its dvc.yaml cmd on the
 shipped sample in a copy of the project, then lists the project files it imported. Each of them must be a dep
 (the file or its folder), and each code dep must have been loaded: editing an HTTP retry re-runs the download
-only, and a layer change does not re-run the download. It does re-run preprocess, which loads cnn: it writes
-through pipeline.atomic, which imports cnn.atomic, and importing that runs cnn/__init__."""
+only, and a layer change re-runs neither the download nor preprocess, which writes through cnn.atomic (cnn
+loads its modules on first use, so that loads cnn/__init__.py and cnn/atomic.py alone). Every stage computes
+with the numerics that pipeline.numerics pins before numpy loads."""
 
 import shlex
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from pipeline import numerics
 from tests.dvc_project import ROOT, copy_files
 
 STAGES = YAML(typ="safe", pure=True).load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -26,6 +28,9 @@ SITECUSTOMIZE = textwrap.dedent(
         names = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
         with open(os.environ["STAGE_IMPORTS"], "a", encoding="utf-8") as out:
             out.writelines(f"{name}\\n" for name in sorted(n for n in names if n))
+        numerics = sys.modules.get("pipeline.numerics")
+        with open(os.environ["STAGE_IMPORTS"] + ".numerics", "w", encoding="utf-8") as out:
+            out.write(numerics.CURRENT.mode if numerics else "not loaded")
 
     atexit.register(_dump)
     """
@@ -42,8 +47,9 @@ def is_code(path: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def imports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
-    """{stage: project files (relative, posix) it imported}, after running every stage in dvc.yaml order."""
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[set[str], str]]:
+    """{stage: (project files (relative, posix) it imported, its numerics mode)}, after running every stage in
+    dvc.yaml order."""
     work = tmp_path_factory.mktemp("stage-deps")
     repo, hook = work / "repo", work / "hook"
     hook.mkdir()
@@ -58,8 +64,14 @@ def imports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
         result = subprocess.run(shlex.split(spec["cmd"]), cwd=repo, env=env, capture_output=True, text=True)
         assert result.returncode == 0, f"{stage}: {spec['cmd']} failed:\n{result.stderr}"
         files = {Path(line) for line in listing.read_text().splitlines()}
-        found[stage] = {f.relative_to(repo).as_posix() for f in files if f.is_relative_to(repo)}
+        mode = Path(f"{listing}.numerics").read_text()
+        found[stage] = ({f.relative_to(repo).as_posix() for f in files if f.is_relative_to(repo)}, mode)
     return found
+
+
+@pytest.fixture(scope="module")
+def imports(runs: dict[str, tuple[set[str], str]]) -> dict[str, set[str]]:
+    return {stage: files for stage, (files, _) in runs.items()}
 
 
 @pytest.mark.parametrize("stage", list(STAGES))
@@ -80,6 +92,15 @@ def test_every_code_dep_is_loaded(imports: dict[str, set[str]], stage: str) -> N
 
 def test_the_data_stages_do_not_load_the_network_or_the_transfer(imports: dict[str, set[str]]) -> None:
     assert not [f for f in imports["download"] if f.startswith("cnn/")]
+    assert {f for f in imports["preprocess"] if f.startswith("cnn/")} == {"cnn/__init__.py", "cnn/atomic.py"}
     for stage in ("check", "preprocess", "train", "evaluate"):
         assert "pipeline/download.py" not in imports[stage], stage
     assert "pipeline/sources.py" in imports["check"]
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_every_stage_computes_with_the_pinned_numerics(runs: dict[str, tuple[set[str], str]], stage: str) -> None:
+    """The canonical kernels where this machine can run them (tests/test_numerics.py), else native, never unpinned
+    because a stage loaded numpy before pipeline.numerics."""
+    expected = "canonical" if numerics._unavailable() is None else "native"
+    assert runs[stage][1] == expected, f"{stage}: numerics {runs[stage][1]}"
