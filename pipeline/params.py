@@ -124,7 +124,7 @@ def _spec(example: str) -> Rule:
 @functools.cache
 def _train_rules() -> dict[str, Rule]:
     """The train section's rules; its choices are cnn's own registries (optimizers, losses, inits, dtypes). Built
-    on first use: the stages that read only the data section (download, preprocess) do not load cnn."""
+    on first use: the stages that read only the data section (download, preprocess) do not load cnn's network code."""
     import cnn
 
     return {
