@@ -17,7 +17,8 @@ import importlib
 import pkgutil
 from typing import TYPE_CHECKING, Any
 
-# Each public name, by the module that defines it.
+# Each public name, by the module that defines it; a new one goes here and in the TYPE_CHECKING block below
+# (tests/test_cnn_package.py checks that the two agree).
 _EXPORTS = {
     "activations": ("ReLU", "Sigmoid", "Softmax", "Tanh"),
     "augment": ("Augment", "make_augment"),
