@@ -91,8 +91,11 @@ def test_every_code_dep_is_loaded(imports: dict[str, set[str]], stage: str) -> N
 
 
 def test_the_data_stages_do_not_load_the_network_or_the_transfer(imports: dict[str, set[str]]) -> None:
+    """...nor depend on it: a folder dep would cover the files they load, and the layers beside them."""
     assert not [f for f in imports["download"] if f.startswith("cnn/")]
     assert {f for f in imports["preprocess"] if f.startswith("cnn/")} == {"cnn/__init__.py", "cnn/atomic.py"}
+    for stage in ("download", "preprocess"):
+        assert not [d for d in map(dep_path, STAGES[stage]["deps"]) if d.rstrip("/") in ("cnn", "pipeline")], stage
     for stage in ("check", "preprocess", "train", "evaluate"):
         assert "pipeline/download.py" not in imports[stage], stage
     assert "pipeline/sources.py" in imports["check"]
