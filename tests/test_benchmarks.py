@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import cnn
-from benchmarks import bench, children, networks, recipes, report, timing
+from benchmarks import bench, children, commands, networks, report, timing
 from pipeline import numerics
 from tests.dvc_project import readme_block
 
@@ -127,7 +127,7 @@ def test_batch1_budget_splits_the_measured_step(quick_result):
 
 
 def test_the_default_recipe_is_params_yaml():
-    assert recipes.params_for(recipes.RECIPES[0], 0) == yaml.safe_load((REPO / "params.yaml").read_text())
+    assert commands.params_for(commands.RECIPES[0], 0) == yaml.safe_load((REPO / "params.yaml").read_text())
 
 
 def test_recipe_accuracy_is_the_pipelines(monkeypatch):
@@ -135,7 +135,7 @@ def test_recipe_accuracy_is_the_pipelines(monkeypatch):
     params.yaml, bit for bit), even when the benchmark's own process computes natively."""
     monkeypatch.setenv(numerics.OPT_OUT_VARIABLE, "native")  # the children read the shell's environment instead
     monkeypatch.setattr(children, "HOST_ENVIRONMENT", {})
-    row = recipes.run(recipes.RECIPES[0], (0,), log=lambda _: None)
+    row = commands.run_recipe(commands.RECIPES[0], (0,), log=lambda _: None)
     committed = json.loads((REPO / "metrics.json").read_text())
     assert "error" not in row
     assert (row["accuracy"], row["loss"]) == ([committed["accuracy"]], [committed["loss"]])
@@ -144,14 +144,18 @@ def test_recipe_accuracy_is_the_pipelines(monkeypatch):
 
 
 def test_a_failing_recipe_reports_the_pipelines_error_line():
-    bad = recipes.Recipe("bad", {"layers": [{"type": "flatten"}, {"type": "dense", "units": 3}]}, 0.99)
-    row = recipes.run(bad, (0,), log=lambda _: None)
+    bad = commands.Recipe("bad", {"layers": [{"type": "flatten"}, {"type": "dense", "units": 3}]}, 0.99)
+    row = commands.run_recipe(bad, (0,), log=lambda _: None)
     assert row["met"] is False and row["error"].startswith("train: ")
     assert "Traceback" not in row["error"] and "output shape" in row["error"]
 
 
 def row(impl: str, batch: int, dtype: str, rate: float, network: str = "notebook") -> dict:
-    return {"impl": impl, "network": network, "batch_size": batch, "dtype": dtype, "samples_per_s": rate}
+    """A variant's result row of one round at `rate` samples/s."""
+    return {"impl": impl, "network": network, "batch_size": batch, "dtype": dtype} | {
+        "samples_per_s": rate,
+        "samples_per_s_all": [rate],
+    }
 
 
 def test_ratios_of_a_crafted_table():
@@ -232,7 +236,7 @@ def test_markdown_tables_align_numbers_and_mark_missing_values():
 
 def test_the_ten_digit_networks_and_recipe_match_the_readme():
     block = yaml.safe_load(readme_block("ten-digits", "yaml"))
-    recipe = next(r for r in recipes.RECIPES if r.name == "ten-digit")
+    recipe = next(r for r in commands.RECIPES if r.name == "ten-digit")
     assert recipe.data == block["data"] and recipe.train == block["train"]
     assert block["train"]["layers"] == networks.TEN_DIGIT.layers
     assert (block["train"]["optimizer"], block["train"]["learning_rate"], block["train"]["init"]) == (
