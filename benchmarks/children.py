@@ -1,9 +1,9 @@
 """Child processes: the environment they get (the shell's, not this process's pinned numerics), running one to
-its end with its error line (`run`; `pipeline_command` for the pipeline's commands), and the measurements that need
-a fresh process: peak memory (numpy's BLAS buffers and glibc's heap are invisible to
-tracemalloc; a child reports VmHWM, its own resident-set high-water mark) and canonical against native numerics
-(the mode is fixed before numpy loads: one child per mode, rounds alternating between the two, only one
-computing at a time, so both see the same machine).
+its end with its error line (`run`; `pipeline_command` for the pipeline's commands), and the measurements that
+need a fresh process: peak memory (numpy's BLAS buffers and glibc's heap are invisible to tracemalloc; a child
+reports VmHWM, its own resident-set high-water mark) and canonical against native numerics (the mode is fixed
+before numpy loads: one child per mode, rounds alternating between the two, only one computing at a time, so both
+see the same machine).
 
 canonical: what every pipeline command runs (OpenBLAS's Haswell kernels, numpy's dispatch up to AVX2).
 native: MNIST_CNN_NUMERICS=native with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed: the kernels OpenBLAS
@@ -60,7 +60,9 @@ def error_line(stderr: str, code: int) -> str:
     return (stderr.strip().splitlines() or [f"exit code {code}"])[-1]
 
 
-def run(cmd: list[str], cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float | None = None):
+def run(
+    cmd: list[str], cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float | None = None
+) -> tuple[str, str | None]:
     """Run cmd to its end in cwd, with the shell's environment unless env is given; -> (its stdout, None), or
     (its stdout, error_line) when it failed."""
     env = shell_environment() if env is None else env

@@ -177,7 +177,7 @@ def queue(work: Path, env: dict[str, str]) -> None:
     sh(work, env, sys.executable, "-m", "pipeline", "compare")
 
 
-def sweep_wall(rounds: int = 3, log=print) -> dict[str, Any]:
+def sweep_wall(rounds: int, log=print) -> dict[str, Any]:
     """Seconds of the sweep each way, each round from a fresh copy, the order alternating between rounds; ->
     {"points", "rounds", "rows": timing.summary of the seconds against the queue's}."""
     methods = {

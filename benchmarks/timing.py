@@ -312,7 +312,7 @@ def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: 
     }
 
 
-def batch_hook(rounds: int = 7, epochs: int = 10) -> dict[str, Any]:
+def batch_hook(rounds: int, epochs: int) -> dict[str, Any]:
     """The cost of train's per-batch hook (pipeline.train.BatchWatch, as a run with a checkpoint file installs it)
     on the default network at batch 1, the case with the most steps per second, trained on the images the default
     params select from the shipped sample (data/processed/train.npz's, read from data/sample): `epochs` epochs of
