@@ -193,19 +193,16 @@ def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) 
 
 
 def describe(record: dict[str, Any]) -> str:
+    """A run's record as one line of the log."""
     if "error" in record:
         return f"error: {record['error']}"
+    if not record["history"]:
+        return "interrupted before its first epoch ended"
     reached = record["seconds_to_target"]
     at = f"{TARGET:.1%} at {reached:.1f} s (epoch {record['epoch_to_target']})" if reached is not None else "no 99.0%"
     epochs = f"{record['epochs']} epoch" + ("s" if record["epochs"] != 1 else "")
-    if record.get("interrupted"):
-        if not record["history"]:
-            return "interrupted before its first epoch ended"
-        return f"interrupted: {record['test_accuracy']:.2%} after {epochs}, {record['train_seconds']:.1f} s, {at}"
-    return (
-        f"{record['test_accuracy']:.2%} after {epochs}, {record['train_seconds']:.1f} s, {at}, "
-        f"peak {record['peak_rss_mib']:.0f} MiB"
-    )
+    text = f"{record['test_accuracy']:.2%} after {epochs}, {record['train_seconds']:.1f} s, {at}"
+    return f"interrupted: {text}" if record.get("interrupted") else f"{text}, peak {record['peak_rss_mib']:.0f} MiB"
 
 
 def _median(values: list[float]) -> float | None:
