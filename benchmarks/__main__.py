@@ -1,7 +1,8 @@
 """python -m benchmarks: train the notebook's network with the notebook's code, this project and PyTorch, and two
 ten-digit networks with this project and PyTorch, side by side in one process (canonical against native numerics
 and peak memory in child processes); train the recipes through the pipeline's own commands for their accuracy;
-print tables and write benchmarks/results/latest.json."""
+print tables and write benchmarks/results/latest.json. One of --accuracy, --full-mnist DIR, --batch-hook or
+--sweep-wall measures that alone instead."""
 
 import argparse
 import os
@@ -15,36 +16,63 @@ DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 FULL_MNIST_JSON = DEFAULT_JSON.with_name("full-mnist.json")
 
 
+def log(message: str) -> None:
+    """Progress, to stderr (the tables go to stdout)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a few steps per variant, 2 rounds: a smoke test")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5, quick 2)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="interleaved rounds (default 5, quick 2; --batch-hook 7, --sweep-wall 3)",
+    )
     parser.add_argument("--seconds", type=float, default=0.4, help="wall time of one measurement (default 0.4)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"result file (default {DEFAULT_JSON})")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     parser.add_argument("--threads", type=int, default=None, help="BLAS and torch threads (default: numpy's)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
-    parser.add_argument("--accuracy", action="store_true", help="only the recipes' accuracy (pipeline commands)")
     parser.add_argument("--no-accuracy", action="store_true", help="skip the recipes' accuracy")
     parser.add_argument("--no-extras", action="store_true", help="skip full-data recipe, scaling and profiles")
     parser.add_argument("--no-modes", action="store_true", help="skip canonical vs native numerics (child processes)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the recipes' accuracy")
-    parser.add_argument(
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--accuracy", action="store_true", help="only the recipes' accuracy (pipeline commands)")
+    only.add_argument(
         "--full-mnist",
         type=Path,
         metavar="DIR",
         help="only the presets on the full MNIST in DIR (the four .gz files and SHA256SUMS), cnn and PyTorch",
+    )
+    only.add_argument(
+        "--batch-hook",
+        action="store_true",
+        help="only the cost of train's per-batch hook: fit at batch 1 without and with it, alternating",
+    )
+    only.add_argument(
+        "--sweep-wall",
+        action="store_true",
+        help="only the wall time of a 12-point sweep: pipeline sweep on 2 and 1 workers against DVC's queue",
     )
     parser.add_argument("--presets", nargs="+", help="with --full-mnist: these presets (default: all in presets/)")
     parser.add_argument("--max-epochs", type=int, help="with --full-mnist: at most this many epochs per run")
     parser.add_argument(
         "--torch-seeds", type=int, nargs="*", help="with --full-mnist: PyTorch trains these seeds only (default: all)"
     )
+    parser.add_argument(
+        "--epochs", type=int, help="with --batch-hook: epochs of the sample per measurement (default 10)"
+    )
     args = parser.parse_args(argv)
+    if args.epochs is not None and not args.batch_hook:
+        parser.error("--epochs goes with --batch-hook")
     if (args.presets or args.max_epochs is not None or args.torch_seeds is not None) and args.full_mnist is None:
         parser.error("--presets, --max-epochs and --torch-seeds go with --full-mnist DIR")
-    if args.max_epochs is not None and args.max_epochs < 1:
-        parser.error(f"--max-epochs must be >= 1, got {args.max_epochs}")
+    for name in ("max_epochs", "rounds", "threads", "epochs"):
+        if (value := getattr(args, name)) is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.full_mnist is not None:
         known = presets.names()
         unknown = [name for name in args.presets or [] if name not in known]
@@ -54,10 +82,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(
                 f"--full-mnist: {args.full_mnist} has no SHA256SUMS; give the folder of the four MNIST .gz files"
             )
-    if args.rounds is not None and args.rounds < 1:
-        parser.error(f"--rounds must be >= 1, got {args.rounds}")
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.seconds <= 0:
         parser.error(f"--seconds must be > 0, got {args.seconds}")
     if min(args.seeds) < 0:
@@ -69,11 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.full_mnist is not None:
         return full_mnist_main(args)
-    from benchmarks import bench, recipes, report
+    from benchmarks import bench, commands, report, timing
 
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.batch_hook:
+        print(report.batch_hook(timing.batch_hook(args.rounds or 7, args.epochs or 10)))
+        return 0
+    if args.sweep_wall:
+        print(report.sweep_wall(commands.sweep_wall(args.rounds or 3, log)))
+        return 0
     if args.accuracy:
-        result = {"recipes": [recipes.run(recipe, tuple(args.seeds), log=log) for recipe in recipes.RECIPES]}
+        result = {"recipes": [commands.run_recipe(recipe, tuple(args.seeds), log=log) for recipe in commands.RECIPES]}
         print(report.recipes(result))
         write_json(args.json, result)
         return 0 if all(row["met"] for row in result["recipes"]) else 1
@@ -97,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def full_mnist_main(args: argparse.Namespace) -> int:
-    from benchmarks import full_mnist, trainers
+    from benchmarks import full_mnist, report, trainers
 
     torch = not args.no_torch and trainers.torch_available()
     opts = full_mnist.Options(
@@ -107,7 +136,6 @@ def full_mnist_main(args: argparse.Namespace) -> int:
         threads=args.threads or len(os.sched_getaffinity(0)),
         torch_seeds=() if not torch else None if args.torch_seeds is None else tuple(args.torch_seeds),
     )
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if not torch and not args.no_torch:
         log("PyTorch is not installed: cnn only")
     try:
@@ -115,7 +143,7 @@ def full_mnist_main(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(full_mnist.table(result))
+    print(report.full_mnist(result))
     path = FULL_MNIST_JSON if args.json == DEFAULT_JSON else args.json
     write_json(path, result)
     print(f"\nwrote {path}")

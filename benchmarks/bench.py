@@ -5,7 +5,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from benchmarks import children, machine, networks, profile, recipes, timing, trainers
+from benchmarks import children, commands, machine, networks, timing, trainers
 
 TARGET_IMAGES = 12_665  # the full MNIST 0/1 training set
 TARGET_MIB = 500
@@ -134,10 +134,10 @@ def run(opts: Options, log=print) -> dict:
         log("  profiling cnn steps")
         cases = [("notebook", b, d) for b in (1, 128) for d in ("float64", "float32")]
         cases += [(network, b, "float32") for network in networks.TEN_DIGIT_NETWORKS for b in (16, 64)]
-        out["profile"] = [profile.profile_step(net, b, d, 200 if b == 1 else 30) for net, b, d in cases]
+        out["profile"] = [timing.profile_step(net, b, d, 200 if b == 1 else 30) for net, b, d in cases]
     if opts.recipes:
         log(f"  recipes through the pipeline's commands (seeds {list(opts.seeds)})")
-        out["recipes"] = [recipes.run(recipe, opts.seeds, log=log) for recipe in recipes.RECIPES]
+        out["recipes"] = [commands.run_recipe(recipe, opts.seeds, log=log) for recipe in commands.RECIPES]
     out["targets"] = targets(results, out["memory"], out.get("recipes"), out.get("full_data_recipe"))
     out["machine"]["loadavg_1min_end"] = os.getloadavg()[0]
     out["elapsed_seconds"] = time.time() - started

@@ -1,7 +1,9 @@
-"""Measurements that need a fresh process: peak memory (numpy's BLAS buffers and glibc's heap are invisible to
-tracemalloc; a child reports VmHWM, its own resident-set high-water mark) and canonical against native numerics
-(the mode is fixed before numpy loads: one child per mode, rounds alternating between the two, only one
-computing at a time, so both see the same machine).
+"""Child processes: the environment they get (the shell's, not this process's pinned numerics), running one to
+its end with its error line (`run`; `pipeline_command` for the pipeline's commands), and the measurements that
+need a fresh process: peak memory (numpy's BLAS buffers and glibc's heap are invisible to tracemalloc; a child
+reports VmHWM, its own resident-set high-water mark) and canonical against native numerics (the mode is fixed
+before numpy loads: one child per mode, rounds alternating between the two, only one computing at a time, so both
+see the same machine).
 
 canonical: what every pipeline command runs (OpenBLAS's Haswell kernels, numpy's dispatch up to AVX2).
 native: MNIST_CNN_NUMERICS=native with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed: the kernels OpenBLAS
@@ -20,6 +22,7 @@ import resource
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 from benchmarks import ENV_PREFIXES, HOST_ENVIRONMENT, REPO, numerics
 
@@ -52,18 +55,36 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MIB
 
 
+def error_line(stderr: str, code: int) -> str:
+    """What a failed child said last on stderr (its one-line error), or its exit code."""
+    return (stderr.strip().splitlines() or [f"exit code {code}"])[-1]
+
+
+def run(
+    cmd: list[str], cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float | None = None
+) -> tuple[str, str | None]:
+    """Run cmd to its end in cwd, with the shell's environment unless env is given; -> (its stdout, None), or
+    (its stdout, error_line) when it failed."""
+    env = shell_environment() if env is None else env
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return done.stdout, None if done.returncode == 0 else error_line(done.stderr, done.returncode)
+
+
+def pipeline_command(command: str, *args: str) -> str | None:
+    """Run one pipeline command as `dvc repro` would; -> None, or its error line."""
+    error = run([sys.executable, "-m", "pipeline", command, *args])[1]
+    return None if error is None else f"{command}: {error}"
+
+
 def memory(impl: str, batch_size: int, dtype: str, images: int, threads: int, network: str = "notebook") -> dict:
     """Train one epoch over `images` images in a child; -> {"peak_rss_mib", "before_training_mib", ...} or
     {"error": one line}."""
     cmd = [sys.executable, "-m", "benchmarks.children", "memory", "--impl", impl, "--batch", str(batch_size)]
     cmd += ["--dtype", dtype, "--images", str(images), "--threads", str(threads), "--network", network]
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=900, check=False, cwd=REPO, env=shell_environment()
-    )
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": f"memory child for {impl} b{batch_size} {dtype} {network} failed: {tail}"}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    stdout, error = run(cmd, timeout=900)
+    if error:
+        return {"error": f"memory child for {impl} b{batch_size} {dtype} {network} failed: {error}"}
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def modes(variants: list, threads: int, rounds: int, seconds: float, quick: bool, log) -> dict:

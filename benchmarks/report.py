@@ -1,5 +1,9 @@
-"""The benchmark's result dict as Markdown tables (what `python -m benchmarks` prints): each table a pandas
-DataFrame of the measured values, written out by `markdown`."""
+"""The benchmarks' result dicts as Markdown tables (what `python -m benchmarks` prints, with or without
+--full-mnist, --batch-hook or --sweep-wall): each table a pandas DataFrame of the measured values, written out by
+`markdown`."""
+
+import statistics
+from typing import Any
 
 import pandas as pd
 
@@ -225,3 +229,106 @@ def format_report(result: dict) -> str:
     parts.append(targets(result))
     parts += [profile(p) for p in result.get("profile", [])]
     return "\n\n".join(parts)
+
+
+def other_load(runs: list[dict[str, Any]]) -> str:
+    """The median over runs of the cores other processes used while a run trained, as text."""
+    loads = [r["other_cores"] for r in runs if r.get("other_cores") is not None]
+    return f"{statistics.median(loads):.2f}" if loads else "-"
+
+
+def _accuracy_cell(stats: dict[str, Any]) -> str | None:
+    if stats["accuracy"] is None:
+        return None
+    low, high = stats["accuracy_min"], stats["accuracy_max"]
+    return f"{stats['accuracy']:.2%} ({low:.2%}-{high:.2%})" if len(stats["seeds"]) > 1 else f"{stats['accuracy']:.2%}"
+
+
+def _seconds(value: float | None) -> str | None:
+    return None if value is None else f"{value:,.1f} s"
+
+
+def _to_target(stats: dict[str, Any]) -> str | None:
+    """The median time to the target, with how many seeds reached it when not all did."""
+    reached, runs = stats["reached_target"].split("/")
+    if runs == "0":
+        return None
+    if reached == "0":
+        return "not reached"
+    return _seconds(stats["seconds_to_target"]) + ("" if reached == runs else f" ({reached}/{runs} seeds)")
+
+
+def _peak_memory(row: dict[str, Any]) -> str | None:
+    cells = [row[impl]["peak_rss_mib"] for impl in ("cnn", "torch")]
+    return None if cells == [None, None] else " / ".join("-" if c is None else f"{c:,.0f}" for c in cells) + " MiB"
+
+
+def full_mnist(result: dict[str, Any]) -> str:
+    """The full-MNIST benchmark's per-preset table (benchmarks.full_mnist) with a header naming the machine,
+    threads and load."""
+    rows = result["presets"]
+    frame = pd.DataFrame(
+        {
+            "preset": [r["preset"] + (" (interrupted)" if r.get("interrupted") else "") for r in rows],
+            "epochs": [r["cnn"]["epochs"] or r["torch"]["epochs"] for r in rows],
+            "cnn test accuracy (median, range)": [_accuracy_cell(r["cnn"]) for r in rows],
+            "goal": [r["goal"] for r in rows],
+            "cnn training": [_seconds(r["cnn"]["train_seconds"]) for r in rows],
+            "PyTorch test accuracy": [_accuracy_cell(r["torch"]) for r in rows],
+            "PyTorch training": [_seconds(r["torch"]["train_seconds"]) for r in rows],
+            "speed vs PyTorch": [r["speed_vs_torch"] for r in rows],
+            "cnn to 99.0%": [_to_target(r["cnn"]) for r in rows],
+            "PyTorch to 99.0%": [_to_target(r["torch"]) for r in rows],
+            "peak RSS cnn / PyTorch": [_peak_memory(r) for r in rows],
+        }
+    )
+    formats = {"epochs": "{:.0f}", "goal": "{:.1%}", "speed vs PyTorch": "{:.2f}x"}
+    m = result["machine"]
+    lines = [
+        f"Full MNIST ({result['mnist_dir']}), {result['started']}: {m['cpu']} ({m['vector_units']}), kernel "
+        f"{m['kernel']}, numerics {m['numerics']}, numpy {m['numpy']}, torch {m['torch']}; {result['threads']} "
+        f"threads (cnn and torch); load average {result['loadavg_start'][0]:.2f} at start, "
+        f"{result['loadavg_end'][0]:.2f} at end; other processes used {other_load(result['runs'])} cores during "
+        "training (median over runs)",
+        markdown(frame, formats),
+        f"(medians over seeds {', '.join(map(str, sorted({r['seed'] for r in result['runs']})))}; training time "
+        "without the per-epoch test evaluation; speed: PyTorch's time / cnn's, median over seeds; to 99.0%: "
+        "training time to the end of the first epoch at >= 99.0% test accuracy, median over the seeds that got "
+        "there; peak RSS: largest over seeds, each run its own process)",
+    ]
+    if result.get("interrupted"):
+        lines.append("interrupted: a row marked so counts the epochs its runs had finished; later runs did not start")
+    for row in rows:
+        lines += [f"error: {row['preset']} {e}" for e in row.get("errors", [])]
+    return "\n".join(lines)
+
+
+def rounds(rows: list[dict[str, Any]], unit: str, value: str, ratio: str) -> str:
+    """A table of timing.summary's rows: median, range and spread over the rounds, and the paired ratio."""
+    frame = pd.DataFrame(rows)
+    frame["range"] = [f"{value.format(min(v))} - {value.format(max(v))}" for v in frame["all"]]
+    frame = frame[["name", "median", "range", "spread", "ratio"]]
+    frame.columns = ["", f"median {unit}", f"min - max {unit}", "spread", ratio]
+    formats = {f"median {unit}": value, f"min - max {unit}": "{}", "spread": "{:.1%}", ratio: "{:.3f}"}
+    return markdown(frame, formats)
+
+
+def batch_hook(result: dict[str, Any]) -> str:
+    """The per-batch hook's cost (benchmarks.timing.batch_hook)."""
+    title = (
+        f"train's per-batch hook: default network, batch 1, {result['epochs']} epochs of {result['images']} images, "
+        f"{result['rounds']} alternating rounds"
+    )
+    notes = [
+        "(spread: (fastest - slowest) / median; x no hook: median over rounds of the two rates of the same round)",
+        f"the hook alone: {result['us_per_call']:.2f} us a call, {result['share_of_step']:.2%} of a step at the "
+        "median rate without it",
+    ]
+    return section(title, rounds(result["rows"], "steps/s", "{:,.0f}", "x no hook"), *notes)
+
+
+def sweep_wall(result: dict[str, Any]) -> str:
+    """The wall time of one sweep three ways (benchmarks.commands.sweep_wall)."""
+    title = f"Wall time of a {result['points']}-point sweep, {result['rounds']} alternating rounds"
+    note = "(x the queue's speed: the median over rounds of the queue's time over this one's in the same round)"
+    return section(title, rounds(result["rows"], "s", "{:.1f}", "x the queue's speed"), note)

@@ -1,17 +1,22 @@
 """The timed measurements of one process: every variant in interleaved rounds and the ratios between them, the
-batch-1 budget, cost against the number of images, depth and width, and an epoch of the full-data recipe."""
+batch-1 budget, cost against the number of images, depth and width, an epoch of the full-data recipe, where a
+training step's time goes (profile_step), and the cost of train's per-batch hook (batch_hook)."""
 
 import dataclasses
 import gc
 import resource
 import statistics
 import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 import cnn
-from benchmarks import machine, networks, trainers
-from cnn import blas, threads
+from benchmarks import PARAMS, machine, networks, trainers
+from cnn import blas, fast, threads, training
+from cnn import step as cnn_step
 
 RECIPE = trainers.Variant("cnn", 16, "float32", "ten-digit")  # README "All ten digits": full MNIST, batch 16, Adam
 RECIPE_EPOCHS = 5
@@ -28,6 +33,31 @@ def median_ratio(rates_a: list[float], rates_b: list[float]) -> float:
     """a's speed over b's from rounds that timed both: the median over rounds of a's rate over b's in the same
     round, so a machine that slows down or speeds up between rounds moves both sides of each ratio."""
     return statistics.median(a / b for a, b in zip(rates_a, rates_b, strict=True))
+
+
+def alternating(measure: Callable[[str, int], float], names: list[str], rounds: int) -> dict[str, list[float]]:
+    """measure(name, round) for every name in every round, in order in even rounds and in reverse in odd ones, so
+    that a machine drifting within a round weighs on both ends alike; -> the values by name, round by round."""
+    values: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            values[name].append(measure(name, round_))
+    return values
+
+
+def summary(values: dict[str, list[float]], base: str, seconds: bool = False) -> list[dict[str, Any]]:
+    """Per name of `alternating`'s values: them ("all"), their median and spread, and the speed over base's
+    ("ratio"), the median over rounds of the ratio within a round (of rates; of base's seconds over these)."""
+    return [
+        {
+            "name": name,
+            "all": v,
+            "median": statistics.median(v),
+            "spread": spread(v),
+            "ratio": median_ratio(values[base], v) if seconds else median_ratio(v, values[base]),
+        }
+        for name, v in values.items()
+    ]
 
 
 def by_variant(results: list[dict]) -> dict[tuple[str, str, int, str], dict]:
@@ -73,26 +103,20 @@ def time_variants(variants: list[trainers.Variant], rounds: int, seconds: float,
     return results
 
 
-def paired_ratio(a: dict, b: dict) -> float:
-    """a's speed over b's (result rows): median_ratio of their rounds; the ratio of the medians when per-round
-    rates are missing (hand-made tables)."""
-    rates_a, rates_b = a.get("samples_per_s_all"), b.get("samples_per_s_all")
-    if rates_a and rates_b and len(rates_a) == len(rates_b):
-        return median_ratio(rates_a, rates_b)
-    return a["samples_per_s"] / b["samples_per_s"]
-
-
 def add_ratios(results: list[dict], flops: dict, gemm: dict) -> None:
-    """vs_notebook = paired_ratio(this, the notebook); vs_torch = paired_ratio(this, PyTorch for the same
-    network, batch size and dtype) (None when absent); gemm_fraction (notebook network only) = samples/s x FLOPs
+    """vs_notebook = median_ratio of this row's rounds and the notebook's; vs_torch = the same against PyTorch for
+    the same network, batch size and dtype (None when absent); gemm_fraction (notebook network only) = samples/s x FLOPs
     per sample / the same dtype's large-GEMM rate."""
     rows = by_variant(results)
     notebook = rows.get(("notebook", "notebook", 1, "float64"))
     for r in results:
         network = r["network"]
         torch = rows.get(("torch", network, r["batch_size"], r["dtype"]))
-        r["vs_notebook"] = paired_ratio(r, notebook) if notebook and network == "notebook" else None
-        r["vs_torch"] = paired_ratio(r, torch) if torch and r["impl"] != "torch" else None
+        rates = r["samples_per_s_all"]
+        r["vs_notebook"] = (
+            median_ratio(rates, notebook["samples_per_s_all"]) if notebook and network == "notebook" else None
+        )
+        r["vs_torch"] = median_ratio(rates, torch["samples_per_s_all"]) if torch and r["impl"] != "torch" else None
         rate = gemm[r["dtype"]] * 1e9
         r["gemm_fraction"] = r["samples_per_s"] * flops["per_sample"] / rate if network == "notebook" else None
 
@@ -218,3 +242,115 @@ def full_data_recipe(threads: int, quick: bool, use_torch: bool, log) -> dict:
         out["torch"]["seconds_per_epoch"] / out["cnn"]["seconds_per_epoch"] if use_torch else None
     )
     return out
+
+
+def profile_step(network: str, batch_size: int, dtype: str, steps: int, warmup: int = 3) -> dict:
+    """Where a training step's time goes: cnn's step timed call by call on one thread, the mean microseconds per
+    step of each call (batch indexing, every layer's forward and backward, the loss gradient where backward starts
+    and the optimizer's updates; fit evaluates the loss once per epoch, not per step), with the minor page faults
+    per step (fresh memory the allocator had to map). The step is the one fit runs on one thread: the batch-1 SGD
+    step (cnn.fast.rank1_sgd_step) where it applies, else the plain step (cnn.step.plain_step; from 64 samples on
+    fit splits it over two threads, cnn.parallel).
+    -> {"network", "step", "batch_size", "dtype", "steps", "rows": [(call, us)], "total_us",
+    "minor_faults_per_step"}."""
+    spec = networks.NETWORKS[network]
+    net, loss, optimizer = spec.build(dtype, trainers.SEED)
+    loss_gradient = cnn_step.LossGradient.for_network(net, loss)
+    x0, labels = networks.training_images(spec.digits)
+    n = (steps + warmup) * batch_size
+    x, y = networks.tile(x0.astype(dtype), n), networks.tile(cnn.one_hot(labels, spec.n_classes, dtype), n)
+    order = np.random.default_rng(0).permutation(n)
+    names = [f"{i} {type(layer).__name__}" for i, layer in enumerate(net.layers)]
+    rank1 = training.choose_step(net, optimizer, batch_size) is fast.rank1_sgd_step
+    totals: dict[str, float] = defaultdict(float)
+
+    def timed(key: str, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        totals[key] += time.perf_counter() - start
+        return out
+
+    with threads.blas_threads():
+        for step in range(steps + warmup):
+            if step == warmup:
+                totals.clear()
+                faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            idx = order[step * batch_size : (step + 1) * batch_size]
+            xb, yb = timed("index batch", lambda i: (x[i], y[i]), idx)
+            out = xb
+            for name, layer in zip(names, net.layers, strict=True):
+                out = timed(f"{name} forward", layer.forward, out)
+            grad, start = timed("loss gradient", loss_gradient.start, net, out, yb, batch_size)
+            if rank1:  # as fast.rank1_sgd_step runs it
+                position = {id(layer): i for i, layer in enumerate(net.param_layers)}
+                optimizer.begin_step()
+                for name, layer in zip(names[start::-1], net.layers[start::-1], strict=True):
+                    grad, factors = timed(f"{name} backward", layer.backward_rank1, grad)
+                    for key, param in layer.params.items():
+                        state_key = (position[id(layer)], key)
+                        if key in factors:
+                            timed(
+                                f"{name} rank-1 {key} update", optimizer.update_outer, state_key, param, *factors[key]
+                            )
+                        else:
+                            timed(f"{name} {key} update", optimizer.update, state_key, param, layer.grads[key])
+                continue
+            for name, layer in zip(names[start::-1], net.layers[start::-1], strict=True):
+                grad = timed(f"{name} backward", layer.backward, grad)
+            timed(f"{type(optimizer).__name__} step", optimizer.step, net.param_layers)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    rows = [(key, seconds / steps * 1e6) for key, seconds in totals.items()]
+    return {
+        "network": network,
+        "step": "rank1_sgd_step" if rank1 else "plain_step",
+        "batch_size": batch_size,
+        "dtype": dtype,
+        "steps": steps,
+        "rows": rows,
+        "total_us": sum(r[1] for r in rows),
+        "minor_faults_per_step": faults / steps,
+    }
+
+
+def batch_hook(rounds: int, epochs: int) -> dict[str, Any]:
+    """The cost of train's per-batch hook (pipeline.train.BatchWatch, as a run with a checkpoint file installs it)
+    on the default network at batch 1, the case with the most steps per second, trained on the images the default
+    params select from the shipped sample (data/processed/train.npz's, read from data/sample): `epochs` epochs of
+    fit without the hook and with it, alternating in `rounds` rounds; then the hook alone, called 200,000 times.
+    -> {"epochs", "images", "rounds", "rows": summary of the steps/s against no hook, "us_per_call",
+    "share_of_step"}."""
+    from pipeline import params, train
+
+    data, config = params.section(PARAMS, "data"), params.section(PARAMS, "train")
+    x, labels = networks.training_images(data.digits, data.limit_per_class, data.seed)
+    y = cnn.one_hot(labels, len(data.digits))
+    variants = {
+        "no hook": lambda: None,
+        "BatchWatch, no checkpoint due": lambda: train.BatchWatch(lambda state: None, None, 300.0),
+        "BatchWatch and live line": lambda: train.BatchWatch(lambda state: None, lambda *a: None, 300.0),
+    }
+
+    def steps_per_s(name: str, round_: int) -> float:
+        net = train.build_network(config, x.shape[1:], list(data.digits))
+        options = {"epochs": epochs, "batch_size": 1, "seed": 0, "on_batch_end": variants[name]()}
+        start = time.perf_counter()
+        net.fit(x, y, cnn.LOSSES[config.loss](), train.make_optimizer(config), **options)
+        return epochs * len(y) / (time.perf_counter() - start)
+
+    rates = alternating(steps_per_s, list(variants), rounds)
+    progress = cnn.BatchProgress(200, 1, lambda: None)
+    watch, calls = train.BatchWatch(lambda state: None, None, 300.0), 200_000
+    start = time.perf_counter()
+    for _ in range(calls):
+        progress.batch += 1
+        watch(progress)
+    per_call = (time.perf_counter() - start) / calls
+    share = per_call * statistics.median(rates["no hook"])
+    return {
+        "epochs": epochs,
+        "images": len(y),
+        "rounds": rounds,
+        "rows": summary(rates, "no hook"),
+        "us_per_call": per_call * 1e6,
+        "share_of_step": share,
+    }

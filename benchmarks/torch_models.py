@@ -9,7 +9,7 @@ activation is left to the loss, as cnn does: softmax + categorical cross-entropy
 the logits, sigmoid + binary cross-entropy binary_cross_entropy_with_logits (the same value and gradient).
 
 `Trainer` trains a twin as cnn's fit trains its network (for the speed benchmark, benchmarks.trainers, and the
-full-MNIST benchmark, benchmarks.full_mnist_run). What is the same, by construction:
+full-MNIST benchmark, benchmarks.full_mnist). What is the same, by construction:
 - the batches: the order np.random.default_rng(seed).permutation per epoch and each batch augmented by the
   recipe's cnn augmenter with the generator np.random.default_rng([seed, 2]) (cnn.training's), so every step
   sees the same images; the last batch of an epoch is the smaller rest, as in cnn;

@@ -1,7 +1,8 @@
 """The benchmark: a smoke run of `python -m benchmarks --quick` without PyTorch measures every variant, both
 numerics modes and the memory scenarios and says once that PyTorch is absent; its recipes' accuracy is the
 pipeline's; PyTorch's twin of a network computes what cnn computes; ratios and targets are right for hand-made
-tables. No timing assertions."""
+tables; paired rounds alternate and pair within a round; the step profile covers every call of the step fit runs;
+--batch-hook prints its table; the flags' errors. No timing assertions."""
 
 import json
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 import cnn
-from benchmarks import bench, children, networks, recipes, report, timing
+from benchmarks import bench, children, commands, networks, report, timing
 from pipeline import numerics
 from tests.dvc_project import readme_block
 
@@ -127,7 +128,7 @@ def test_batch1_budget_splits_the_measured_step(quick_result):
 
 
 def test_the_default_recipe_is_params_yaml():
-    assert recipes.params_for(recipes.RECIPES[0], 0) == yaml.safe_load((REPO / "params.yaml").read_text())
+    assert commands.params_for(commands.RECIPES[0], 0) == yaml.safe_load((REPO / "params.yaml").read_text())
 
 
 def test_recipe_accuracy_is_the_pipelines(monkeypatch):
@@ -135,7 +136,7 @@ def test_recipe_accuracy_is_the_pipelines(monkeypatch):
     params.yaml, bit for bit), even when the benchmark's own process computes natively."""
     monkeypatch.setenv(numerics.OPT_OUT_VARIABLE, "native")  # the children read the shell's environment instead
     monkeypatch.setattr(children, "HOST_ENVIRONMENT", {})
-    row = recipes.run(recipes.RECIPES[0], (0,), log=lambda _: None)
+    row = commands.run_recipe(commands.RECIPES[0], (0,), log=lambda _: None)
     committed = json.loads((REPO / "metrics.json").read_text())
     assert "error" not in row
     assert (row["accuracy"], row["loss"]) == ([committed["accuracy"]], [committed["loss"]])
@@ -144,14 +145,18 @@ def test_recipe_accuracy_is_the_pipelines(monkeypatch):
 
 
 def test_a_failing_recipe_reports_the_pipelines_error_line():
-    bad = recipes.Recipe("bad", {"layers": [{"type": "flatten"}, {"type": "dense", "units": 3}]}, 0.99)
-    row = recipes.run(bad, (0,), log=lambda _: None)
+    bad = commands.Recipe("bad", {"layers": [{"type": "flatten"}, {"type": "dense", "units": 3}]}, 0.99)
+    row = commands.run_recipe(bad, (0,), log=lambda _: None)
     assert row["met"] is False and row["error"].startswith("train: ")
     assert "Traceback" not in row["error"] and "output shape" in row["error"]
 
 
 def row(impl: str, batch: int, dtype: str, rate: float, network: str = "notebook") -> dict:
-    return {"impl": impl, "network": network, "batch_size": batch, "dtype": dtype, "samples_per_s": rate}
+    """A variant's result row of one round at `rate` samples/s."""
+    return {"impl": impl, "network": network, "batch_size": batch, "dtype": dtype} | {
+        "samples_per_s": rate,
+        "samples_per_s_all": [rate],
+    }
 
 
 def test_ratios_of_a_crafted_table():
@@ -189,6 +194,78 @@ def test_ratios_pair_the_rounds_that_timed_both():
     assert timing.median_ratio(mine["samples_per_s_all"], torch["samples_per_s_all"]) == pytest.approx(2.0)
     timing.add_ratios([mine, torch], {"per_sample": 1}, {"float32": 1.0, "float64": 1.0})
     assert mine["vs_torch"] == pytest.approx(2.0)
+
+
+def test_alternating_rounds_reverse_the_order_every_other_round():
+    calls = []
+    values = timing.alternating(lambda name, r: calls.append((r, name)) or len(calls), ["a", "b", "c"], 3)
+    assert calls == [(0, "a"), (0, "b"), (0, "c"), (1, "c"), (1, "b"), (1, "a"), (2, "a"), (2, "b"), (2, "c")]
+    assert values == {"a": [1, 6, 7], "b": [2, 5, 8], "c": [3, 4, 9]}
+
+
+def test_summary_pairs_rates_and_seconds_within_rounds():
+    """The machine halved its speed in the second round: within each round b is 2x a's rate (and takes half its
+    seconds), which the paired ratio says and the ratio of medians would not."""
+    rates = {"a": [100.0, 50.0, 90.0], "b": [200.0, 100.0, 180.0]}
+    rows = {row["name"]: row for row in timing.summary(rates, "a")}
+    assert rows["b"]["ratio"] == pytest.approx(2.0) and rows["a"]["ratio"] == 1.0
+    assert rows["b"]["median"] == 180.0 and rows["b"]["spread"] == pytest.approx(100 / 180)
+    seconds = {"a": [1.0, 2.0, 1.1], "b": [0.5, 1.0, 0.55]}
+    assert timing.summary(seconds, "a", seconds=True)[1]["ratio"] == pytest.approx(2.0)
+
+
+def test_step_profile_times_every_call_of_the_step_fit_runs():
+    """Batch 1 with SGD profiles the rank-1 step (a Dense layer's weights updated as an outer product), batch 32
+    with Adam the plain step; every layer's forward is a row, the backward passes start below the last activation
+    (folded into the loss gradient), and the rows add up to the total."""
+    rank1 = timing.profile_step("notebook", 1, "float64", steps=4)
+    plain = timing.profile_step("ten-digit", 32, "float32", steps=2)
+    assert (rank1["step"], plain["step"]) == ("rank1_sgd_step", "plain_step")
+    for profile, network, update in (
+        (rank1, networks.NOTEBOOK, "5 Dense rank-1 weights update"),
+        (plain, networks.TEN_DIGIT, "Adam step"),
+    ):
+        calls = [call for call, _ in profile["rows"]]
+        layers = [f"{i} {type(layer).__name__}" for i, layer in enumerate(network.build("float32")[0].layers)]
+        assert [call for call in calls if call.endswith(" forward")] == [f"{name} forward" for name in layers]
+        assert [call for call in calls if call.endswith(" backward")] == [f"{n} backward" for n in layers[-2::-1]]
+        assert update in calls and "loss gradient" in calls
+        assert all(us > 0 for _, us in profile["rows"])
+        assert profile["total_us"] == pytest.approx(sum(us for _, us in profile["rows"]))
+    assert report.profile(plain).startswith("### cnn step profile (plain_step), ten-digit network, batch 32")
+
+
+def test_batch_hook_flag_prints_the_three_fits_and_the_hook_alone():
+    cmd = [sys.executable, "-m", "benchmarks", "--batch-hook", "--rounds", "2", "--epochs", "1"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert (
+        lines[0] == "### train's per-batch hook: default network, batch 1, 1 epochs of 200 images, 2 alternating rounds"
+    )
+    rows = [line.split(" | ")[0].strip("| ") for line in lines if line.startswith("| ") and "steps/s" not in line]
+    assert rows == ["no hook", "BatchWatch, no checkpoint due", "BatchWatch and live line"]
+    assert "| no hook |" in done.stdout and " | 1.000 |" in done.stdout  # its own ratio
+    assert lines[-1].startswith("the hook alone: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--epochs", "3"], "--epochs goes with --batch-hook"),
+        (["--batch-hook", "--epochs", "0"], "--epochs must be >= 1, got 0"),
+        (["--batch-hook", "--sweep-wall"], "argument --sweep-wall: not allowed with argument --batch-hook"),
+        (["--accuracy", "--batch-hook"], "argument --batch-hook: not allowed with argument --accuracy"),
+        (["--rounds", "0"], "--rounds must be >= 1, got 0"),
+    ],
+)
+def test_flag_errors(argv, message, capsys):
+    from benchmarks.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in " ".join(capsys.readouterr().err.split())
 
 
 def test_targets_carry_their_goals():
@@ -232,7 +309,7 @@ def test_markdown_tables_align_numbers_and_mark_missing_values():
 
 def test_the_ten_digit_networks_and_recipe_match_the_readme():
     block = yaml.safe_load(readme_block("ten-digits", "yaml"))
-    recipe = next(r for r in recipes.RECIPES if r.name == "ten-digit")
+    recipe = next(r for r in commands.RECIPES if r.name == "ten-digit")
     assert recipe.data == block["data"] and recipe.train == block["train"]
     assert block["train"]["layers"] == networks.TEN_DIGIT.layers
     assert (block["train"]["optimizer"], block["train"]["learning_rate"], block["train"]["init"]) == (

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import cnn
-from benchmarks import full_mnist
+from benchmarks import full_mnist, report
 from pipeline import idx
 from tests.conftest import import_torch
 
@@ -127,7 +127,7 @@ def test_summary_takes_medians_ranges_and_per_seed_ratios():
         "loadavg_start": (1.0, 1.0, 1.0),
         "loadavg_end": (2.0, 2.0, 2.0),
     }
-    text = full_mnist.table(result)
+    text = report.full_mnist(result)
     assert "| a | 2 | 99.10% (98.90%-99.30%) | - | 22.0 s | 99.35% (99.20%-99.50%) | 35.0 s | 1.62x |" in text
     assert "| 15.5 s (2/3 seeds) | 25.0 s | 102 / 101 MiB |" in text
     assert "error: a torch seed 2: RuntimeError: out of luck" in text
