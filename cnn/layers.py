@@ -19,7 +19,13 @@ What the training loop (cnn.training) reads of a layer, besides forward/backward
   forward of `rows` samples would draw from ``rng``, None when it would draw none (the default: no noise), and
   the way to make its next forward use given rows of such noise instead. A batch split in halves
   (cnn.parallel) has the whole batch's noise drawn once and each half its rows: the noise of the unsplit batch.
-- ``couples_batch = True``: its forward mixes the samples of a batch (batch norm); fit never splits the batch.
+- ``couples_batch = True``: its forward and backward mix the samples of a batch (batch norm). Such a layer
+  computes a batch given in parts (rows, in order: cnn.parallel's halves) with the whole batch's arithmetic
+  through its batch-coupling protocol, each pass in three steps: per part, what it needs of the batch
+  (``partial_statistics(x)``, ``partial_gradient_sums(dy)``); once, the whole batch's from the parts' in
+  order (``whole_statistics(parts)``, ``whole_gradient_sums(parts)``: where state such as running statistics
+  moves, once per batch); per part again, its output (``forward_with(x, whole)``, ``backward_with(dy, whole)``).
+  Its forward(x) and backward(dy) are those steps with one part.
 """
 
 import copy
@@ -43,7 +49,7 @@ class Layer:
     needs_input_gradient: bool = True
     training: bool = False  # set by Sequential.set_training: True while fit steps, False in predict
     stochastic: ClassVar[bool] = False  # True: forward draws from self.rng in training (fit seeds it)
-    couples_batch: ClassVar[bool] = False  # True: forward mixes samples, so a batch must not be split
+    couples_batch: ClassVar[bool] = False  # True: forward mixes samples; split batches need the protocol below
     abstract: ClassVar[bool] = False  # a base class that cnn.builder.layer_from_config must not build
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -122,6 +128,30 @@ class Layer:
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
+
+    def partial_statistics(self, x: np.ndarray) -> Any:
+        """For couples_batch: what the forward of this part of a batch contributes to the whole batch's."""
+        raise NotImplementedError(f"{type(self).__name__} does not couple the samples of a batch")
+
+    def whole_statistics(self, parts: list) -> Any:
+        """For couples_batch: the whole batch's statistics from its parts' partial_statistics, in order."""
+        raise NotImplementedError(f"{type(self).__name__} does not couple the samples of a batch")
+
+    def forward_with(self, x: np.ndarray, whole: Any) -> np.ndarray:
+        """For couples_batch: forward of this part of a batch, given whole_statistics."""
+        raise NotImplementedError(f"{type(self).__name__} does not couple the samples of a batch")
+
+    def partial_gradient_sums(self, output_gradient: np.ndarray) -> Any:
+        """For couples_batch: what the backward of this part contributes (its grads are this part's)."""
+        raise NotImplementedError(f"{type(self).__name__} does not couple the samples of a batch")
+
+    def whole_gradient_sums(self, parts: list) -> Any:
+        """For couples_batch: the whole batch's from the parts' partial_gradient_sums, in order."""
+        raise NotImplementedError(f"{type(self).__name__} does not couple the samples of a batch")
+
+    def backward_with(self, output_gradient: np.ndarray, whole: Any) -> np.ndarray | None:
+        """For couples_batch: dLoss/dx of this part of a batch, given whole_gradient_sums."""
+        raise NotImplementedError(f"{type(self).__name__} does not couple the samples of a batch")
 
     def backward_rank1(
         self, output_gradient: np.ndarray

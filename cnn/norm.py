@@ -20,9 +20,16 @@ class BatchNorm(Layer):
     inference  xhat = (x - running_mean) / sqrt(running_var + eps), y = gamma * xhat + beta
                dx = dy * gamma / sqrt(running_var + eps);  dgamma, dbeta as above
     gamma, beta (C,) are params; running_mean, running_var (C,) are buffers (saved, not trained).
+
+    A batch in parts (rows of x, in order; cnn.parallel), the batch-coupling protocol of Layer:
+    forward    each part (m_p, mean_p, M2_p = sum of (x - mean_p)**2)  -> whole: Chan et al.'s pairwise rule,
+               mean = mean_a + d * m_b / m,  M2 = M2_a + M2_b + d**2 * m_a * m_b / m  (d = mean_b - mean_a,
+               m = m_a + m_b), folded in part order; var = M2 / m; running statistics moved once, by the whole
+    backward   each part (sum(dy * xhat), sum(dy)) over its rows -> whole: their sums in part order
+    forward(x) and backward(dy) are that with x or dy as the only part.
     """
 
-    couples_batch = True  # a sample's output depends on the whole batch: never split (cnn.parallel)
+    couples_batch = True  # a sample's output depends on the whole batch: split in parts by the protocol below
 
     def __init__(self, input_shape: tuple[int, ...], momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
@@ -50,39 +57,73 @@ class BatchNorm(Layer):
         return v if len(self.input_shape) == 1 else v[:, None, None]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if self.training:
-            m = x.size // self.input_shape[0]
-            if m < 2:
-                raise ValueError(f"BatchNorm needs more than one value per channel in training, got input {x.shape}")
-            mean = x.mean(axis=self.axes)
-            centred = x - self._per_channel(mean)
-            var = np.mean(centred * centred, axis=self.axes)
-            running = self.buffers
-            running["running_mean"] += self.momentum * (mean - running["running_mean"])
-            running["running_var"] += self.momentum * (var * (m / (m - 1)) - running["running_var"])
-        else:
+        return self.forward_with(x, self.whole_statistics([self.partial_statistics(x)]))
+
+    def partial_statistics(self, x: np.ndarray) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """(m, mean (C,), M2 (C,)) of this part's values per channel in training; None in inference."""
+        if not self.training:
+            return None
+        mean = x.mean(axis=self.axes)
+        centred = x - self._per_channel(mean)
+        return x.size // self.input_shape[0], mean, np.sum(centred * centred, axis=self.axes)
+
+    def whole_statistics(self, parts: list) -> tuple[int, np.ndarray, np.ndarray] | None:
+        """(m, mean, biased var) of the whole batch from its parts' partial_statistics, in order; moves the
+        running statistics (once per batch). None in inference."""
+        if parts[0] is None:
+            return None
+        m, mean, m2 = parts[0]
+        for m_b, mean_b, m2_b in parts[1:]:
+            d, total = mean_b - mean, m + m_b
+            mean, m2, m = mean + d * (m_b / total), m2 + m2_b + d * d * (m * m_b / total), total
+        if m < 2:
+            raise ValueError(f"BatchNorm needs more than one value per channel in training, got {m}")
+        var = m2 / m
+        running = self.buffers
+        running["running_mean"] += self.momentum * (mean - running["running_mean"])
+        running["running_var"] += self.momentum * (var * (m / (m - 1)) - running["running_var"])
+        return m, mean, var
+
+    def forward_with(self, x: np.ndarray, whole: tuple[int, np.ndarray, np.ndarray] | None) -> np.ndarray:
+        """y of this part, normalised by the whole batch's statistics (the running ones for None)."""
+        self.batch_statistics = whole is not None
+        if whole is None:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
-            centred = x - self._per_channel(mean)
+        else:
+            self.m, mean, var = whole
         self.inv_std = 1 / np.sqrt(var + np.asarray(self.eps, dtype=x.dtype))
-        self.xhat = centred * self._per_channel(self.inv_std)
-        self.batch_statistics = self.training
+        self.xhat = (x - self._per_channel(mean)) * self._per_channel(self.inv_std)
         return self.xhat * self._per_channel(self.params["gamma"]) + self._per_channel(self.params["beta"])
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         dy = output_gradient
+        return self.backward_with(dy, self.whole_gradient_sums([self.partial_gradient_sums(dy)]))
+
+    def partial_gradient_sums(self, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(dgamma, dbeta) of this part, written to grads too (cnn.parallel adds the parts' grads)."""
         np.sum(dy * self.xhat, axis=self.axes, out=self.grads["gamma"])
         np.sum(dy, axis=self.axes, out=self.grads["beta"])
+        return self.grads["gamma"], self.grads["beta"]
+
+    def whole_gradient_sums(self, parts: list) -> tuple[np.ndarray, np.ndarray]:
+        """(dgamma, dbeta) of the whole batch: the parts' summed in order."""
+        dgamma, dbeta = parts[0]
+        for dgamma_b, dbeta_b in parts[1:]:
+            dgamma, dbeta = dgamma + dgamma_b, dbeta + dbeta_b
+        return dgamma, dbeta
+
+    def backward_with(self, dy: np.ndarray, whole: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
+        """dx of this part, from the whole batch's (dgamma, dbeta); None when not needed."""
         if not self.needs_input_gradient:
             return None
         scale = self._per_channel(self.params["gamma"] * self.inv_std)
         if not self.batch_statistics:
             return dy * scale
-        m = dy.size // self.input_shape[0]
-        dgamma, dbeta = self._per_channel(self.grads["gamma"]), self._per_channel(self.grads["beta"])
-        dx = dy * m
+        dgamma, dbeta = (self._per_channel(v) for v in whole)
+        dx = dy * self.m
         dx -= dbeta
         dx -= self.xhat * dgamma
-        dx *= scale / m
+        dx *= scale / self.m
         return dx
 
     def config(self) -> dict[str, Any]:

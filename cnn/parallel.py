@@ -13,11 +13,18 @@ summation), so whether a batch is split depends on its size alone.
 
 Stochastic layers (dropout) never draw in the halves: before they run, each such layer of `net` draws the
 whole batch's noise from its own generator in the calling thread and each replica gets its rows, so a split
-batch gets exactly the noise an unsplit one would. A network with a layer that couples the samples of a
-batch (batch normalization: `couples_batch`) cannot be split.
+batch gets exactly the noise an unsplit one would.
+
+A layer that couples the samples of a batch (batch normalization: `couples_batch`) gets the whole batch's
+statistics (synchronized batch norm): the halves run in lockstep, each paused at such a layer with its part's
+statistics (forward) or gradient sums (backward); the calling thread combines them, first half then second, with
+the layer's own rule (Layer's batch-coupling protocol), and both halves go on with the whole batch's. Between two
+such layers each half runs alone; a network without one runs each half's forward and backward in one go.
 """
 
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -40,13 +47,14 @@ def _second_thread() -> ThreadPoolExecutor | None:
     return _pool
 
 
+# a half's pass: it yields (the whole batch's rule, its part) at each coupling layer, is sent the rule's result
+HalfPass = Generator[tuple[Callable[[list], Any], Any], Any, None]
+
+
 class SplitStep:
     """A training step (see cnn.step.plain_step) on two replicas of `net`, one per half batch."""
 
     def __init__(self, net: Network) -> None:
-        coupled = [type(layer).__name__ for layer in net.layers if layer.couples_batch]
-        if coupled:
-            raise ValueError(f"a batch cannot be split in halves for a network with {', '.join(coupled)}")
         self.net = net
         self.replicas = (net.replica(), net.replica())
         # (net's layer, first replica's, second replica's), for each layer with parameters
@@ -63,25 +71,45 @@ class SplitStep:
     ) -> None:
         """Like plain_step: outputs of x (N, ...) into `outputs`, the whole batch's gradient, one update."""
         n, half = len(x), len(x) // 2
-
-        def forward_backward(replica: Network, part: slice) -> None:
-            outputs[part] = replica.forward(x[part])
-            loss_gradient.backward(replica, outputs[part], y[part], n)
-
-        first, second = (self.replicas[0], slice(0, half)), (self.replicas[1], slice(half, n))
         self.share_noise(n, half, x.dtype)
-        pool = _second_thread()
-        if pool is None:
-            forward_backward(*first)
-            forward_backward(*second)
-        else:
-            pending = pool.submit(forward_backward, *second)
-            forward_backward(*first)
-            pending.result()
+        halves = [
+            self.half_pass(replica, x[rows], y[rows], outputs, rows, loss_gradient, n)
+            for replica, rows in zip(self.replicas, (slice(0, half), slice(half, n)), strict=True)
+        ]
+        whole = None
+        while (paused := _resume_both(halves, whole)) is not None:
+            (combine, first), (_, second) = paused
+            whole = combine([first, second])
         for layer, a, b in self.layers:
             for name in layer.params:
                 np.add(a.grads[name], b.grads[name], out=layer.grads[name])
         optimizer.step(net.param_layers)
+
+    def half_pass(
+        self,
+        replica: Network,
+        x: np.ndarray,
+        y: np.ndarray,
+        outputs: np.ndarray,
+        rows: slice,
+        loss_gradient: LossGradient,
+        n: int,
+    ) -> HalfPass:
+        """Forward and backward of x (rows of the batch of n) on `replica`, outputs[rows] written; at each layer
+        that couples the batch it yields (net's layer's rule for the whole batch, its part) and goes on with what
+        it is sent back."""
+        for whole, layer in zip(self.net.layers, replica.layers, strict=True):
+            if layer.couples_batch:
+                x = layer.forward_with(x, (yield whole.whole_statistics, layer.partial_statistics(x)))
+            else:
+                x = layer.forward(x)
+        outputs[rows] = x
+        grad, start = loss_gradient.start(replica, outputs[rows], y, n)
+        for whole, layer in zip(self.net.layers[start::-1], replica.layers[start::-1], strict=True):
+            if layer.couples_batch:
+                grad = layer.backward_with(grad, (yield whole.whole_gradient_sums, layer.partial_gradient_sums(grad)))
+            else:
+                grad = layer.backward(grad)
 
     def share_noise(self, n: int, half: int, dtype: np.dtype) -> None:
         """The replicas follow net's training flags; each layer of net that draws noise (Layer.draw_noise) draws
@@ -92,3 +120,27 @@ class SplitStep:
             if noise is not None:
                 a.use_noise(noise[:half])
                 b.use_noise(noise[half:])
+
+
+def _resume(half: HalfPass, value: Any) -> tuple | None:
+    """Run `half` to its next pause: what it yields there, None when it has finished."""
+    try:
+        return half.send(value)
+    except StopIteration:
+        return None
+
+
+def _resume_both(halves: list[HalfPass], value: Any) -> tuple[tuple, tuple] | None:
+    """Resume both halves with `value`, the second on the second thread when there is one (the first always in
+    this thread); their pauses, or None when both have finished."""
+    pool = _second_thread()
+    if pool is None:
+        paused = _resume(halves[0], value), _resume(halves[1], value)
+    else:
+        pending = pool.submit(_resume, halves[1], value)
+        try:
+            first = _resume(halves[0], value)
+        finally:
+            second = pending.result()
+        paused = first, second
+    return None if paused[0] is None else paused  # the replicas' layers are the same: both pause or both end

@@ -92,10 +92,10 @@ class FitOptions:
 def choose_step(net: Network, optimizer: Optimizer, batch_size: int) -> Step:
     """The step for this configuration: the rank-1 step at batch 1 with an optimizer that applies a gradient's
     factors without forming it (Optimizer.factored_update: plain SGD), the two-thread split from SPLIT_FROM
-    samples on unless a layer couples the samples of a batch (batch norm), the plain step otherwise."""
+    samples on (batch norm included: cnn.parallel), the plain step otherwise."""
     if batch_size == 1 and optimizer.factored_update:
         return fast.rank1_sgd_step
-    if batch_size >= SPLIT_FROM and not any(layer.couples_batch for layer in net.layers):
+    if batch_size >= SPLIT_FROM:
         return SplitStep(net)
     return plain_step
 

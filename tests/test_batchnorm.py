@@ -1,5 +1,6 @@
 """Batch normalization: batch statistics and torch's running-statistics update in training, running statistics
-in inference, gradient checks in both, the running statistics saved and loaded, same bits on one and two cores."""
+in inference, gradient checks in both, the running statistics saved and loaded; a batch in parts (cnn.parallel's
+halves) normalised with the whole batch's statistics, the same bits on one and two cores."""
 
 import json
 import zipfile
@@ -8,8 +9,10 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn import parallel
+from cnn import parallel, training
+from cnn.step import LossGradient, plain_step
 from tests.layer_checks import assert_same_bits_on_one_and_two_cores, check_gradients, problem, start_training
+from tests.test_layers import numerical_gradient, rel_error
 
 
 def test_dense_features_by_hand() -> None:
@@ -157,15 +160,134 @@ def test_a_file_missing_its_running_statistics_is_refused(tmp_path) -> None:
         cnn.load(tmp_path / "cut.npz")
 
 
-def test_a_batch_norm_network_is_never_split() -> None:
-    with pytest.raises(ValueError, match="a batch cannot be split in halves for a network with BatchNorm"):
-        parallel.SplitStep(cnn.Sequential(cnn.build(SPECS, (1, 8, 8), 3)))
+def random_batch_norm(shape: tuple[int, ...], seed: int = 1) -> cnn.BatchNorm:
+    rng = np.random.default_rng(seed)
+    bn = cnn.BatchNorm(shape)
+    bn.params["gamma"][...] = rng.uniform(0.5, 2, shape[0])
+    bn.params["beta"][...] = rng.standard_normal(shape[0])
+    bn.training = True
+    return bn
 
 
-def test_training_gives_the_same_bits_on_one_and_two_cores(monkeypatch) -> None:
-    x, y = problem(96)
+def in_parts(bn: cnn.BatchNorm, x: np.ndarray, dy: np.ndarray, cuts: list[int]):
+    """y and dx of x (N, ...) and dy computed as the parts x[cuts[i]:cuts[i + 1]] through the batch-coupling
+    protocol (as cnn.parallel does with two), each part on a replica; and the replicas' grads added in order."""
+    rows = [slice(a, b) for a, b in zip([0, *cuts], [*cuts, len(x)], strict=True)]
+    replicas = [bn.replica() for _ in rows]
+    stats = bn.whole_statistics([r.partial_statistics(x[part]) for r, part in zip(replicas, rows, strict=True)])
+    y = np.concatenate([r.forward_with(x[part], stats) for r, part in zip(replicas, rows, strict=True)])
+    sums = bn.whole_gradient_sums([r.partial_gradient_sums(dy[part]) for r, part in zip(replicas, rows, strict=True)])
+    dx = np.concatenate([r.backward_with(dy[part], sums) for r, part in zip(replicas, rows, strict=True)])
+    grads = {name: sum(r.grads[name] for r in replicas) for name in bn.params}
+    return y, dx, grads, sums
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4, 5)])
+@pytest.mark.parametrize("cuts", [[6], [4, 9]])
+def test_a_batch_in_parts_gets_the_statistics_and_gradients_of_the_whole_batch(shape, cuts) -> None:
+    """Parts of 6 + 7 or 4 + 5 + 4 rows: outputs, dx and gradients as the unsplit batch's to rounding, the running
+    statistics moved once by the whole batch's; the parts' grads add up to the whole batch's gradient sums."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((13, *shape)) * rng.uniform(0.5, 3, (shape[0], *[1] * (len(shape) - 1))) + 2
+    dy = rng.standard_normal(x.shape)
+    whole, parted = random_batch_norm(shape), random_batch_norm(shape)
+    y_want, dx_want = whole.forward(x), whole.backward(dy)
+    y, dx, grads, sums = in_parts(parted, x, dy, cuts)
+    np.testing.assert_allclose(y, y_want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, dx_want, rtol=1e-12, atol=1e-12)
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(parted.buffers[name], whole.buffers[name], rtol=1e-13)
+    for name, total in zip(("gamma", "beta"), sums, strict=True):
+        np.testing.assert_allclose(grads[name], whole.grads[name], rtol=1e-12, atol=1e-12)
+        if len(cuts) == 1:  # two parts: the replicas' grads added are the sums dx used, bit for bit
+            np.testing.assert_array_equal(grads[name], total)
+    parted.training = whole.training = False  # inference: the running statistics, which stay where they are
+    running = {name: value.copy() for name, value in parted.buffers.items()}
+    y, dx, _, _ = in_parts(parted, x, dy, cuts)
+    np.testing.assert_allclose(y, whole.forward(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, whole.backward(dy), rtol=1e-12, atol=1e-12)
+    for name, value in running.items():
+        np.testing.assert_array_equal(parted.buffers[name], value)
+
+
+def test_parts_combine_without_cancellation_in_float32() -> None:
+    """A channel far from zero (mean 1000, std 0.1): Chan's rule on the parts' deviations keeps float32's
+    precision where sum-of-squares arithmetic (E[x^2] - E[x]^2, 1e6 - 1e6) would lose every digit of the variance."""
+    rng = np.random.default_rng(3)
+    x = (1000 + 0.1 * rng.standard_normal((64, 2, 6, 6))).astype(np.float32)
+    bn = cnn.BatchNorm((2, 6, 6))
+    bn.initialize("he", None, "float32")
+    bn.training = True
+    m, mean, var = bn.whole_statistics([bn.partial_statistics(x[:32]), bn.partial_statistics(x[32:])])
+    assert m == 64 * 36 and mean.dtype == var.dtype == np.float32
+    np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2, 3)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 4, 3)])
+def test_gradients_of_a_batch_in_two_parts_match_finite_differences(shape) -> None:
+    """dx and the parameters' gradients of the two-part protocol against central differences of the unsplit
+    forward (the function the parts compute)."""
+    rng = np.random.default_rng(4)
+    bn = random_batch_norm(shape)
+    x = rng.standard_normal((7, *shape)) * 2 + 1
+    w = rng.standard_normal(x.shape)
+
+    def loss() -> float:
+        return float(np.sum(w * bn.forward(x)))
+
+    _, dx, grads, _ = in_parts(bn, x, w, [3])
+    assert rel_error(dx, numerical_gradient(loss, x)) < 1e-6
+    for name, param in bn.params.items():
+        assert rel_error(grads[name], numerical_gradient(loss, param)) < 1e-6, name
+
+
+SPLIT_SPECS = [*SPECS[:7], {"type": "dropout", "rate": 0.25}, *SPECS[7:]]  # conv and dense batch norm, dropout
+
+
+@pytest.mark.parametrize("optimizer", [lambda: cnn.Adam(0.01, weight_decay=0.1), lambda: cnn.SGD(0.1, momentum=0.9)])
+def test_a_split_step_with_batch_norm_is_the_whole_batch_step(optimizer) -> None:
+    """SplitStep on conv and dense batch norm (synchronized: the whole batch's statistics) against the plain step:
+    outputs, gradients, running statistics and parameters to rounding; dropout's masks those of the whole batch,
+    drawn in the calling thread; in inference the running statistics, unmoved."""
+    n = parallel.SPLIT_FROM + 5  # halves of 34 and 35 rows
+    x, y = problem(n)
+    x, y = x.astype(np.float64) * 2 + 0.5, y.astype(np.float64)
+    whole, split = (cnn.Sequential(cnn.build(SPLIT_SPECS, (1, 8, 8), 3), init="he", seed=2) for _ in range(2))
+    for net in (whole, split):
+        start_training(net, seed=5)
+    loss = LossGradient.for_network(whole, cnn.CategoricalCrossEntropy())
+    outputs = {"whole": np.empty_like(y), "split": np.empty_like(y)}
+    plain_step(whole, x, y, outputs["whole"], loss, optimizer())
+    step = training.choose_step(split, optimizer(), n)
+    assert isinstance(step, parallel.SplitStep)
+    step(split, x, y, outputs["split"], loss, optimizer())
+    np.testing.assert_allclose(outputs["split"], outputs["whole"], rtol=1e-10, atol=1e-13)
+    for a, b in zip(split.layers, whole.layers, strict=True):
+        for name in a.params:
+            # atol: a bias followed by batch norm has a gradient of zero plus rounding (~1e-11), which Adam scales up
+            np.testing.assert_allclose(a.grads[name], b.grads[name], rtol=1e-9, atol=1e-10)
+            np.testing.assert_allclose(a.params[name], b.params[name], rtol=1e-10, atol=1e-9)
+        for name in a.buffers:
+            np.testing.assert_allclose(a.buffers[name], b.buffers[name], rtol=1e-12, atol=1e-15)
+    masks = [replica.layers[7].mask for replica in step.replicas]
+    np.testing.assert_array_equal(np.concatenate(masks), whole.layers[7].mask)
+    assert split.layers[7].rng.random() == whole.layers[7].rng.random()
+    assert not np.array_equal(whole.layers[6].buffers["running_mean"], 0)
+    predicted = split.predict(x)  # inference mode from here
+    running = [p.copy() for layer in split.layers for p in layer.buffers.values()]
+    step(split, x, y, outputs["split"], loss, cnn.SGD(1e-12))
+    np.testing.assert_allclose(outputs["split"], predicted, rtol=1e-12, atol=1e-15)
+    for a, b in zip(running, (p for layer in split.layers for p in layer.buffers.values()), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("batch_size", [32, parallel.SPLIT_FROM])
+def test_training_gives_the_same_bits_on_one_and_two_cores(monkeypatch, batch_size: int) -> None:
+    """Batches of 32 unsplit; of 64 (and the epoch's last, 32) split in halves on two threads or one after the
+    other on one: the same bits."""
+    x, y = problem(160)
 
     def make_net() -> cnn.Sequential:
         return cnn.Sequential(cnn.build(SPECS, (1, 8, 8), 3), init="he", seed=1, dtype="float32")
 
-    assert_same_bits_on_one_and_two_cores(monkeypatch, make_net, x, y, batch_size=32)
+    assert_same_bits_on_one_and_two_cores(monkeypatch, make_net, x, y, batch_size=batch_size)

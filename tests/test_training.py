@@ -30,21 +30,6 @@ class StandInNoise(cnn.Layer):
         return output_gradient * self.mask
 
 
-class StandInBatchNorm(cnn.Layer):
-    abstract = True
-    couples_batch = True
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.input_shape = self.output_shape = shape
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return x - x.mean(axis=0) if self.training else x
-
-    def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
-        return output_gradient - output_gradient.mean(axis=0)
-
-
 def problem(n: int = 40):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, 1, 4, 4))
@@ -187,11 +172,12 @@ def test_fit_options_are_one_declared_thing() -> None:
         training.FitOptions(2, resume=training.TrainingState(3, 0, {}, {}, {}))
 
 
-def test_a_batch_coupled_layer_is_never_split() -> None:
-    layers = [cnn.Flatten((1, 4, 4)), StandInBatchNorm((16,)), cnn.Dense(16, 2), cnn.Softmax()]
-    coupled = cnn.Sequential(layers, init="xavier")
-    assert training.choose_step(coupled, cnn.SGD(0.1), parallel.SPLIT_FROM * 2) is step.plain_step
-    assert isinstance(training.choose_step(network(), cnn.SGD(0.1), parallel.SPLIT_FROM), parallel.SplitStep)
+def test_whether_a_batch_is_split_depends_on_its_size_alone() -> None:
+    """From SPLIT_FROM rows on, batch norm included (cnn.parallel gives its halves the whole batch's statistics)."""
+    coupled = cnn.Sequential([cnn.Flatten((1, 4, 4)), cnn.BatchNorm((16,)), cnn.Dense(16, 2), cnn.Softmax()])
+    for net in (coupled, network()):
+        assert training.choose_step(net, cnn.SGD(0.1), parallel.SPLIT_FROM - 1) is step.plain_step
+        assert isinstance(training.choose_step(net, cnn.SGD(0.1), parallel.SPLIT_FROM), parallel.SplitStep)
 
 
 SPECS = [
@@ -206,7 +192,7 @@ SPECS = [
 ]
 
 
-@pytest.mark.parametrize("batchnorm", [True, False], ids=["batchnorm", "split"])
+@pytest.mark.parametrize("batchnorm", [True, False], ids=["batchnorm", "no-batchnorm"])
 @pytest.mark.parametrize("batch_size", [8, parallel.SPLIT_FROM])
 def test_a_run_resumed_from_a_model_file_and_its_state_continues_bit_for_bit(tmp_path, batch_size, batchnorm) -> None:
     """The real layers: dropout (split batches draw in the parent), batch norm (its running statistics travel in
@@ -240,8 +226,9 @@ def test_a_run_resumed_from_a_model_file_and_its_state_continues_bit_for_bit(tmp
         np.testing.assert_array_equal(a, b)
     if batchnorm:
         np.testing.assert_array_equal(resumed.layers[1].buffers["running_var"], whole.layers[1].buffers["running_var"])
-    elif batch_size >= parallel.SPLIT_FROM:
-        assert isinstance(training.choose_step(whole, cnn.Adadelta(), batch_size), parallel.SplitStep)
+    assert isinstance(training.choose_step(whole, cnn.Adadelta(), batch_size), parallel.SplitStep) == (
+        batch_size >= parallel.SPLIT_FROM
+    )
 
 
 def test_each_epoch_records_the_training_accuracy_of_the_outputs_it_trained_on() -> None:
