@@ -63,11 +63,29 @@ def test_fresh_copy_reproduces_the_committed_lock(variant: str, tmp_path: Path) 
     assert json.loads((project.path / "reports/train/platform.json").read_text())["numerics"] == "canonical"
 
 
+BATCH_NORM_LAYERS = [
+    {"type": "conv", "depth": 4, "kernel_size": 3, "padding": "same", "bias": "tied"},
+    {"type": "batchnorm"},
+    {"type": "relu"},
+    {"type": "maxpool", "size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 16},
+    {"type": "batchnorm"},
+    {"type": "relu"},
+    {"type": "dropout", "rate": 0.3},
+    {"type": "dense"},
+    {"type": "softmax"},
+]
 SPLIT_CONFIGS = {
     # batch 128 is trained as two halves on two threads (cnn.parallel); batch 32 is one unsplit product
     "float32 batch 128": {"batch_size": 128, "dtype": "float32", "learning_rate": 1.5},
     "float64 batch 32": {"batch_size": 32, "dtype": "float64", "learning_rate": 1.0},
-}
+    # halves normalised by the whole batch's statistics (synchronized batch norm), dropout drawn for the whole batch
+    "float32 batch 128, batch norm, dropout, augmentation": {
+        "batch_size": 128, "dtype": "float32", "optimizer": "adam", "learning_rate": 0.003, "init": "he",
+        "loss": "categorical_cross_entropy", "augment": {"shift": 2, "rotate": 10}, "layers": BATCH_NORM_LAYERS,
+    },
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
