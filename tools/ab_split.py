@@ -12,6 +12,7 @@ runs the halves one after the other: what the split itself costs.
 import argparse
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,25 +58,55 @@ def main() -> None:
     loss = LossGradient.for_network(nets["split"], cnn.CategoricalCrossEntropy())
     outputs = np.empty((args.batch, 10), dtype=dtype)
 
-    def run(name: str) -> float:
-        start = time.perf_counter()
+    phases: list[tuple[bool, float]] = []  # (in the calling thread?, CPU seconds) of each resume of a half
+    caller, resume = threading.get_ident(), parallel._resume
+
+    def timed_resume(half: parallel.HalfPass, value: object) -> tuple | None:
+        start = time.thread_time()
+        try:
+            return resume(half, value)
+        finally:
+            phases.append((threading.get_ident() == caller, time.thread_time() - start))
+
+    parallel._resume = timed_resume
+
+    def run(name: str) -> tuple[float, float, float]:
+        """(wall seconds, CPU-seconds critical path, CPU seconds of all threads) per step: the critical path is the
+        calling thread's CPU time with each lockstep phase counted as the longer of the two halves' (what two idle
+        cores would take, handoffs aside); for the unsplit step, its CPU time."""
+        phases.clear()
+        start, cpu = time.perf_counter(), time.thread_time()
         for i in range(0, len(images), args.batch):
             rows = slice(i, i + args.batch)
             steps[name](nets[name], images[rows], targets[rows], outputs, loss, optimizers[name])
-        return (time.perf_counter() - start) / args.steps
+        wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
+        if threads.num_threads() < 2:
+            pairs = list(zip([t for _, t in phases[0::2]], [t for _, t in phases[1::2]], strict=True))
+        else:
+            pairs = list(zip(*([t for mine, t in phases if mine == side] for side in (True, False)), strict=True))
+        in_caller = sum(t for mine, t in phases if mine)
+        elsewhere = sum(t for mine, t in phases if not mine)
+        critical = cpu - in_caller + sum(max(pair) for pair in pairs)
+        return wall / args.steps, critical / args.steps, (cpu + elsewhere) / args.steps
 
     print(f"{args.preset}: batch {args.batch}, {dtype}, {args.steps} steps a round, threads {threads.num_threads()}")
-    ratios = []
+    ratios: dict[str, list[float]] = {"wall": [], "cpu": [], "work": []}
     with blas_threads():
         for name in nets:
             run(name)  # warm-up: caches, the second thread, Adam's state
         for r in range(args.rounds):
             order = ("unsplit", "split") if r % 2 == 0 else ("split", "unsplit")
             seconds = {name: run(name) for name in order}
-            ratios.append(seconds["unsplit"] / seconds["split"])
-            print(f"round {r + 1}: unsplit {seconds['unsplit']:.3f} s/step, split {seconds['split']:.3f} s/step, "
-                  f"ratio {ratios[-1]:.2f}")  # fmt: skip
-    print(f"median ratio unsplit / split: {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f})")
+            for i, kind in enumerate(ratios):
+                ratios[kind].append(seconds["unsplit"][i] / seconds["split"][i])
+            print(f"round {r + 1}: wall unsplit {seconds['unsplit'][0]:.3f} s/step, split {seconds['split'][0]:.3f}, "
+                  f"ratio {ratios['wall'][-1]:.2f}; CPU critical path unsplit {seconds['unsplit'][1]:.3f}, "
+                  f"split {seconds['split'][1]:.3f}, ratio {ratios['cpu'][-1]:.2f}; CPU of all threads "
+                  f"unsplit {seconds['unsplit'][2]:.3f}, split {seconds['split'][2]:.3f}")  # fmt: skip
+    for kind, name in (("wall", "wall clock"), ("cpu", "CPU critical path"), ("work", "CPU of all threads")):
+        values = ratios[kind]
+        print(f"{name}: median ratio unsplit / split {statistics.median(values):.2f}x "
+              f"(range {min(values):.2f}-{max(values):.2f})")  # fmt: skip
 
 
 if __name__ == "__main__":
