@@ -92,7 +92,8 @@ class BatchNorm(Layer):
         else:
             self.m, mean, var = whole
         self.inv_std = 1 / np.sqrt(var + np.asarray(self.eps, dtype=x.dtype))
-        self.xhat = (x - self._per_channel(mean)) * self._per_channel(self.inv_std)
+        self.xhat = x - self._per_channel(mean)
+        self.xhat *= self._per_channel(self.inv_std)
         return self.xhat * self._per_channel(self.params["gamma"]) + self._per_channel(self.params["beta"])
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
