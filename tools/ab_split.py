@@ -3,10 +3,14 @@
     python tools/ab_split.py [--preset best] [--batch 128] [--steps 8] [--rounds 7] [--data train.npz] [--threads N]
 
 Two copies of the preset's network (its layers, init, dtype; Adam) train `steps` batches with each step per
-round, the two alternating (which goes first alternates too); prints each round's seconds per step and the
-median ratio unsplit / split. --data: an .npz with `images` (N, 1, 28, 28) (e.g. a processed full-MNIST split);
-by default random images of that shape (the time of a step does not depend on the pixel values). --threads 1
-runs the halves one after the other: what the split itself costs.
+round, the two alternating (benchmarks.timing.alternating); prints the median seconds per step of each and the
+median ratio unsplit / split, three ways: by the wall clock; by the CPU-time critical path (the calling thread's
+CPU time with each lockstep phase of the split counted as its slower half's: what two idle cores would take,
+thread handoffs and shared caches aside, so an upper bound of the gain; other load disturbs it far less than the
+wall clock); by the CPU time of all threads (the work the split adds).
+--data: an .npz with `images` (N, 1, 28, 28) (e.g. a processed full-MNIST split); by default random images of
+that shape (the time of a step does not depend on the pixel values). --threads 1 runs the halves one after the
+other: what the split itself costs.
 """
 
 import argparse
@@ -22,6 +26,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cnn
+from benchmarks import timing
 from cnn import parallel, threads
 from cnn.step import LossGradient, plain_step
 from cnn.threads import blas_threads
@@ -90,23 +95,24 @@ def main() -> None:
         return wall / args.steps, critical / args.steps, (cpu + elsewhere) / args.steps
 
     print(f"{args.preset}: batch {args.batch}, {dtype}, {args.steps} steps a round, threads {threads.num_threads()}")
-    ratios: dict[str, list[float]] = {"wall": [], "cpu": [], "work": []}
+    kinds = ("wall clock", "CPU critical path", "CPU of all threads")
+    seconds: dict[str, dict[str, list[float]]] = {kind: {name: [] for name in nets} for kind in kinds}
+
+    def measure(name: str, round_: int) -> float:
+        for kind, value in zip(kinds, run(name), strict=True):
+            seconds[kind][name].append(value)
+        return seconds["wall clock"][name][-1]
+
     with blas_threads():
         for name in nets:
             run(name)  # warm-up: caches, the second thread, Adam's state
-        for r in range(args.rounds):
-            order = ("unsplit", "split") if r % 2 == 0 else ("split", "unsplit")
-            seconds = {name: run(name) for name in order}
-            for i, kind in enumerate(ratios):
-                ratios[kind].append(seconds["unsplit"][i] / seconds["split"][i])
-            print(f"round {r + 1}: wall unsplit {seconds['unsplit'][0]:.3f} s/step, split {seconds['split'][0]:.3f}, "
-                  f"ratio {ratios['wall'][-1]:.2f}; CPU critical path unsplit {seconds['unsplit'][1]:.3f}, "
-                  f"split {seconds['split'][1]:.3f}, ratio {ratios['cpu'][-1]:.2f}; CPU of all threads "
-                  f"unsplit {seconds['unsplit'][2]:.3f}, split {seconds['split'][2]:.3f}")  # fmt: skip
-    for kind, name in (("wall", "wall clock"), ("cpu", "CPU critical path"), ("work", "CPU of all threads")):
-        values = ratios[kind]
-        print(f"{name}: median ratio unsplit / split {statistics.median(values):.2f}x "
-              f"(range {min(values):.2f}-{max(values):.2f})")  # fmt: skip
+        timing.alternating(measure, list(nets), args.rounds)
+    for kind, values in seconds.items():
+        ratios = [a / b for a, b in zip(values["unsplit"], values["split"], strict=True)]
+        print(f"{kind}: s/step unsplit {statistics.median(values['unsplit']):.3f}, split "
+              f"{statistics.median(values['split']):.3f}; median ratio unsplit / split "
+              f"{timing.median_ratio(values['unsplit'], values['split']):.2f}x (rounds {min(ratios):.2f}-"
+              f"{max(ratios):.2f})")  # fmt: skip
 
 
 if __name__ == "__main__":
