@@ -13,6 +13,7 @@ from cnn import parallel, training
 from cnn.step import LossGradient, plain_step
 from tests.layer_checks import assert_same_bits_on_one_and_two_cores, check_gradients, problem, start_training
 from tests.test_layers import numerical_gradient, rel_error
+from tests.test_parallel import OPTIMIZERS
 
 
 def test_dense_features_by_hand() -> None:
@@ -244,8 +245,8 @@ def test_gradients_of_a_batch_in_two_parts_match_finite_differences(shape) -> No
 SPLIT_SPECS = [*SPECS[:7], {"type": "dropout", "rate": 0.25}, *SPECS[7:]]  # conv and dense batch norm, dropout
 
 
-@pytest.mark.parametrize("optimizer", [lambda: cnn.Adam(0.01, weight_decay=0.1), lambda: cnn.SGD(0.1, momentum=0.9)])
-def test_a_split_step_with_batch_norm_is_the_whole_batch_step(optimizer) -> None:
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_a_split_step_with_batch_norm_is_the_whole_batch_step(optimizer: str) -> None:
     """SplitStep on conv and dense batch norm (synchronized: the whole batch's statistics) against the plain step:
     outputs, gradients, running statistics and parameters to rounding; dropout's masks those of the whole batch,
     drawn in the calling thread; in inference the running statistics, unmoved."""
@@ -257,14 +258,15 @@ def test_a_split_step_with_batch_norm_is_the_whole_batch_step(optimizer) -> None
         start_training(net, seed=5)
     loss = LossGradient.for_network(whole, cnn.CategoricalCrossEntropy())
     outputs = {"whole": np.empty_like(y), "split": np.empty_like(y)}
-    plain_step(whole, x, y, outputs["whole"], loss, optimizer())
-    step = training.choose_step(split, optimizer(), n)
+    plain_step(whole, x, y, outputs["whole"], loss, OPTIMIZERS[optimizer]())
+    step = training.choose_step(split, OPTIMIZERS[optimizer](), n)
     assert isinstance(step, parallel.SplitStep)
-    step(split, x, y, outputs["split"], loss, optimizer())
+    step(split, x, y, outputs["split"], loss, OPTIMIZERS[optimizer]())
     np.testing.assert_allclose(outputs["split"], outputs["whole"], rtol=1e-10, atol=1e-13)
     for a, b in zip(split.layers, whole.layers, strict=True):
         for name in a.params:
-            # atol: a bias followed by batch norm has a gradient of zero plus rounding (~1e-11), which Adam scales up
+            # atol: a bias followed by batch norm has a gradient of zero plus rounding (~1e-11), which Adam and
+            # Adadelta scale up
             np.testing.assert_allclose(a.grads[name], b.grads[name], rtol=1e-9, atol=1e-10)
             np.testing.assert_allclose(a.params[name], b.params[name], rtol=1e-10, atol=1e-9)
         for name in a.buffers:
