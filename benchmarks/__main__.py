@@ -1,8 +1,8 @@
 """python -m benchmarks: train the notebook's network with the notebook's code, this project and PyTorch, and two
 ten-digit networks with this project and PyTorch, side by side in one process (canonical against native numerics
 and peak memory in child processes); train the recipes through the pipeline's own commands for their accuracy;
-print tables and write benchmarks/results/latest.json. One of --accuracy, --full-mnist DIR, --batch-hook or
---sweep-wall measures that alone instead."""
+print tables and write benchmarks/results/latest.json. One of --accuracy, --full-mnist DIR, --batch-hook,
+--sweep-wall or --split-ab measures that alone instead."""
 
 import argparse
 import os
@@ -28,12 +28,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=None,
-        help="interleaved rounds (default 5, quick 2; --batch-hook 7, --sweep-wall 3)",
+        help="interleaved rounds (default 5, quick 2; --batch-hook 7, --sweep-wall 3, --split-ab 7)",
     )
     parser.add_argument("--seconds", type=float, default=0.4, help="wall time of one measurement (default 0.4)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"result file (default {DEFAULT_JSON})")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
-    parser.add_argument("--threads", type=int, default=None, help="BLAS and torch threads (default: numpy's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS and torch threads (default: numpy's); with --split-ab: cnn's threads (1: the halves one after "
+        "the other; default: every core)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     parser.add_argument("--no-accuracy", action="store_true", help="skip the recipes' accuracy")
     parser.add_argument("--no-extras", action="store_true", help="skip full-data recipe, scaling and profiles")
@@ -57,7 +63,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only the wall time of a 12-point sweep: pipeline sweep on 2 and 1 workers against DVC's queue",
     )
-    parser.add_argument("--presets", nargs="+", help="with --full-mnist: these presets (default: all in presets/)")
+    only.add_argument(
+        "--split-ab",
+        action="store_true",
+        help="only cnn's split training step against the unsplit step on presets' networks, alternating: wall "
+        "clock, CPU critical path, CPU of all threads",
+    )
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        help="with --full-mnist: these presets (default: all in presets/); with --split-ab: these (default: best "
+        "keras-convnet)",
+    )
     parser.add_argument("--max-epochs", type=int, help="with --full-mnist: at most this many epochs per run")
     parser.add_argument(
         "--torch-seeds", type=int, nargs="*", help="with --full-mnist: PyTorch trains these seeds only (default: all)"
@@ -65,19 +82,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--epochs", type=int, help="with --batch-hook: epochs of the sample per measurement (default 10)"
     )
+    parser.add_argument("--steps", type=int, help="with --split-ab: training steps of each variant a round (default 8)")
+    parser.add_argument(
+        "--train-npz",
+        type=Path,
+        metavar="NPZ",
+        help="with --split-ab: the images of this processed split (a train.npz written by the preprocess stage, "
+        "e.g. of the full MNIST) instead of the shipped sample's",
+    )
     args = parser.parse_args(argv)
     if args.epochs is not None and not args.batch_hook:
         parser.error("--epochs goes with --batch-hook")
-    if (args.presets or args.max_epochs is not None or args.torch_seeds is not None) and args.full_mnist is None:
-        parser.error("--presets, --max-epochs and --torch-seeds go with --full-mnist DIR")
-    for name in ("max_epochs", "rounds", "threads", "epochs"):
+    if (args.steps is not None or args.train_npz is not None) and not args.split_ab:
+        parser.error("--steps and --train-npz go with --split-ab")
+    if args.presets and args.full_mnist is None and not args.split_ab:
+        parser.error("--presets goes with --full-mnist DIR or --split-ab")
+    if (args.max_epochs is not None or args.torch_seeds is not None) and args.full_mnist is None:
+        parser.error("--max-epochs and --torch-seeds go with --full-mnist DIR")
+    for name in ("max_epochs", "rounds", "threads", "epochs", "steps"):
         if (value := getattr(args, name)) is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.full_mnist is not None:
-        known = presets.names()
-        unknown = [name for name in args.presets or [] if name not in known]
-        if unknown:
-            parser.error(f"--presets: no preset {unknown[0]!r}; the presets are {', '.join(known)}")
+    known = presets.names()
+    unknown = [name for name in args.presets or [] if name not in known]
+    if unknown:
+        parser.error(f"--presets: no preset {unknown[0]!r}; the presets are {', '.join(known)}")
+    if args.train_npz is not None and not args.train_npz.is_file():
+        parser.error(f"--train-npz: no file {args.train_npz}; give a train.npz the preprocess stage wrote")
         if not (args.full_mnist / "SHA256SUMS").is_file():
             parser.error(
                 f"--full-mnist: {args.full_mnist} has no SHA256SUMS; give the folder of the four MNIST .gz files"
@@ -101,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep_wall:
         print(report.sweep_wall(commands.sweep_wall(args.rounds or 3, log)))
         return 0
+    if args.split_ab:
+        return split_ab_main(args)
     if args.accuracy:
         result = {"recipes": [commands.run_recipe(recipe, tuple(args.seeds), log=log) for recipe in commands.RECIPES]}
         print(report.recipes(result))
@@ -122,6 +154,24 @@ def main(argv: list[str] | None = None) -> int:
     print(report.format_report(result))
     write_json(args.json, result)
     print(f"\nwrote {args.json}")
+    return 0
+
+
+def split_ab_main(args: argparse.Namespace) -> int:
+    from benchmarks import report, timing
+    from cnn import threads
+    from pipeline.errors import UserError
+
+    threads.set_num_threads(args.threads)
+    results = []
+    for preset in args.presets or ("best", "keras-convnet"):
+        log(f"split A/B: {preset}")
+        try:
+            results.append(timing.split_ab(preset, args.rounds or 7, args.steps or timing.SPLIT_STEPS, args.train_npz))
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+    print(report.split_ab(results))
     return 0
 
 

@@ -1,6 +1,6 @@
 """The benchmarks' result dicts as Markdown tables (what `python -m benchmarks` prints, with or without
---full-mnist, --batch-hook or --sweep-wall): each table a pandas DataFrame of the measured values, written out by
-`markdown`."""
+--full-mnist, --batch-hook, --sweep-wall or --split-ab): each table a pandas DataFrame of the measured values,
+written out by `markdown`."""
 
 import statistics
 from typing import Any
@@ -332,3 +332,40 @@ def sweep_wall(result: dict[str, Any]) -> str:
     title = f"Wall time of a {result['points']}-point sweep, {result['rounds']} alternating rounds"
     note = "(x the queue's speed: the median over rounds of the queue's time over this one's in the same round)"
     return section(title, rounds(result["rows"], "s", "{:.1f}", "x the queue's speed"), note)
+
+
+def split_ab(results: list[dict[str, Any]]) -> str:
+    """cnn's split step against the unsplit one, a row per preset and measure (benchmarks.timing.split_ab)."""
+    first = results[0]
+    frame = pd.DataFrame(
+        [
+            {
+                "preset": r["preset"],
+                "batch": r["batch_size"],
+                "dtype": r["dtype"],
+                "measure": row["measure"],
+                "unsplit s/step": row["unsplit"],
+                "split s/step": row["split"],
+                "unsplit / split": row["ratio"],
+                "rounds' ratios": f"{row['ratio_min']:.2f} - {row['ratio_max']:.2f}",
+                "other load": r["other_cores"],
+            }
+            for r in results
+            for row in r["rows"]
+        ]
+    )
+    formats = {"unsplit s/step": "{:.3f}", "split s/step": "{:.3f}", "unsplit / split": X, "rounds' ratios": "{}"}
+    title = (
+        f"cnn's split step (two halves, cnn.parallel) against the unsplit step: {first['rounds']} alternating rounds "
+        f"of {first['steps']} step{'s' if first['steps'] > 1 else ''} each, cnn threads {first['threads']}, kernel "
+        f"{first['kernel']}"
+    )
+    notes = [
+        f"(images: {first['images']}; medians over the rounds; unsplit / split: the median over rounds of the ratio "
+        "within a round; other load: CPU cores other processes used while timing)",
+        "(wall clock: what a user waits; CPU critical path: the calling thread's CPU time with each lockstep phase of "
+        "the split counted as its slower half's, what two idle cores would take, handoffs aside, so an upper bound "
+        "of the gain, disturbed far less by other load than the wall clock; CPU of all threads: the work the split "
+        "adds. With cnn threads 1 the halves run one after the other: what the split itself costs)",
+    ]
+    return section(title, markdown(frame, formats | {"other load": "{:.2f}"}), *notes)

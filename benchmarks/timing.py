@@ -1,21 +1,26 @@
 """The timed measurements of one process: every variant in interleaved rounds and the ratios between them, the
 batch-1 budget, cost against the number of images, depth and width, an epoch of the full-data recipe, where a
-training step's time goes (profile_step), and the cost of train's per-batch hook (batch_hook)."""
+training step's time goes (profile_step), the cost of train's per-batch hook (batch_hook), and cnn's split step
+against the unsplit one (split_ab)."""
 
 import dataclasses
 import gc
+import platform
 import resource
 import statistics
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import cnn
 from benchmarks import PARAMS, machine, networks, trainers
-from cnn import blas, fast, threads, training
+from cnn import blas, fast, parallel, threads, training
 from cnn import step as cnn_step
 
 RECIPE = trainers.Variant("cnn", 16, "float32", "ten-digit")  # README "All ten digits": full MNIST, batch 16, Adam
@@ -353,4 +358,129 @@ def batch_hook(rounds: int, epochs: int) -> dict[str, Any]:
         "rows": summary(rates, "no hook"),
         "us_per_call": per_call * 1e6,
         "share_of_step": share,
+    }
+
+
+SPLIT_STEPS = 8  # training steps of each variant per round of split_ab
+SPLIT_MEASURES = ("wall clock", "CPU critical path", "CPU of all threads")
+
+
+@contextmanager
+def half_phases() -> Iterator[list[tuple[bool, float]]]:
+    """While the block runs, every resume of a half of cnn.parallel.SplitStep (a lockstep phase: up to the next
+    batch-coupling layer, or the end) appends (ran in the calling thread?, its thread CPU seconds) to the list."""
+    phases: list[tuple[bool, float]] = []
+    caller, resume = threading.get_ident(), parallel._resume
+
+    def timed_resume(half: parallel.HalfPass, value: object) -> tuple | None:
+        start = time.thread_time()
+        try:
+            return resume(half, value)
+        finally:
+            phases.append((threading.get_ident() == caller, time.thread_time() - start))
+
+    parallel._resume = timed_resume
+    try:
+        yield phases
+    finally:
+        parallel._resume = resume
+
+
+def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path | None = None) -> dict[str, Any]:
+    """cnn.parallel.SplitStep against cnn.step.plain_step on preset's network (its layers, init, seed 0, dtype,
+    optimizer; the pipeline's train.build_network and make_optimizer) at its batch size, in training mode: two
+    copies train `steps` batches with each step per round, alternating (`alternating`), after an untimed round each.
+    Images: the shipped sample's training images of all ten digits (data/sample), or those of `train_npz` (a
+    processed split, pipeline.dataset), tiled to batch x steps. Seconds per step three ways:
+    - wall clock;
+    - CPU critical path: the calling thread's CPU time with each lockstep phase of the split counted as its slower
+      half's (what two idle cores would take, thread handoffs and shared caches aside: an upper bound of the gain;
+      other load disturbs it far less than the wall clock); for the unsplit step, its CPU time;
+    - CPU of all threads: the work the split adds.
+    With one cnn thread (cnn.threads) the halves run one after the other: what the split itself costs.
+    -> {"preset", "batch_size", "dtype", "steps", "rounds", "threads", "images", "other_cores", "rows": per
+    measure {"measure", "unsplit", "split" (medians, s/step), "unsplit_all", "split_all", "ratio" (median over
+    rounds of unsplit / split), "ratio_min", "ratio_max"}}. Raises pipeline.errors.UserError for a preset or
+    train_npz that cannot be used."""
+    from pipeline import dataset, params, train
+    from pipeline.errors import UserError
+
+    config = params.check_section(PARAMS, "train", {"train": {"seed": 0, "preset": preset}})
+    batch = config.batch_size
+    if batch < parallel.SPLIT_FROM:
+        raise UserError(
+            f"preset {preset} trains at batch {batch}: fit splits batches of {parallel.SPLIT_FROM} or more; "
+            "choose another preset"
+        )
+    if train_npz is None:
+        x, labels = networks.training_images(tuple(range(10)))
+        classes, source = list(range(10)), f"{len(x):,} training images of the sample (data/sample)"
+    else:
+        split = dataset.load(train_npz)
+        x, labels, classes = split.images, split.class_index, split.classes.tolist()
+        source = f"{len(x):,} images of {train_npz}"
+    n = batch * steps
+    images = networks.tile(x.astype(config.dtype), n)
+    targets = networks.tile(cnn.one_hot(labels, len(classes), dtype=config.dtype), n)
+    nets = {name: train.build_network(config, images.shape[1:], classes) for name in ("unsplit", "split")}
+    for net in nets.values():
+        net.set_training(True)
+    steps_of = {"unsplit": cnn_step.plain_step, "split": parallel.SplitStep(nets["split"])}
+    optimizers = {name: train.make_optimizer(config) for name in nets}
+    loss = cnn_step.LossGradient.for_network(nets["split"], cnn.LOSSES[config.loss]())
+    outputs = np.empty((batch, len(classes)), dtype=config.dtype)
+    seconds: dict[str, dict[str, list[float]]] = {measure: {name: [] for name in nets} for measure in SPLIT_MEASURES}
+
+    def run(name: str) -> tuple[float, float, float]:
+        phases.clear()
+        start, cpu = time.perf_counter(), time.thread_time()
+        for i in range(0, n, batch):
+            rows = slice(i, i + batch)
+            steps_of[name](nets[name], images[rows], targets[rows], outputs, loss, optimizers[name])
+        wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
+        if threads.num_threads() < 2:  # the halves in turn in this thread: first, second, first, second...
+            pairs = zip([t for _, t in phases[0::2]], [t for _, t in phases[1::2]], strict=True)
+        else:
+            pairs = zip(*([t for mine, t in phases if mine == side] for side in (True, False)), strict=True)
+        in_caller = sum(t for mine, t in phases if mine)
+        elsewhere = sum(t for mine, t in phases if not mine)
+        critical = cpu - in_caller + sum(max(pair) for pair in pairs)
+        return wall / steps, critical / steps, (cpu + elsewhere) / steps
+
+    def measure(name: str, round_: int) -> float:
+        for kind, value in zip(SPLIT_MEASURES, run(name), strict=True):
+            seconds[kind][name].append(value)
+        return seconds["wall clock"][name][-1]
+
+    with threads.blas_threads(), half_phases() as phases:
+        for name in nets:
+            run(name)  # warm-up: caches, the second thread, the optimizer's state
+        with machine.LoadMeter() as load:
+            alternating(measure, list(nets), rounds)
+    rows = []
+    for kind, values in seconds.items():
+        ratios = [a / b for a, b in zip(values["unsplit"], values["split"], strict=True)]
+        rows.append(
+            {
+                "measure": kind,
+                "unsplit": statistics.median(values["unsplit"]),
+                "split": statistics.median(values["split"]),
+                "unsplit_all": values["unsplit"],
+                "split_all": values["split"],
+                "ratio": median_ratio(values["unsplit"], values["split"]),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+            }
+        )
+    return {
+        "preset": preset,
+        "batch_size": batch,
+        "dtype": config.dtype,
+        "steps": steps,
+        "rounds": rounds,
+        "threads": threads.num_threads(),
+        "images": source,
+        "kernel": platform.release(),
+        "other_cores": load.other_cores,
+        "rows": rows,
     }
