@@ -108,10 +108,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--presets: no preset {unknown[0]!r}; the presets are {', '.join(known)}")
     if args.train_npz is not None and not args.train_npz.is_file():
         parser.error(f"--train-npz: no file {args.train_npz}; give a train.npz the preprocess stage wrote")
-        if not (args.full_mnist / "SHA256SUMS").is_file():
-            parser.error(
-                f"--full-mnist: {args.full_mnist} has no SHA256SUMS; give the folder of the four MNIST .gz files"
-            )
+    if args.full_mnist is not None and not (args.full_mnist / "SHA256SUMS").is_file():
+        parser.error(f"--full-mnist: {args.full_mnist} has no SHA256SUMS; give the folder of the four MNIST .gz files")
     if args.seconds <= 0:
         parser.error(f"--seconds must be > 0, got {args.seconds}")
     if min(args.seeds) < 0:

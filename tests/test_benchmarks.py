@@ -2,7 +2,7 @@
 numerics modes and the memory scenarios and says once that PyTorch is absent; its recipes' accuracy is the
 pipeline's; PyTorch's twin of a network computes what cnn computes; ratios and targets are right for hand-made
 tables; paired rounds alternate and pair within a round; the step profile covers every call of the step fit runs;
---batch-hook prints its table; the flags' errors. No timing assertions."""
+--batch-hook and --split-ab print their tables; the flags' errors. No timing assertions."""
 
 import json
 import subprocess
@@ -247,6 +247,97 @@ def test_batch_hook_flag_prints_the_three_fits_and_the_hook_alone():
     assert rows == ["no hook", "BatchWatch, no checkpoint due", "BatchWatch and live line"]
     assert "| no hook |" in done.stdout and " | 1.000 |" in done.stdout  # its own ratio
     assert lines[-1].startswith("the hook alone: ")
+
+
+SPLIT_MEASURES = ["wall clock", "CPU critical path", "CPU of all threads"]
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    """The cells of a printed Markdown table's body rows."""
+    lines = [line for line in stdout.splitlines() if line.startswith("| ")][1:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_split_ab_flag_prints_three_measures_per_preset():
+    cmd = [sys.executable, "-m", "benchmarks", "--split-ab", "--rounds", "1", "--steps", "1"]
+    cmd += ["--presets", "keras-convnet", "best"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("### cnn's split step (two halves, cnn.parallel) against the unsplit step: ")
+    assert "1 alternating rounds of 1 step each, cnn threads " in done.stdout.splitlines()[0]
+    rows = table_rows(done.stdout)
+    assert [row[:4] for row in rows] == [
+        [preset, "128", "float32", measure] for preset in ("keras-convnet", "best") for measure in SPLIT_MEASURES
+    ]
+    assert all(row[6].endswith("x") and float(row[4]) > 0 and float(row[5]) > 0 for row in rows)
+    assert "images: 4,000 training images of the sample (data/sample)" in done.stdout
+
+
+def test_split_ab_measures_and_restores_the_split(tmp_path):
+    """On one cnn thread the halves run in turn; the critical path counts the slower half of each phase, so it
+    lies between half the split's CPU time and all of it; the unsplit step's critical path is its CPU time. A
+    processed split with two classes trains a two-class network, its images tiled to batch x steps. The split's
+    resume is cnn's own again afterwards."""
+    from cnn import parallel, threads
+    from pipeline import dataset
+
+    npz = tmp_path / "train.npz"
+    rng = np.random.default_rng(0)
+    images = rng.random((100, 1, 28, 28), dtype=np.float32)
+    dataset.save(npz, dataset.Split(images, rng.integers(0, 2, 100) * 7, np.array([0, 7])))
+    resume = parallel._resume
+    threads.set_num_threads(1)
+    try:
+        result = timing.split_ab("keras-convnet", rounds=2, steps=2, train_npz=npz)
+    finally:
+        threads.set_num_threads(None)
+    assert parallel._resume is resume
+    assert (result["threads"], result["batch_size"], result["images"]) == (1, 128, f"100 images of {npz}")
+    rows = {row["measure"]: row for row in result["rows"]}
+    assert list(rows) == SPLIT_MEASURES
+    critical, cpu = rows["CPU critical path"], rows["CPU of all threads"]
+    assert critical["unsplit_all"] == cpu["unsplit_all"]
+    for path, total in zip(critical["split_all"], cpu["split_all"], strict=True):
+        assert total / 2 <= path <= total
+    for row in rows.values():
+        assert len(row["unsplit_all"]) == len(row["split_all"]) == 2
+        assert row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--split-ab", "--train-npz", "nowhere.npz"], "--train-npz: no file nowhere.npz; give a train.npz"),
+        (["--split-ab", "--presets", "nope"], "--presets: no preset 'nope'; the presets are best,"),
+        (["--split-ab", "--steps", "0"], "--steps must be >= 1, got 0"),
+        (["--steps", "3"], "--steps and --train-npz go with --split-ab"),
+        (["--train-npz", "x.npz"], "--steps and --train-npz go with --split-ab"),
+        (["--presets", "best"], "--presets goes with --full-mnist DIR or --split-ab"),
+        (["--split-ab", "--max-epochs", "2"], "--max-epochs and --torch-seeds go with --full-mnist DIR"),
+        (["--split-ab", "--batch-hook"], "argument --batch-hook: not allowed with argument --split-ab"),
+        (["--sweep-wall", "--split-ab"], "argument --split-ab: not allowed with argument --sweep-wall"),
+    ],
+)
+def test_split_ab_flag_errors(argv, message, capsys):
+    from benchmarks.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+
+
+def test_split_ab_refuses_an_unreadable_train_npz(tmp_path):
+    bad = tmp_path / "train.npz"
+    np.savez(bad, images=np.zeros((4, 1, 28, 28), dtype=np.float32))
+    cmd = [sys.executable, "-m", "benchmarks", "--split-ab", "--presets", "keras-convnet", "--train-npz", str(bad)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines()[-1] == (
+        f"error: {bad}: missing array 'labels' (has ['images']); re-run `dvc repro preprocess` "
+        "(or `python -m pipeline preprocess`)"
+    )
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize(

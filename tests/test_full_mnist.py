@@ -136,8 +136,8 @@ def test_summary_takes_medians_ranges_and_per_seed_ratios():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--max-epochs", "2"], "--presets, --max-epochs and --torch-seeds go with --full-mnist DIR"),
-        (["--torch-seeds", "0"], "--presets, --max-epochs and --torch-seeds go with --full-mnist DIR"),
+        (["--max-epochs", "2"], "--max-epochs and --torch-seeds go with --full-mnist DIR"),
+        (["--torch-seeds", "0"], "--max-epochs and --torch-seeds go with --full-mnist DIR"),
         (["--full-mnist", ".", "--presets", "lenet"], "no preset 'lenet'; the presets are best, keras-convnet"),
         (["--full-mnist", "data"], "data has no SHA256SUMS"),
         (["--full-mnist", "data/sample", "--max-epochs", "0"], "--max-epochs must be >= 1, got 0"),
