@@ -358,7 +358,7 @@ def split_ab(results: list[dict[str, Any]]) -> str:
     title = (
         f"cnn's split step (two halves, cnn.parallel) against the unsplit step: {first['rounds']} alternating rounds "
         f"of {first['steps']} step{'s' if first['steps'] > 1 else ''} each, cnn threads {first['threads']}, kernel "
-        f"{first['kernel']}"
+        f"{first['kernel']}, numerics {first['numerics']}"
     )
     notes = [
         f"(images: {first['images']}; medians over the rounds; unsplit / split: the median over rounds of the ratio "

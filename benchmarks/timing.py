@@ -22,6 +22,7 @@ import cnn
 from benchmarks import PARAMS, machine, networks, trainers
 from cnn import blas, fast, parallel, threads, training
 from cnn import step as cnn_step
+from pipeline import numerics
 
 RECIPE = trainers.Variant("cnn", 16, "float32", "ten-digit")  # README "All ten digits": full MNIST, batch 16, Adam
 RECIPE_EPOCHS = 5
@@ -398,10 +399,10 @@ def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path
       other load disturbs it far less than the wall clock); for the unsplit step, its CPU time;
     - CPU of all threads: the work the split adds.
     With one cnn thread (cnn.threads) the halves run one after the other: what the split itself costs.
-    -> {"preset", "batch_size", "dtype", "steps", "rounds", "threads", "images", "other_cores", "rows": per
-    measure {"measure", "unsplit", "split" (medians, s/step), "unsplit_all", "split_all", "ratio" (median over
-    rounds of unsplit / split), "ratio_min", "ratio_max"}}. Raises pipeline.errors.UserError for a preset or
-    train_npz that cannot be used."""
+    -> {"preset", "batch_size", "dtype", "steps", "rounds", "threads", "images", "kernel", "numerics",
+    "other_cores", "rows": per measure {"measure", "unsplit", "split" (medians, s/step), "unsplit_all",
+    "split_all", "ratio" (median over rounds of unsplit / split), "ratio_min", "ratio_max"}}. Raises
+    pipeline.errors.UserError for a preset or train_npz that cannot be used."""
     from pipeline import dataset, params, train
     from pipeline.errors import UserError
 
@@ -481,6 +482,7 @@ def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path
         "threads": threads.num_threads(),
         "images": source,
         "kernel": platform.release(),
+        "numerics": numerics.CURRENT.mode,
         "other_cores": load.other_cores,
         "rows": rows,
     }
