@@ -54,6 +54,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only the presets on the full MNIST in DIR (the four .gz files and SHA256SUMS), cnn and PyTorch",
     )
     only.add_argument(
+        "--full-mnist-table",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="only the table of earlier --full-mnist results, combined (a later file's run of a preset, seed and "
+        "implementation replaces an earlier one's); writes the combined JSON",
+    )
+    only.add_argument(
         "--batch-hook",
         action="store_true",
         help="only the cost of train's per-batch hook: fit at batch 1 without and with it, alternating",
@@ -110,6 +118,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--train-npz: no file {args.train_npz}; give a train.npz the preprocess stage wrote")
     if args.full_mnist is not None and not (args.full_mnist / "SHA256SUMS").is_file():
         parser.error(f"--full-mnist: {args.full_mnist} has no SHA256SUMS; give the folder of the four MNIST .gz files")
+    for path in args.full_mnist_table or []:
+        if not path.is_file():
+            parser.error(f"--full-mnist-table: no file {path}; give result files that --full-mnist wrote")
     if args.seconds <= 0:
         parser.error(f"--seconds must be > 0, got {args.seconds}")
     if min(args.seeds) < 0:
@@ -121,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.full_mnist is not None:
         return full_mnist_main(args)
+    if args.full_mnist_table:
+        return full_mnist_table_main(args)
     from benchmarks import bench, commands, report, timing
 
     if args.batch_hook:
@@ -174,7 +187,7 @@ def split_ab_main(args: argparse.Namespace) -> int:
 
 
 def full_mnist_main(args: argparse.Namespace) -> int:
-    from benchmarks import full_mnist, report, trainers
+    from benchmarks import full_mnist, trainers
 
     torch = not args.no_torch and trainers.torch_available()
     opts = full_mnist.Options(
@@ -191,12 +204,42 @@ def full_mnist_main(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    code = write_full_mnist(result, args.json)
+    return 130 if result.get("interrupted") else code
+
+
+def full_mnist_table_main(args: argparse.Namespace) -> int:
+    import json
+
+    from benchmarks import full_mnist
+
+    results = []
+    for path in args.full_mnist_table:
+        try:
+            results.append(json.loads(path.read_text()))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            print(f"error: --full-mnist-table: {path} is not a result of --full-mnist ({exc})", file=sys.stderr)
+            return 2
+        if not {"machine", "threads", "runs", "started"} <= results[-1].keys():
+            print(f"error: --full-mnist-table: {path} is not a result of --full-mnist", file=sys.stderr)
+            return 2
+    try:
+        combined = full_mnist.combine(results)
+    except ValueError as exc:
+        print(f"error: --full-mnist-table: {exc}", file=sys.stderr)
+        return 2
+    return write_full_mnist(combined, args.json)
+
+
+def write_full_mnist(result: dict, json_path: Path) -> int:
+    """Print the full-MNIST table and write its JSON (benchmarks/results/full-mnist.json unless --json says);
+    -> 1 when a run failed, else 0."""
+    from benchmarks import report
+
     print(report.full_mnist(result))
-    path = FULL_MNIST_JSON if args.json == DEFAULT_JSON else args.json
+    path = FULL_MNIST_JSON if json_path == DEFAULT_JSON else json_path
     write_json(path, result)
     print(f"\nwrote {path}")
-    if result.get("interrupted"):
-        return 130
     return 0 if not any("errors" in row for row in result["presets"]) else 1
 
 

@@ -192,6 +192,32 @@ def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) 
     return result
 
 
+def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Earlier results of measure(), oldest first, as one: a later result's run of the same preset, seed and
+    implementation replaces an earlier one's (e.g. a preset measured again after a change). They must come from one
+    machine (the same machine summary) and thread count; raises ValueError naming the first that differs."""
+    first = results[0]
+    for key in ("machine", "threads"):
+        for result in results[1:]:
+            if result[key] != first[key]:
+                raise ValueError(
+                    f"the results differ in {key}: {result[key]!r} vs {first[key]!r}; combine one machine's"
+                )
+    runs: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for result in results:
+        runs |= {(r["preset"], r["seed"], r["impl"]): r for r in result["runs"]}
+    names = sorted({preset for preset, _, _ in runs}, key=lambda name: (name not in GOALS, name))
+    combined = first | {
+        "started": " to ".join(dict.fromkeys(r["started"] for r in (first, results[-1]))),
+        "loadavg_end": results[-1]["loadavg_end"],
+        "runs": sorted(runs.values(), key=lambda r: (r["seed"], names.index(r["preset"]), IMPLS.index(r["impl"]))),
+        "combined_from": len(results),
+    }
+    combined["interrupted"] = any(r.get("interrupted") for r in combined["runs"])
+    combined["presets"] = summarize(combined["runs"], tuple(names))
+    return combined
+
+
 def describe(record: dict[str, Any]) -> str:
     """A run's record as one line of the log."""
     if "error" in record:

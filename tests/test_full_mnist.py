@@ -133,6 +133,57 @@ def test_summary_takes_medians_ranges_and_per_seed_ratios():
     assert "error: a torch seed 2: RuntimeError: out of luck" in text
 
 
+def stored_result(runs: list[dict], started: str, cpu: str = "x") -> dict:
+    """A result as measure() writes it, around `runs`."""
+    return {
+        "runs": runs,
+        "machine": {"cpu": cpu, "vector_units": "v", "kernel": "k", "numerics": "n", "numpy": "2", "torch": "t"},
+        "mnist_dir": "d",
+        "started": started,
+        "threads": 2,
+        "loadavg_start": [1.0, 1.0, 1.0],
+        "loadavg_end": [2.0, 2.0, 2.0],
+        "presets": [],
+    }
+
+
+def test_full_mnist_table_combines_results_the_later_run_replacing_the_earlier(tmp_path, capsys):
+    """--full-mnist-table: seed 0 of preset a with PyTorch and an interrupted seed 1 (the first file), then seeds
+    1 and 2 without PyTorch and seed 0's cnn run again (the second): one table over seeds 0-2, with the second
+    file's cnn seed 0 and seed 1, not interrupted, speed from seed 0's pair."""
+    from benchmarks.__main__ import main
+
+    interrupted = {"impl": "cnn", "preset": "a", "seed": 1, "epochs": 0, "interrupted": True}
+    first = [run_record("cnn", "a", 0, [0.9, 0.95], [10, 20]), run_record("torch", "a", 0, [0.99, 0.992], [20, 40])]
+    second = [run_record("cnn", "a", s, [0.98, a], [12, 24]) for s, a in ((1, 0.989), (2, 0.993), (0, 0.991))]
+    files = [tmp_path / "first.json", tmp_path / "second.json"]
+    files[0].write_text(json.dumps(stored_result([*first, interrupted], "day 1")))
+    files[1].write_text(json.dumps(stored_result(second, "day 2")))
+    out = tmp_path / "combined.json"
+    assert main(["--full-mnist-table", *map(str, files), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Full MNIST (d), day 1 to day 2:" in text
+    assert "| a | 2 | 99.10% (98.90%-99.30%) | - | 24.0 s | 99.20% | 40.0 s | 1.67x |" in text
+    assert "interrupted" not in text
+    combined = json.loads(out.read_text())
+    assert [(r["seed"], r["impl"], r["test_accuracy"]) for r in combined["runs"]] == [
+        (0, "cnn", 0.991),
+        (0, "torch", 0.992),
+        (1, "cnn", 0.989),
+        (2, "cnn", 0.993),
+    ]
+    files[1].write_text(json.dumps(stored_result(second, "day 2", cpu="another")))
+    assert main(["--full-mnist-table", *map(str, files), "--json", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --full-mnist-table: the results differ in machine: {'cpu': 'another', 'vector_units': 'v', "
+        "'kernel': 'k', 'numerics': 'n', 'numpy': '2', 'torch': 't'} vs {'cpu': 'x', 'vector_units': 'v', "
+        "'kernel': 'k', 'numerics': 'n', 'numpy': '2', 'torch': 't'}; combine one machine's"
+    ]
+    files[1].write_text("{not json")
+    assert main(["--full-mnist-table", *map(str, files), "--json", str(out)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --full-mnist-table: {files[1]} is not a result of --full-mnist")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -141,6 +192,8 @@ def test_summary_takes_medians_ranges_and_per_seed_ratios():
         (["--full-mnist", ".", "--presets", "lenet"], "no preset 'lenet'; the presets are best, keras-convnet"),
         (["--full-mnist", "data"], "data has no SHA256SUMS"),
         (["--full-mnist", "data/sample", "--max-epochs", "0"], "--max-epochs must be >= 1, got 0"),
+        (["--full-mnist-table", "no.json"], "--full-mnist-table: no file no.json; give result files that --full-"),
+        (["--full-mnist-table", "a.json", "--full-mnist", "data"], "not allowed with argument"),
     ],
 )
 def test_flag_errors(argv, message, capsys):
