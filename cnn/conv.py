@@ -159,7 +159,9 @@ class Convolutional(Layer):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         N, D = len(output_gradient), self.depth
         dy = output_gradient.reshape(N, D, -1)
-        np.sum(dy @ self.cols.transpose(0, 2, 1), axis=0, out=self.grads["kernels"].reshape(D, -1))
+        cols, self.cols = self.cols, None  # dK is their last use: freed before dx needs memory of its own
+        np.sum(dy @ cols.transpose(0, 2, 1), axis=0, out=self.grads["kernels"].reshape(D, -1))
+        del cols
         if self.bias == "untied":
             np.sum(output_gradient, axis=0, out=self.grads["biases"])
         else:  # a product with ones sums over the positions, not np.sum over axes (0, 2, 3) (docs/performance.md)
@@ -170,6 +172,9 @@ class Convolutional(Layer):
         if self.stride == 1:
             return input_gradient(self.params["kernels"], output_gradient, input_shape, self.padding)
         return col2im(self._kernel_matrix().T @ dy, input_shape, self.kernel_size, self.padding, self.stride)
+
+    def forget_caches(self) -> None:
+        self.cols = None
 
     def config(self) -> dict[str, Any]:
         """Every architecture argument; padding and stride only when not the defaults (0, 1), so a model file

@@ -129,6 +129,10 @@ class Layer:
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
 
+    def forget_caches(self) -> None:
+        """Drop what forward kept for backward when no backward follows (Sequential.predict); this default keeps
+        all (a layer whose caches are small)."""
+
     def partial_statistics(self, x: np.ndarray) -> Any:
         """For couples_batch: what the forward of this part of a batch contributes to the whole batch's."""
         raise NotImplementedError(f"{type(self).__name__} does not couple the samples of a batch")

@@ -93,8 +93,13 @@ class Sequential:
         self.set_training(False)
         if len(x) == 0:
             return np.zeros((0, *self.output_shape), dtype=self.dtype)
+        outputs = []
         with blas_threads():
-            return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+            for i in range(0, len(x), batch_size):
+                outputs.append(self.forward(x[i : i + batch_size]))
+                for layer in self.layers:  # before the next batch makes its own
+                    layer.forget_caches()
+        return np.concatenate(outputs)
 
     def set_training(self, flag: bool) -> None:
         """Training mode (True: stochastic layers draw, batch statistics) or inference mode on every layer."""

@@ -1,7 +1,9 @@
-"""Resource sanity: preprocess and evaluate handle a full-size MNIST (70,000 images) within 1 GiB."""
+"""Resource sanity: preprocess and evaluate handle a full-size MNIST (70,000 images) within 1 GiB; a convolution
+keeps its im2col columns no longer than its backward needs them (the largest arrays of a training step)."""
 
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,9 @@ import pytest
 import yaml
 
 import cnn
+from cnn import parallel
+from cnn.conv import Convolutional
+from cnn.step import LossGradient
 from pipeline import idx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,3 +61,60 @@ def test_full_size_mnist_preprocess_and_evaluate_stay_under_1_gib(tmp_path: Path
     cnn.save(net, tmp_path / "models" / "model.npz")
     assert peak_kib(tmp_path, "evaluate") < GIB_IN_KIB
     assert (tmp_path / "metrics.json").exists()
+
+
+CONV_NET = [
+    {"type": "conv", "depth": 4, "kernel_size": 3, "bias": "tied"},
+    {"type": "relu"},
+    {"type": "conv", "depth": 8, "kernel_size": 3, "bias": "tied"},
+    {"type": "relu"},
+    {"type": "flatten"},
+    {"type": "dense"},
+    {"type": "softmax"},
+]
+
+
+def conv_network() -> cnn.Sequential:
+    return cnn.Sequential(cnn.build(CONV_NET, input_shape=(1, 12, 12), n_classes=3), init="he", seed=0)
+
+
+def conv_layers(net: cnn.Sequential) -> list[Convolutional]:
+    return [layer for layer in net.layers if isinstance(layer, Convolutional)]
+
+
+def test_no_convolution_holds_its_columns_after_a_training_step_or_predict() -> None:
+    net = conv_network()
+    rng = np.random.default_rng(0)
+    n = parallel.SPLIT_FROM
+    x, y = rng.standard_normal((n, 1, 12, 12)), cnn.one_hot(rng.integers(0, 3, n), 3)
+    loss = cnn.CategoricalCrossEntropy()
+    net.fit(x[:8], y[:8], loss, cnn.SGD(0.1), cnn.FitOptions(epochs=1, batch_size=8))  # the plain step
+    assert all(layer.cols is None for layer in conv_layers(net))
+    split = parallel.SplitStep(net)
+    net.set_training(True)
+    split(net, x, y, np.empty_like(y), LossGradient.for_network(net, loss), cnn.SGD(0.1))
+    assert all(layer.cols is None for replica in split.replicas for layer in conv_layers(replica))
+    net.predict(x, batch_size=16)
+    assert all(layer.cols is None for layer in conv_layers(net))
+
+
+def test_conv_backward_frees_its_columns_before_the_input_gradient_needs_memory() -> None:
+    """The traced peak of one conv backward is the input gradient's own arrays (dy laid out as whole padded
+    images, K.T @ dy, the col2im sum, dx), not those and the forward's columns on top."""
+    N, C, H, D, k = 16, 8, 12, 16, 3
+    layer = Convolutional((C, H, H), k, D, bias="tied", init="he", rng=0)
+    rng = np.random.default_rng(0)
+    y = layer.forward(rng.standard_normal((N, C, H, H)))
+    dy = rng.standard_normal(y.shape)
+    columns = layer.cols.nbytes
+    item, pixels = dy.itemsize, N * H * H
+    input_gradient = (D + C * k * k + 2 * C) * pixels * item + C * (k - 1) * (H + 1) * item
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        layer.backward(dy)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert layer.cols is None
+    assert peak < input_gradient + columns / 2, (peak, columns, input_gradient)
