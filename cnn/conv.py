@@ -95,6 +95,7 @@ class Convolutional(Layer):
       forward   y = K @ cols + b                 (per sample, one batched product)
       backward  dK = sum_n dy[n] @ cols[n].T,  db = sum of dy over n (and positions, if tied),
                 dx = col2im(K.T @ dy)            (input_gradient: the same, faster, at stride 1)
+    backward frees cols (the largest array a step makes) once dK has used them: one backward per forward.
     """
 
     def __init__(
