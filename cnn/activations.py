@@ -9,6 +9,7 @@ class Activation(Layer):
     """Parameterless layer whose output shape is its input shape (set when connected)."""
 
     abstract = True
+    caches = ("y",)
 
     def connect(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         self.input_shape = self.output_shape = tuple(input_shape)

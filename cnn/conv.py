@@ -98,6 +98,8 @@ class Convolutional(Layer):
     backward frees cols (the largest array a step makes) once dK has used them: one backward per forward.
     """
 
+    caches = ("cols",)
+
     def __init__(
         self,
         input_shape: tuple[int, int, int],
@@ -173,9 +175,6 @@ class Convolutional(Layer):
         if self.stride == 1:
             return input_gradient(self.params["kernels"], output_gradient, input_shape, self.padding)
         return col2im(self._kernel_matrix().T @ dy, input_shape, self.kernel_size, self.padding, self.stride)
-
-    def forget_caches(self) -> None:
-        self.cols = None
 
     def config(self) -> dict[str, Any]:
         """Every architecture argument; padding and stride only when not the defaults (0, 1), so a model file

@@ -51,6 +51,7 @@ class Layer:
     stochastic: ClassVar[bool] = False  # True: forward draws from self.rng in training (fit seeds it)
     couples_batch: ClassVar[bool] = False  # True: forward mixes samples; split batches need the protocol below
     abstract: ClassVar[bool] = False  # a base class that cnn.builder.layer_from_config must not build
+    caches: ClassVar[tuple[str, ...]] = ()  # attributes forward keeps for backward (forget_caches drops them)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -130,8 +131,10 @@ class Layer:
         raise NotImplementedError
 
     def forget_caches(self) -> None:
-        """Drop what forward kept for backward when no backward follows (Sequential.predict); this default keeps
-        all (a layer whose caches are small)."""
+        """Drop what forward kept for backward (the attributes named in `caches`) when no backward follows
+        (Sequential.predict)."""
+        for name in self.caches:
+            setattr(self, name, None)
 
     def partial_statistics(self, x: np.ndarray) -> Any:
         """For couples_batch: what the forward of this part of a batch contributes to the whole batch's."""
@@ -181,6 +184,8 @@ class Dense(Layer):
     y = W x; biases b (output_size,).
     backward(dy): dW = dy.T @ x, db = sum of dy over the batch, dx = dy @ W.
     """
+
+    caches = ("x",)
 
     def __init__(
         self, input_size: int, output_size: int, init: str = "normal", rng: Seed = 0, dtype: Any = "float64"

@@ -96,9 +96,11 @@ class Sequential:
         outputs = []
         with blas_threads():
             for i in range(0, len(x), batch_size):
-                outputs.append(self.forward(x[i : i + batch_size]))
-                for layer in self.layers:  # before the next batch makes its own
+                batch = x[i : i + batch_size]
+                for layer in self.layers:  # forward without backward: each layer's caches go once it is done
+                    batch = layer.forward(batch)
                     layer.forget_caches()
+                outputs.append(batch)
         return np.concatenate(outputs)
 
     def set_training(self, flag: bool) -> None:

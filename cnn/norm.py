@@ -29,6 +29,8 @@ class BatchNorm(Layer):
     forward(x) and backward(dy) are that with x or dy as the only part.
     """
 
+    caches = ("xhat",)
+
     couples_batch = True  # a sample's output depends on the whole batch: split in parts by the protocol below
 
     def __init__(self, input_shape: tuple[int, ...], momentum: float = 0.1, eps: float = 1e-5) -> None:

@@ -76,6 +76,8 @@ class MaxPool(WindowPool):
     size*size offset planes, backward routes dy to the view of each window's winning offset.
     """
 
+    caches = ("winner",)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         # one copy of the strided views into contiguous planes (size*size, N, C, H', W'): every later pass over
         # them is one long contiguous loop, where passes over the views themselves run short strided rows

@@ -82,7 +82,7 @@ def conv_layers(net: cnn.Sequential) -> list[Convolutional]:
     return [layer for layer in net.layers if isinstance(layer, Convolutional)]
 
 
-def test_no_convolution_holds_its_columns_after_a_training_step_or_predict() -> None:
+def test_no_convolution_holds_its_columns_after_a_training_step_and_no_layer_its_caches_after_predict() -> None:
     net = conv_network()
     rng = np.random.default_rng(0)
     n = parallel.SPLIT_FROM
@@ -95,7 +95,8 @@ def test_no_convolution_holds_its_columns_after_a_training_step_or_predict() -> 
     split(net, x, y, np.empty_like(y), LossGradient.for_network(net, loss), cnn.SGD(0.1))
     assert all(layer.cols is None for replica in split.replicas for layer in conv_layers(replica))
     net.predict(x, batch_size=16)
-    assert all(layer.cols is None for layer in conv_layers(net))
+    assert all(getattr(layer, name) is None for layer in net.layers for name in layer.caches)
+    assert {name for layer in net.layers for name in layer.caches} == {"cols", "y", "x"}
 
 
 def test_conv_backward_frees_its_columns_before_the_input_gradient_needs_memory() -> None:
