@@ -236,9 +236,11 @@ def _median(values: list[float]) -> float | None:
 
 
 def summarize(runs: list[dict[str, Any]], presets: tuple[str, ...]) -> list[dict[str, Any]]:
-    """One row per preset: medians and ranges over seeds per implementation, the speed ratio (median over seeds
-    of PyTorch's training time / cnn's, over the epochs both finished) and the times to 99.0% (median over the
-    seeds that reached it). Interrupted runs count with the epochs they finished."""
+    """One row per preset: per implementation, the test accuracy's median and range over all its seeds, and the
+    times (training time, time to 99.0% over the seeds that reached it) as medians over the timed seeds: those
+    both implementations trained, side by side, or every seed where none was; the speed ratio (median over those
+    seeds of PyTorch's training time / cnn's, over the epochs both finished). Interrupted runs count with the
+    epochs they finished."""
     rows = []
     for preset in presets:
         row: dict[str, Any] = {"preset": preset, "goal": GOALS.get(preset)}
@@ -248,20 +250,23 @@ def summarize(runs: list[dict[str, Any]], presets: tuple[str, ...]) -> list[dict
             row["errors"] = errors
         if any(r.get("interrupted") for rs in by_impl.values() for r in rs):
             row["interrupted"] = True
-        for impl, rs in by_impl.items():
-            good = [r for r in rs if "error" not in r and r["history"]]
-            accuracies = [r["test_accuracy"] for r in good]
-            reached = [r["seconds_to_target"] for r in good if r["seconds_to_target"] is not None]
+        good = {impl: [r for r in rs if "error" not in r and r["history"]] for impl, rs in by_impl.items()}
+        paired = {r["seed"] for r in good["cnn"]} & {r["seed"] for r in good["torch"]}
+        for impl, rs in good.items():
+            timed = [r for r in rs if r["seed"] in paired] or rs
+            accuracies = [r["test_accuracy"] for r in rs]
+            reached = [r["seconds_to_target"] for r in timed if r["seconds_to_target"] is not None]
             row[impl] = {
-                "seeds": [r["seed"] for r in good],
-                "epochs": good[0]["epochs"] if good else None,
+                "seeds": [r["seed"] for r in rs],
+                "timed_seeds": [r["seed"] for r in timed],
+                "epochs": rs[0]["epochs"] if rs else None,
                 "accuracy": _median(accuracies),
                 "accuracy_min": min(accuracies, default=None),
                 "accuracy_max": max(accuracies, default=None),
-                "train_seconds": _median([r["train_seconds"] for r in good]),
+                "train_seconds": _median([r["train_seconds"] for r in timed]),
                 "seconds_to_target": _median(reached),
-                "reached_target": f"{len(reached)}/{len(good)}",
-                "peak_rss_mib": max((r["peak_rss_mib"] for r in good if r.get("peak_rss_mib")), default=None),
+                "reached_target": f"{len(reached)}/{len(timed)}",
+                "peak_rss_mib": max((r["peak_rss_mib"] for r in rs if r.get("peak_rss_mib")), default=None),
             }
         pairs = []  # (PyTorch's seconds, cnn's) over the epochs both runs of a seed finished
         for c in by_impl["cnn"]:

@@ -291,8 +291,9 @@ def full_mnist(result: dict[str, Any]) -> str:
         f"{result['loadavg_end'][0]:.2f} at end; other processes used {other_load(result['runs'])} cores during "
         "training (median over runs)",
         markdown(frame, formats),
-        f"(medians over seeds {', '.join(map(str, sorted({r['seed'] for r in result['runs']})))}; training time "
-        "without the per-epoch test evaluation; speed: PyTorch's time / cnn's, median over seeds; to 99.0%: "
+        f"(accuracy: median and range over seeds {', '.join(map(str, sorted({r['seed'] for r in result['runs']})))}"
+        "; times: medians over the seeds both implementations trained, side by side (over every seed where none "
+        "was), training time without the per-epoch test evaluation; speed: PyTorch's time / cnn's; to 99.0%: "
         "training time to the end of the first epoch at >= 99.0% test accuracy, median over the seeds that got "
         "there; peak RSS: largest over seeds, each run its own process)",
     ]
