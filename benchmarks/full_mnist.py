@@ -267,6 +267,7 @@ def summarize(runs: list[dict[str, Any]], presets: tuple[str, ...]) -> list[dict
                 "seconds_to_target": _median(reached),
                 "reached_target": f"{len(reached)}/{len(timed)}",
                 "peak_rss_mib": max((r["peak_rss_mib"] for r in rs if r.get("peak_rss_mib")), default=None),
+                "other_cores": _median([r["other_cores"] for r in timed if r.get("other_cores") is not None]),
             }
         pairs = []  # (PyTorch's seconds, cnn's) over the epochs both runs of a seed finished
         for c in by_impl["cnn"]:

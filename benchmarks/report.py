@@ -263,6 +263,11 @@ def _peak_memory(row: dict[str, Any]) -> str | None:
     return None if cells == [None, None] else " / ".join("-" if c is None else f"{c:,.0f}" for c in cells) + " MiB"
 
 
+def _other_cores(row: dict[str, Any]) -> str | None:
+    cells = [row[impl].get("other_cores") for impl in ("cnn", "torch")]
+    return None if cells == [None, None] else " / ".join("-" if c is None else f"{c:.2f}" for c in cells)
+
+
 def full_mnist(result: dict[str, Any]) -> str:
     """The full-MNIST benchmark's per-preset table (benchmarks.full_mnist) with a header naming the machine,
     threads and load."""
@@ -280,6 +285,7 @@ def full_mnist(result: dict[str, Any]) -> str:
             "cnn to 99.0%": [_to_target(r["cnn"]) for r in rows],
             "PyTorch to 99.0%": [_to_target(r["torch"]) for r in rows],
             "peak RSS cnn / PyTorch": [_peak_memory(r) for r in rows],
+            "other cores busy cnn / PyTorch": [_other_cores(r) for r in rows],
         }
     )
     formats = {"epochs": "{:.0f}", "goal": "{:.1%}", "speed vs PyTorch": "{:.2f}x"}
@@ -295,7 +301,8 @@ def full_mnist(result: dict[str, Any]) -> str:
         "; times: medians over the seeds both implementations trained, side by side (over every seed where none "
         "was), training time without the per-epoch test evaluation; speed: PyTorch's time / cnn's; to 99.0%: "
         "training time to the end of the first epoch at >= 99.0% test accuracy, median over the seeds that got "
-        "there; peak RSS: largest over seeds, each run its own process)",
+        "there; peak RSS: largest over seeds, each run its own process; other cores busy: the cores other "
+        "processes used while the timed runs trained, median)",
     ]
     if result.get("interrupted"):
         lines.append("interrupted: a row marked so counts the epochs its runs had finished; later runs did not start")

@@ -106,7 +106,10 @@ def test_summary_takes_medians_ranges_and_per_seed_ratios():
         run_record("cnn", "a", 2, [0.992, 0.993], [11, 22]),
         {"impl": "torch", "preset": "a", "seed": 2, "error": "RuntimeError: out of luck"},
     ]
+    for record, other_cores in zip(runs[0:5:2], (0.5, 0.7, 3.0), strict=True):  # cnn: seed 2 is not timed
+        record["other_cores"] = other_cores
     (row,) = full_mnist.summarize(runs, ("a",))
+    assert row["cnn"]["other_cores"] == pytest.approx(0.6) and row["torch"]["other_cores"] is None
     assert row["cnn"]["accuracy"] == 0.991 and (row["cnn"]["accuracy_min"], row["cnn"]["accuracy_max"]) == (
         0.989,
         0.993,
@@ -133,7 +136,7 @@ def test_summary_takes_medians_ranges_and_per_seed_ratios():
     }
     text = report.full_mnist(result)
     assert "| a | 2 | 99.10% (98.90%-99.30%) | - | 22.0 s | 99.35% (99.20%-99.50%) | 35.0 s | 1.62x |" in text
-    assert "| 20.0 s (1/2 seeds) | 25.0 s | 102 / 101 MiB |" in text
+    assert "| 20.0 s (1/2 seeds) | 25.0 s | 102 / 101 MiB | 0.60 / - |" in text
     assert "error: a torch seed 2: RuntimeError: out of luck" in text
 
 
