@@ -206,7 +206,10 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     runs: dict[tuple[str, int, str], dict[str, Any]] = {}
     for result in results:
         runs |= {(r["preset"], r["seed"], r["impl"]): r for r in result["runs"]}
-    names = sorted({preset for preset, _, _ in runs}, key=lambda name: (name not in GOALS, name))
+    from pipeline import presets
+
+    measured = {preset for preset, _, _ in runs}
+    names = [name for name in presets.names() if name in measured] + sorted(measured - set(presets.names()))
     combined = first | {
         "started": " to ".join(dict.fromkeys(r["started"] for r in (first, results[-1]))),
         "loadavg_end": results[-1]["loadavg_end"],
