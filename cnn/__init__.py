@@ -10,7 +10,7 @@ net.fit(x, cnn.one_hot(labels, 2), cnn.BinaryCrossEntropy(), cnn.SGD(0.1), epoch
 `import cnn` loads none of its modules (nor numpy): a name below loads the module that defines it on first use,
 and so does a module's own name (`cnn.step`), by the module `__getattr__` of PEP 562. `cnn.Dense`,
 `from cnn import Dense` and `from cnn import *` work as with plain imports, while a program that needs one piece
-loads only that piece: the pipeline's data stages write files through `cnn.atomic` without loading a layer.
+loads only that piece: the pipeline's data stages write files through `cnn.npz` without loading a layer.
 """
 
 import importlib

@@ -5,8 +5,9 @@ dtype and meta as UTF-8 JSON bytes (a uint8 array, so np.load needs no pickle).
 Format 1 has params only; format 2 adds buffers and is written only for a network that has some, so a file of
 a network without buffers keeps format 1 and its bytes. Both are read.
 
-Written with np.savez (uncompressed; zip members in a fixed order with zipfile's fixed 1980 timestamp, so
-the same network always gives the same bytes) to a temporary file that is then renamed into place.
+Written by cnn.npz in np.savez's format (uncompressed, members in the order above, every zip header field set by
+cnn.zipstore, timestamps 1980-01-01), to a temporary file that is then renamed into place: the same network gives
+the same bytes on any Python and OS, with the same numpy (it writes the .npy headers).
 Read with bounded work: the zip directory and each member's .npy header (declared shape and dtype) are
 checked against the architecture and a size cap before any weights are read.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_open
+from . import npz
 from .builder import layer_from_config
 from .errors import ModelFileError
 from .layers import Layer
@@ -55,8 +56,7 @@ def save(net: Sequential, path: str | os.PathLike) -> None:
     members = {_HEADER: np.frombuffer(header_bytes, dtype=np.uint8)}
     for i, layer in enumerate(net.layers):
         members.update((f"{i}.{name}", np.ascontiguousarray(value)) for name, value in arrays(layer).items())
-    with atomic_open(path, "wb") as handle:
-        np.savez(handle, allow_pickle=False, **members)
+    npz.write(path, members)
 
 
 def _npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:

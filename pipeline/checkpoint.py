@@ -29,8 +29,8 @@ import numpy as np
 
 import cnn
 import pipeline
-from cnn import serialize  # now, not at the first save: the fingerprint covers the modules loaded when it is made
-from pipeline import atomic, numerics
+from cnn import npz, serialize  # now, not at the first save: the fingerprint covers the modules loaded when it is made
+from pipeline import numerics
 from pipeline.params import TrainParams
 
 FORMAT = 2  # 2: checkpoints within an epoch (batch, outputs)
@@ -115,8 +115,7 @@ def save(path: str | os.PathLike, fingerprint: str, net: cnn.Sequential, state: 
     )
     if state.get("outputs") is not None:
         members["outputs"] = np.ascontiguousarray(state["outputs"])
-    with atomic.atomic_open(path, "wb") as handle:
-        np.savez(handle, allow_pickle=False, **members)
+    npz.write(path, members)
 
 
 def load(path: str | os.PathLike, fingerprint: str, say: Callable[[str], None]) -> Checkpoint | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import atomic_open
+from cnn import npz
 from pipeline.errors import UserError
 
 KEYS = ("images", "labels", "classes")
@@ -32,9 +32,8 @@ class Split:
 
 
 def save(path: Path, split: Split) -> None:
-    """Write a split atomically (np.savez is byte-deterministic: fixed zip timestamps)."""
-    with atomic_open(path, "wb") as handle:
-        np.savez(handle, images=split.images, labels=split.labels, classes=split.classes)
+    """Write a split atomically, with the same bytes on any Python (cnn.npz)."""
+    npz.write(path, {"images": split.images, "labels": split.labels, "classes": split.classes})
 
 
 def load(path: Path, classes: list[int] | None = None) -> Split:

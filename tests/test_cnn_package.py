@@ -38,6 +38,18 @@ def test_importing_cnn_atomic_loads_no_layer_and_no_numpy() -> None:
     assert loaded.split() == ["cnn", "cnn.atomic"]
 
 
+def test_the_npz_writer_loads_no_layer_and_its_zip_part_no_numpy() -> None:
+    """preprocess writes its splits through cnn.npz (dvc.yaml lists these modules alone), and cnn.zipstore runs on
+    a Python without numpy (tests/test_npz.py packs an archive with Debian's python3)."""
+    code = """
+        import sys
+        import cnn.{}
+        print(*sorted(name for name in sys.modules if name == "numpy" or name.split(".")[0] == "cnn"))
+        """
+    assert fresh(code.format("zipstore")).split() == ["cnn", "cnn.zipstore"]
+    assert fresh(code.format("npz")).split() == ["cnn", "cnn.atomic", "cnn.npz", "cnn.zipstore", "numpy"]
+
+
 def test_import_cnn_loads_no_numpy() -> None:
     """So `import cnn` before `import pipeline` cannot pre-empt pipeline.numerics, which pins numpy's kernels."""
     assert fresh("import sys, cnn; print('numpy' in sys.modules, len(cnn.__all__) > 0)") == "False True"

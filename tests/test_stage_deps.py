@@ -1,9 +1,9 @@
 """Each stage's code deps in dvc.yaml are what the stage really loads: every stage runs its dvc.yaml cmd on the
 shipped sample in a copy of the project, then lists the project files it imported. Each of them must be a dep
 (the file or its folder), and each code dep must have been loaded: editing an HTTP retry re-runs the download
-only, and a layer change re-runs neither the download nor preprocess, which writes through cnn.atomic (cnn
-loads its modules on first use, so that loads cnn/__init__.py and cnn/atomic.py alone). Every stage computes
-with the numerics that pipeline.numerics pins before numpy loads."""
+only, and a layer change re-runs neither the download nor preprocess, which writes through cnn.npz (cnn loads
+its modules on first use, so that loads cnn/__init__.py, cnn/npz.py, cnn/zipstore.py and cnn/atomic.py alone).
+Every stage computes with the numerics that pipeline.numerics pins before numpy loads."""
 
 import shlex
 import subprocess
@@ -93,7 +93,12 @@ def test_every_code_dep_is_loaded(imports: dict[str, set[str]], stage: str) -> N
 def test_the_data_stages_do_not_load_the_network_or_the_transfer(imports: dict[str, set[str]]) -> None:
     """...nor depend on it: a folder dep would cover the files they load, and the layers beside them."""
     assert not [f for f in imports["download"] if f.startswith("cnn/")]
-    assert {f for f in imports["preprocess"] if f.startswith("cnn/")} == {"cnn/__init__.py", "cnn/atomic.py"}
+    assert {f for f in imports["preprocess"] if f.startswith("cnn/")} == {
+        "cnn/__init__.py",
+        "cnn/atomic.py",
+        "cnn/npz.py",
+        "cnn/zipstore.py",
+    }
     for stage in ("download", "preprocess"):
         assert not [d for d in map(dep_path, STAGES[stage]["deps"]) if d.rstrip("/") in ("cnn", "pipeline")], stage
     for stage in ("check", "preprocess", "train", "evaluate"):
