@@ -211,7 +211,9 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     measured = {preset for preset, _, _ in runs}
     names = [name for name in presets.names() if name in measured] + sorted(measured - set(presets.names()))
     combined = first | {
-        "started": " to ".join(dict.fromkeys(r["started"] for r in (first, results[-1]))),
+        "started": " to ".join(
+            dict.fromkeys((first["started"].split(" to ")[0], results[-1]["started"].split(" to ")[-1]))
+        ),
         "loadavg_end": results[-1]["loadavg_end"],
         "runs": sorted(runs.values(), key=lambda r: (r["seed"], names.index(r["preset"]), IMPLS.index(r["impl"]))),
         "combined_from": len(results),

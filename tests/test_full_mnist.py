@@ -179,6 +179,10 @@ def test_full_mnist_table_combines_results_the_later_run_replacing_the_earlier(t
         (1, "cnn", 0.989),
         (2, "cnn", 0.993),
     ]
+    third = tmp_path / "third.json"  # a combined file combined again: its span is the first start to the last end
+    third.write_text(json.dumps(stored_result([run_record("cnn", "a", 2, [0.98, 0.994], [12, 24])], "day 3")))
+    assert main(["--full-mnist-table", str(out), str(third), "--json", str(tmp_path / "again.json")]) == 0
+    assert "Full MNIST (d), day 1 to day 3:" in capsys.readouterr().out
     files[1].write_text(json.dumps(stored_result(second, "day 2", cpu="another")))
     assert main(["--full-mnist-table", *map(str, files), "--json", str(out)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
