@@ -21,7 +21,7 @@ overlap by 2):
             dU = dM @ V^T                 (16, D, C), summed over the tiles inside the product
             dkernels = G^T dU G           (D, C, 3, 3)
             dV = U^T @ dM                 (16, C, T)
-            dx = sum over the tiles of B dV B^T added at the tile's pixels (4 adds of 2x2 blocks of offsets)
+            dx = sum over the tiles of B dV B^T added at the tile's pixels (16 adds, one per tile offset)
 An odd H' (or W') gets one more row (column) of zeros below (right of) the padded input, so that whole tiles
 cover it; the extra outputs are cut, and their gradient is zero. backward is the exact adjoint of forward.
 """
@@ -111,22 +111,17 @@ def kernel_gradient(dM: np.ndarray, V: np.ndarray, out: np.ndarray) -> None:
 def input_gradient(
     dM: np.ndarray, kernels: np.ndarray, input_shape: tuple[int, int, int, int], padding: int
 ) -> np.ndarray:
-    """dx (N, C, H, W) for input_shape from dM (16, D, T): dV = U^T @ dM, each tile's B dV B^T added at its
-    pixels of the padded input (4 adds: the tiles of a 2x2 block of tile offsets do not overlap), the
-    padding cut."""
+    """dx (N, C, H, W) for input_shape from dM (16, D, T): dV = U^T @ dM, dd = B dV B^T of every tile, each
+    tile's dd added at its pixels of the padded input (the adjoint of input_tiles: one strided add per tile
+    offset (i, j), over every tile at once, channels first as dd has them), the padding cut."""
     N, C, H, W = input_shape
     T = dM.shape[2]
     th, tw = tiles_of(H, padding), tiles_of(W, padding)
     dV = kernel_transform(kernels).transpose(0, 2, 1) @ dM  # (16, C, T)
     dd = sandwich(BT.T, dV.reshape(4, 4, C, T)).reshape(4, 4, C, N, th, tw)
     del dV
-    dxp = np.zeros((N, C, 2 * th + 2, 2 * tw + 2), dtype=dd.dtype)
-    s = dxp.strides
-    for p in (0, 2):
-        for q in (0, 2):
-            strides = (s[0], s[1], 2 * s[2], s[2], 2 * s[3], s[3])  # pixel (p + 2a + i, q + 2b + j)
-            block = np.ndarray((N, C, th, 2, tw, 2), dxp.dtype, dxp, p * s[2] + q * s[3], strides)
-            block += dd[p : p + 2, q : q + 2].transpose(3, 2, 4, 0, 5, 1)
-    if (padding, H, W) == (0, 2 * th + 2, 2 * tw + 2):
-        return dxp
-    return np.ascontiguousarray(dxp[:, :, padding : padding + H, padding : padding + W])
+    dxp = np.zeros((C, N, 2 * th + 2, 2 * tw + 2), dtype=dd.dtype)
+    for i in range(4):
+        for j in range(4):
+            dxp[:, :, i : i + 2 * th : 2, j : j + 2 * tw : 2] += dd[i, j]
+    return np.ascontiguousarray(dxp[:, :, padding : padding + H, padding : padding + W].transpose(1, 0, 2, 3))
