@@ -1,8 +1,9 @@
 """python -m benchmarks --conv-ab: Winograd's F(2x2, 3x3) (Convolutional(algorithm="winograd"), cnn.winograd)
 against im2col, side by side in one process, on presets' networks: the whole training step fit runs at the
 preset's batch size (the split step of cnn.parallel from 64 rows on), and each 3x3 stride-1 convolution alone
-(forward, backward) on the rows one thread of that step computes. The B side is the preset's network with every
-3x3 stride-1 convolution switched to winograd; both start from the same seeded weights."""
+(forward, backward) on the rows one thread of that step computes. Two B sides: the preset's network with every
+3x3 stride-1 convolution switched to winograd, and the same but for a first layer (it reads the one-channel images,
+where winograd's transforms cost most). All sides start from the same seeded weights."""
 
 import dataclasses
 import gc
@@ -21,27 +22,30 @@ from cnn import step as cnn_step
 from pipeline import numerics
 
 PRESETS = ("pytorch-example", "keras-convnet", "best")
-SIDES = ("im2col", "winograd")
+MIXED = "winograd but the first layer"
+SIDES = ("im2col", "winograd", MIXED)  # whole steps
+LAYER_SIDES = ("im2col", "winograd")  # convolutions alone
 STEPS = 4  # whole training steps of each side per round
 LAYER_REPEATS = 4  # forward and backward passes of each convolution per side and round
 
 
-def winograd_layers(layers: list[dict]) -> list[dict]:
-    """The layer specs with every 3x3 stride-1 convolution's algorithm winograd."""
+def winograd_layers(layers: list[dict], start: int = 0) -> list[dict]:
+    """The layer specs with the algorithm of every 3x3 stride-1 convolution from layers[start] on winograd."""
     return [
         {**spec, "algorithm": "winograd"}
-        if spec["type"] == "conv" and spec["kernel_size"] == 3 and spec.get("stride", 1) == 1
+        if i >= start and spec["type"] == "conv" and spec["kernel_size"] == 3 and spec.get("stride", 1) == 1
         else spec
-        for spec in layers
+        for i, spec in enumerate(layers)
     ]
 
 
-def ratio_row(name: str, values: dict[str, list[float]]) -> dict[str, Any]:
-    """Medians of both sides' seconds, and im2col / winograd: the median over rounds of the ratio within a round."""
-    ratios = [a / b for a, b in zip(values["im2col"], values["winograd"], strict=True)]
+def ratio_row(name: str, im2col: list[float], other: list[float]) -> dict[str, Any]:
+    """Medians of both sides' seconds, and im2col / other: the median over rounds of the ratio within a round."""
+    ratios = [a / b for a, b in zip(im2col, other, strict=True)]
     return {
         "measure": name,
-        **{side: statistics.median(values[side]) for side in SIDES},
+        "im2col": statistics.median(im2col),
+        "other": statistics.median(other),
         "ratio": statistics.median(ratios),
         "ratio_min": min(ratios),
         "ratio_max": max(ratios),
@@ -56,13 +60,18 @@ def conv_ab(preset: str, rounds: int, steps: int = STEPS, train_npz: Path | None
     - each 3x3 stride-1 convolution alone, forward and backward, on random inputs of its shape and the rows one
       thread computes (half the batch when the step is split), LAYER_REPEATS passes (seconds per pass).
     -> {"preset", "batch_size", "rows_per_thread", "dtype", "steps", "rounds", "threads", "images", "kernel",
-    "numerics", "other_cores", "step": [ratio_row of wall clock, CPU], "layers": [{"layer", "shape", "rows",
-    "forward": ratio_row, "backward": ratio_row}]}."""
+    "numerics", "other_cores", "step": [{"side", **ratio_row} per B side, wall clock and CPU], "layers": [{"layer",
+    "shape", "rows", "input_gradient", "forward": ratio_row, "backward": ratio_row}]} (ratio_row's "other":
+    winograd's or the B side's seconds)."""
     from pipeline import train
 
     config, images, targets, classes, source = timing.preset_batches(preset, steps, train_npz)
     batch, n = config.batch_size, len(images)
-    specs = {"im2col": config.layers, "winograd": winograd_layers(config.layers)}
+    specs = {
+        "im2col": config.layers,
+        "winograd": winograd_layers(config.layers),
+        MIXED: winograd_layers(config.layers, 1),
+    }
     nets = {side: train.build_network(dataclasses.replace(config, layers=specs[side]), images.shape[1:], classes)
             for side in SIDES}  # fmt: skip
     optimizers = {side: train.make_optimizer(config) for side in SIDES}
@@ -90,16 +99,18 @@ def conv_ab(preset: str, rounds: int, steps: int = STEPS, train_npz: Path | None
     for i, layer in enumerate(nets["winograd"].layers):
         if not (isinstance(layer, cnn.Convolutional) and layer.algorithm == "winograd"):
             continue
-        twins = {side: cnn.layer_from_config({**layer.config(), "algorithm": side}) for side in SIDES}
+        twins = {side: cnn.layer_from_config({**layer.config(), "algorithm": side}) for side in LAYER_SIDES}
         for twin in twins.values():
             twin.initialize(config.init, np.random.default_rng(1), config.dtype)
             twin.needs_input_gradient = layer.needs_input_gradient
         x = rng.random((rows, *layer.input_shape)).astype(config.dtype)
         dy = rng.standard_normal((rows, *layer.output_shape)).astype(config.dtype)
         pairs.append((i, layer, twins, x, dy))
-    layer_seconds = [{p: {side: [] for side in SIDES} for p in ("forward", "backward")} for _ in pairs]
+    layer_seconds = [{p: {side: [] for side in LAYER_SIDES} for p in ("forward", "backward")} for _ in pairs]
 
     def run_layers(side: str) -> None:
+        if side not in LAYER_SIDES:
+            return
         for k, (_, _, twins, x, dy) in enumerate(pairs):
             forward = backward = 0.0
             for _ in range(LAYER_REPEATS):
@@ -120,7 +131,7 @@ def conv_ab(preset: str, rounds: int, steps: int = STEPS, train_npz: Path | None
         for side in SIDES:  # warm-up: caches, the second thread, the optimizer's state
             measure(side, -1)
         for values in (*step_seconds.values(), *(v for s in layer_seconds for v in s.values())):
-            for side in SIDES:
+            for side in values:
                 values[side].clear()
         with machine.LoadMeter() as load:
             timing.alternating(measure, list(SIDES), rounds)
@@ -131,7 +142,7 @@ def conv_ab(preset: str, rounds: int, steps: int = STEPS, train_npz: Path | None
             + (f" pad {layer.padding}" if layer.padding else ""),
             "rows": rows,
             "input_gradient": layer.needs_input_gradient,
-            **{p: ratio_row(p, layer_seconds[k][p]) for p in ("forward", "backward")},
+            **{p: ratio_row(p, *(layer_seconds[k][p][side] for side in LAYER_SIDES)) for p in ("forward", "backward")},
         }
         for k, (i, layer, *_) in enumerate(pairs)
     ]
@@ -148,6 +159,10 @@ def conv_ab(preset: str, rounds: int, steps: int = STEPS, train_npz: Path | None
         "kernel": platform.release(),
         "numerics": numerics.CURRENT.mode,
         "other_cores": load.other_cores,
-        "step": [ratio_row("wall clock", step_seconds["wall"]), ratio_row("CPU of all threads", step_seconds["cpu"])],
+        "step": [
+            {"side": side, **ratio_row(name, values["im2col"], values[side])}
+            for side in SIDES[1:]
+            for name, values in (("wall clock", step_seconds["wall"]), ("CPU of all threads", step_seconds["cpu"]))
+        ],
         "layers": layers,
     }

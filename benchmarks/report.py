@@ -389,10 +389,11 @@ def conv_ab(results: list[dict[str, Any]]) -> str:
                 "preset": r["preset"],
                 "batch": r["batch_size"],
                 "dtype": r["dtype"],
+                "B side": row["side"],
                 "measure": row["measure"],
                 "im2col s/step": row["im2col"],
-                "winograd s/step": row["winograd"],
-                "im2col / winograd": row["ratio"],
+                "B s/step": row["other"],
+                "im2col / B": row["ratio"],
                 "rounds' ratios": f"{row['ratio_min']:.2f} - {row['ratio_max']:.2f}",
                 "other load": r["other_cores"],
             }
@@ -409,7 +410,7 @@ def conv_ab(results: list[dict[str, Any]]) -> str:
                 "rows": layer["rows"],
                 "pass": row["measure"] + ("" if layer["input_gradient"] or row["measure"] == "forward" else " (no dx)"),
                 "im2col ms": row["im2col"] * 1e3,
-                "winograd ms": row["winograd"] * 1e3,
+                "winograd ms": row["other"] * 1e3,
                 "im2col / winograd": row["ratio"],
                 "rounds' ratios": f"{row['ratio_min']:.2f} - {row['ratio_max']:.2f}",
             }
@@ -418,20 +419,21 @@ def conv_ab(results: list[dict[str, Any]]) -> str:
             for row in (layer["forward"], layer["backward"])
         ]
     )
-    ratio = {"im2col / winograd": X, "rounds' ratios": "{}"}
+    rounds = {"rounds' ratios": "{}"}
     title = (
-        f"Winograd F(2x2, 3x3) against im2col (every 3x3 stride-1 convolution switched): {first['rounds']} "
+        f"Winograd F(2x2, 3x3) against im2col (3x3 stride-1 convolutions switched): {first['rounds']} "
         f"alternating rounds, cnn threads {first['threads']}, kernel {first['kernel']}, numerics {first['numerics']}"
     )
     notes = [
         f"(whole step: {first['steps']} training steps of fit's step per round (the split step from 64 rows on); "
-        f"images: {first['images']}; medians over the rounds; im2col / winograd: the median over rounds of the ratio "
+        f"images: {first['images']}; B side: every 3x3 stride-1 convolution winograd, or all but a first layer's "
+        "(it reads the one-channel images); medians over the rounds; im2col / B: the median over rounds of the ratio "
         "within a round; CPU of all threads: the process's CPU time; other load: CPU cores other processes used)",
         "",
         "Each convolution alone, on one BLAS thread, on the rows one thread of the step computes (random inputs; "
         "the first layer computes no input gradient, as in training):",
         "",
-        markdown(layers, ratio | {"im2col ms": "{:.2f}", "winograd ms": "{:.2f}"}),
+        markdown(layers, rounds | {"im2col ms": "{:.2f}", "winograd ms": "{:.2f}", "im2col / winograd": X}),
     ]
-    formats = ratio | {"im2col s/step": "{:.4f}", "winograd s/step": "{:.4f}", "other load": "{:.2f}"}
+    formats = rounds | {"im2col s/step": "{:.4f}", "B s/step": "{:.4f}", "im2col / B": X, "other load": "{:.2f}"}
     return section(title, markdown(steps, formats), *notes)
