@@ -180,10 +180,10 @@ class Convolutional(Layer):
         return y
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
-        N, D = len(output_gradient), self.depth
-        dy = output_gradient.reshape(N, D, -1)
         if self.algorithm == "winograd":
             return self._winograd_backward(output_gradient)
+        N, D = len(output_gradient), self.depth
+        dy = output_gradient.reshape(N, D, -1)
         cols, self.cols = self.cols, None  # dK is their last use: freed before dx needs memory of its own
         np.sum(dy @ cols.transpose(0, 2, 1), axis=0, out=self.grads["kernels"].reshape(D, -1))
         del cols
