@@ -2,7 +2,7 @@
 ten-digit networks with this project and PyTorch, side by side in one process (canonical against native numerics
 and peak memory in child processes); train the recipes through the pipeline's own commands for their accuracy;
 print tables and write benchmarks/results/latest.json. One of --accuracy, --full-mnist DIR, --batch-hook,
---sweep-wall, --split-ab or --conv-ab measures that alone instead."""
+--sweep-wall or --split-ab measures that alone instead."""
 
 import argparse
 import os
@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=None,
-        help="interleaved rounds (default 5, quick 2; --batch-hook 7, --sweep-wall 3, --split-ab 7, --conv-ab 7)",
+        help="interleaved rounds (default 5, quick 2; --batch-hook 7, --sweep-wall 3, --split-ab 7)",
     )
     parser.add_argument("--seconds", type=float, default=0.4, help="wall time of one measurement (default 0.4)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"result file (default {DEFAULT_JSON})")
@@ -37,8 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=None,
-        help="BLAS and torch threads (default: numpy's); with --split-ab or --conv-ab: cnn's threads (1: the halves "
-        "one after the other; default: every core)",
+        help="BLAS and torch threads (default: numpy's); with --split-ab: cnn's threads (1: the halves one after "
+        "the other; default: every core)",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     parser.add_argument("--no-accuracy", action="store_true", help="skip the recipes' accuracy")
@@ -77,17 +77,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only cnn's split training step against the unsplit step on presets' networks, alternating: wall "
         "clock, CPU critical path, CPU of all threads",
     )
-    only.add_argument(
-        "--conv-ab",
-        action="store_true",
-        help="only Winograd's F(2x2, 3x3) against im2col on presets' networks (every 3x3 stride-1 convolution "
-        "switched), alternating: the whole training step and each convolution alone",
-    )
     parser.add_argument(
         "--presets",
         nargs="+",
         help="with --full-mnist: these presets (default: all in presets/); with --split-ab: these (default: best "
-        "keras-convnet); with --conv-ab: these (default: pytorch-example keras-convnet best)",
+        "keras-convnet)",
     )
     parser.add_argument("--max-epochs", type=int, help="with --full-mnist: at most this many epochs per run")
     parser.add_argument(
@@ -96,23 +90,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--epochs", type=int, help="with --batch-hook: epochs of the sample per measurement (default 10)"
     )
-    parser.add_argument(
-        "--steps", type=int, help="with --split-ab or --conv-ab: training steps of each variant a round (default 8, 4)"
-    )
+    parser.add_argument("--steps", type=int, help="with --split-ab: training steps of each variant a round (default 8)")
     parser.add_argument(
         "--train-npz",
         type=Path,
         metavar="NPZ",
-        help="with --split-ab or --conv-ab: the images of this processed split (a train.npz written by the "
-        "preprocess stage, e.g. of the full MNIST) instead of the shipped sample's",
+        help="with --split-ab: the images of this processed split (a train.npz written by the preprocess stage, "
+        "e.g. of the full MNIST) instead of the shipped sample's",
     )
     args = parser.parse_args(argv)
     if args.epochs is not None and not args.batch_hook:
         parser.error("--epochs goes with --batch-hook")
-    if (args.steps is not None or args.train_npz is not None) and not (args.split_ab or args.conv_ab):
-        parser.error("--steps and --train-npz go with --split-ab or --conv-ab")
-    if args.presets and args.full_mnist is None and not (args.split_ab or args.conv_ab):
-        parser.error("--presets goes with --full-mnist DIR, --split-ab or --conv-ab")
+    if (args.steps is not None or args.train_npz is not None) and not args.split_ab:
+        parser.error("--steps and --train-npz go with --split-ab")
+    if args.presets and args.full_mnist is None and not args.split_ab:
+        parser.error("--presets goes with --full-mnist DIR or --split-ab")
     if (args.max_epochs is not None or args.torch_seeds is not None) and args.full_mnist is None:
         parser.error("--max-epochs and --torch-seeds go with --full-mnist DIR")
     for name in ("max_epochs", "rounds", "threads", "epochs", "steps"):
@@ -152,8 +144,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.split_ab:
         return split_ab_main(args)
-    if args.conv_ab:
-        return conv_ab_main(args)
     if args.accuracy:
         result = {"recipes": [commands.run_recipe(recipe, tuple(args.seeds), log=log) for recipe in commands.RECIPES]}
         print(report.recipes(result))
@@ -193,24 +183,6 @@ def split_ab_main(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
     print(report.split_ab(results))
-    return 0
-
-
-def conv_ab_main(args: argparse.Namespace) -> int:
-    from benchmarks import conv_ab, report
-    from cnn import threads
-    from pipeline.errors import UserError
-
-    threads.set_num_threads(args.threads)
-    results = []
-    for preset in args.presets or conv_ab.PRESETS:
-        log(f"conv A/B: {preset}")
-        try:
-            results.append(conv_ab.conv_ab(preset, args.rounds or 7, args.steps or conv_ab.STEPS, args.train_npz))
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return exc.exit_code
-    print(report.conv_ab(results))
     return 0
 
 

@@ -1,6 +1,6 @@
 """The benchmarks' result dicts as Markdown tables (what `python -m benchmarks` prints, with or without
---full-mnist, --batch-hook, --sweep-wall, --split-ab or --conv-ab): each table a pandas DataFrame of the measured
-values, written out by `markdown`."""
+--full-mnist, --batch-hook, --sweep-wall or --split-ab): each table a pandas DataFrame of the measured values,
+written out by `markdown`."""
 
 import statistics
 from typing import Any
@@ -377,63 +377,3 @@ def split_ab(results: list[dict[str, Any]]) -> str:
         "adds. With cnn threads 1 the halves run one after the other: what the split itself costs)",
     ]
     return section(title, markdown(frame, formats | {"other load": "{:.2f}"}), *notes)
-
-
-def conv_ab(results: list[dict[str, Any]]) -> str:
-    """Winograd's F(2x2, 3x3) against im2col, a row per preset and measure of the whole step and a row per 3x3
-    stride-1 convolution and pass (benchmarks.conv_ab)."""
-    first = results[0]
-    steps = pd.DataFrame(
-        [
-            {
-                "preset": r["preset"],
-                "batch": r["batch_size"],
-                "dtype": r["dtype"],
-                "B side": row["side"],
-                "measure": row["measure"],
-                "im2col s/step": row["im2col"],
-                "B s/step": row["other"],
-                "im2col / B": row["ratio"],
-                "rounds' ratios": f"{row['ratio_min']:.2f} - {row['ratio_max']:.2f}",
-                "other load": r["other_cores"],
-            }
-            for r in results
-            for row in r["step"]
-        ]
-    )
-    layers = pd.DataFrame(
-        [
-            {
-                "preset": r["preset"],
-                "layer": layer["layer"],
-                "C->D, input": layer["shape"],
-                "rows": layer["rows"],
-                "pass": row["measure"] + ("" if layer["input_gradient"] or row["measure"] == "forward" else " (no dx)"),
-                "im2col ms": row["im2col"] * 1e3,
-                "winograd ms": row["other"] * 1e3,
-                "im2col / winograd": row["ratio"],
-                "rounds' ratios": f"{row['ratio_min']:.2f} - {row['ratio_max']:.2f}",
-            }
-            for r in results
-            for layer in r["layers"]
-            for row in (layer["forward"], layer["backward"])
-        ]
-    )
-    rounds = {"rounds' ratios": "{}"}
-    title = (
-        f"Winograd F(2x2, 3x3) against im2col (3x3 stride-1 convolutions switched): {first['rounds']} "
-        f"alternating rounds, cnn threads {first['threads']}, kernel {first['kernel']}, numerics {first['numerics']}"
-    )
-    notes = [
-        f"(whole step: {first['steps']} training steps of fit's step per round (the split step from 64 rows on); "
-        f"images: {first['images']}; B side: every 3x3 stride-1 convolution winograd, or all but a first layer's "
-        "(it reads the one-channel images); medians over the rounds; im2col / B: the median over rounds of the ratio "
-        "within a round; CPU of all threads: the process's CPU time; other load: CPU cores other processes used)",
-        "",
-        "Each convolution alone, on one BLAS thread, on the rows one thread of the step computes (random inputs; "
-        "the first layer computes no input gradient, as in training):",
-        "",
-        markdown(layers, rounds | {"im2col ms": "{:.2f}", "winograd ms": "{:.2f}", "im2col / winograd": X}),
-    ]
-    formats = rounds | {"im2col s/step": "{:.4f}", "B s/step": "{:.4f}", "im2col / B": X, "other load": "{:.2f}"}
-    return section(title, markdown(steps, formats), *notes)

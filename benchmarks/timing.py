@@ -362,29 +362,6 @@ def batch_hook(rounds: int, epochs: int) -> dict[str, Any]:
     }
 
 
-def preset_batches(
-    preset: str, steps: int, train_npz: Path | None = None
-) -> tuple[Any, np.ndarray, np.ndarray, list, str]:
-    """For an A/B of preset's network: its checked train params (seed 0), images and one-hot targets for `steps`
-    batches of its size in its dtype (the shipped sample's training images of all ten digits, or those of the
-    processed split `train_npz`, tiled), the classes and a line naming the images. Raises
-    pipeline.errors.UserError for a preset or train_npz that cannot be used."""
-    from pipeline import dataset, params
-
-    config = params.check_section(PARAMS, "train", {"train": {"seed": 0, "preset": preset}})
-    if train_npz is None:
-        x, labels = networks.training_images(tuple(range(10)))
-        classes, source = list(range(10)), f"{len(x):,} training images of the sample (data/sample)"
-    else:
-        split = dataset.load(train_npz)
-        x, labels, classes = split.images, split.class_index, split.classes.tolist()
-        source = f"{len(x):,} images of {train_npz}"
-    n = config.batch_size * steps
-    images = networks.tile(x.astype(config.dtype), n)
-    targets = networks.tile(cnn.one_hot(labels, len(classes), dtype=config.dtype), n)
-    return config, images, targets, classes, source
-
-
 SPLIT_STEPS = 8  # training steps of each variant per round of split_ab
 SPLIT_MEASURES = ("wall clock", "CPU critical path", "CPU of all threads")
 
@@ -426,16 +403,26 @@ def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path
     "other_cores", "rows": per measure {"measure", "unsplit", "split" (medians, s/step), "unsplit_all",
     "split_all", "ratio" (median over rounds of unsplit / split), "ratio_min", "ratio_max"}}. Raises
     pipeline.errors.UserError for a preset or train_npz that cannot be used."""
-    from pipeline import train
+    from pipeline import dataset, params, train
     from pipeline.errors import UserError
 
-    config, images, targets, classes, source = preset_batches(preset, steps, train_npz)
-    batch, n = config.batch_size, len(images)
+    config = params.check_section(PARAMS, "train", {"train": {"seed": 0, "preset": preset}})
+    batch = config.batch_size
     if batch < parallel.SPLIT_FROM:
         raise UserError(
             f"preset {preset} trains at batch {batch}: fit splits batches of {parallel.SPLIT_FROM} or more; "
             "choose another preset"
         )
+    if train_npz is None:
+        x, labels = networks.training_images(tuple(range(10)))
+        classes, source = list(range(10)), f"{len(x):,} training images of the sample (data/sample)"
+    else:
+        split = dataset.load(train_npz)
+        x, labels, classes = split.images, split.class_index, split.classes.tolist()
+        source = f"{len(x):,} images of {train_npz}"
+    n = batch * steps
+    images = networks.tile(x.astype(config.dtype), n)
+    targets = networks.tile(cnn.one_hot(labels, len(classes), dtype=config.dtype), n)
     nets = {name: train.build_network(config, images.shape[1:], classes) for name in ("unsplit", "split")}
     for net in nets.values():
         net.set_training(True)

@@ -1,7 +1,6 @@
 """cnn.build: a layer list from spec dicts (what params.yaml holds under train.layers), shapes inferred.
 
-Specs: {type: conv, depth: 5, kernel_size: 3, padding: 0|1|..|same, stride: 1, bias: untied|tied,
-algorithm: im2col|winograd}
+Specs: {type: conv, depth: 5, kernel_size: 3, padding: 0|1|..|same, stride: 1, bias: untied|tied}
 {type: maxpool, size: 2, stride: 2}  {type: avgpool, size: 2, stride: 2}  {type: global_avgpool}
 {type: flatten}  {type: reshape, shape: [...]}  {type: dense, units: 100}  {type: dense} (n_classes units)
 {type: dropout, rate: 0.5}  {type: batchnorm, momentum: 0.1, eps: 1e-5}  {type: sigmoid|tanh|relu|softmax}
@@ -24,7 +23,7 @@ from .pool import AvgPool, GlobalAvgPool, MaxPool
 _ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "softmax": Softmax}
 # type -> (required keys, optional keys)
 _KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "conv": (("depth", "kernel_size"), ("padding", "stride", "bias", "algorithm")),
+    "conv": (("depth", "kernel_size"), ("padding", "stride", "bias")),
     "maxpool": ((), ("size", "stride")),
     "avgpool": ((), ("size", "stride")),
     "global_avgpool": ((), ()),
@@ -110,9 +109,8 @@ def _build_one(i: int, spec: Any, shape: tuple[int, ...], n_classes: int) -> Lay
     if kind == "conv":
         depth = _positive_int(spec["depth"], where, "depth")
         k = _positive_int(spec["kernel_size"], where, "kernel_size")
-        options = {"bias": "untied", "padding": 0, "stride": 1, "algorithm": "im2col"}
-        options = {key: spec.get(key, default) for key, default in options.items()}
-        return _construct(where, Convolutional, shape, k, depth, **options)
+        bias, padding, stride = spec.get("bias", "untied"), spec.get("padding", 0), spec.get("stride", 1)
+        return _construct(where, Convolutional, shape, k, depth, bias=bias, padding=padding, stride=stride)
     if kind in ("maxpool", "avgpool"):
         size = _positive_int(spec.get("size", 2), where, "size")
         stride = _positive_int(spec.get("stride", size), where, "stride")

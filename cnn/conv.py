@@ -1,17 +1,14 @@
-"""Convolutional layer: cross-correlation with zero padding and a stride, computed by im2col and one matrix product
-(or, opt-in for 3x3 kernels at stride 1, by Winograd's F(2x2, 3x3): cnn.winograd)."""
+"""Convolutional layer: cross-correlation with zero padding and a stride, computed by im2col and one matrix product."""
 
 from typing import Any
 
 import numpy as np
 
 from . import init as initializers
-from . import winograd
 from .errors import ArchitectureError
 from .layers import Layer, Seed
 
 BIAS_MODES = ("untied", "tied")
-ALGORITHMS = ("im2col", "winograd")
 
 
 def output_size(size: int, k: int, padding: int = 0, stride: int = 1) -> int:
@@ -99,14 +96,9 @@ class Convolutional(Layer):
       backward  dK = sum_n dy[n] @ cols[n].T,  db = sum of dy over n (and positions, if tied),
                 dx = col2im(K.T @ dy)            (input_gradient: the same, faster, at stride 1)
     backward frees cols (the largest array a step makes) once dK has used them: one backward per forward.
-    algorithm "winograd" (3x3 kernels, stride 1) computes the same products by Winograd's F(2x2, 3x3), 16
-    multiplies for each 2x2 block of outputs instead of 36 (cnn.winograd); it keeps its transformed input tiles
-    instead of cols, freed alike.
     """
 
-    caches = ("cols", "tiles")
-    cols: np.ndarray | None = None
-    tiles: np.ndarray | None = None
+    caches = ("cols",)
 
     def __init__(
         self,
@@ -119,7 +111,6 @@ class Convolutional(Layer):
         dtype: Any = "float64",
         padding: int | str = 0,
         stride: int = 1,
-        algorithm: str = "im2col",
     ) -> None:
         super().__init__()
         if len(tuple(input_shape)) != 3:
@@ -146,14 +137,6 @@ class Convolutional(Layer):
             raise ArchitectureError(f"depth must be >= 1, got {D}")
         if bias not in BIAS_MODES:
             raise ArchitectureError(f"bias must be untied or tied, got {bias!r}")
-        if algorithm not in ALGORITHMS:
-            raise ArchitectureError(f"algorithm must be im2col or winograd, got {algorithm!r}")
-        if algorithm == "winograd" and (k, stride) != (3, 1):
-            raise ArchitectureError(
-                f"algorithm winograd computes 3x3 kernels at stride 1, got kernel_size {k}, stride {stride}; "
-                f"use algorithm im2col"
-            )
-        self.algorithm = algorithm
         self.input_shape, self.kernel_size, self.depth, self.bias = (C, H, W), k, D, bias
         self.padding, self.stride = padding, stride
         self.output_shape = (D, output_size(H, k, padding, stride), output_size(W, k, padding, stride))
@@ -170,24 +153,22 @@ class Convolutional(Layer):
         return self.params["kernels"].reshape(self.depth, -1)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if self.algorithm == "winograd":
-            y, self.tiles = winograd.forward(x, self.params["kernels"], self.padding)
-        else:
-            self.cols = im2col(x, self.kernel_size, self.padding, self.stride)
-            y = (self._kernel_matrix() @ self.cols).reshape(len(x), *self.output_shape)
+        self.cols = im2col(x, self.kernel_size, self.padding, self.stride)
+        y = (self._kernel_matrix() @ self.cols).reshape(len(x), *self.output_shape)
         b = self.params["biases"]
         y += b if self.bias == "untied" else b[:, None, None]
         return y
 
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
-        if self.algorithm == "winograd":
-            return self._winograd_backward(output_gradient)
         N, D = len(output_gradient), self.depth
         dy = output_gradient.reshape(N, D, -1)
         cols, self.cols = self.cols, None  # dK is their last use: freed before dx needs memory of its own
         np.sum(dy @ cols.transpose(0, 2, 1), axis=0, out=self.grads["kernels"].reshape(D, -1))
         del cols
-        self._bias_gradient(output_gradient)
+        if self.bias == "untied":
+            np.sum(output_gradient, axis=0, out=self.grads["biases"])
+        else:  # a product with ones sums over the positions, not np.sum over axes (0, 2, 3) (docs/performance.md)
+            np.sum(dy @ np.ones(dy.shape[2], dtype=dy.dtype), axis=0, out=self.grads["biases"])
         if not self.needs_input_gradient:
             return None
         input_shape = (N, *self.input_shape)
@@ -195,27 +176,9 @@ class Convolutional(Layer):
             return input_gradient(self.params["kernels"], output_gradient, input_shape, self.padding)
         return col2im(self._kernel_matrix().T @ dy, input_shape, self.kernel_size, self.padding, self.stride)
 
-    def _winograd_backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
-        dM = winograd.output_gradient_tiles(output_gradient, self.padding)
-        tiles, self.tiles = self.tiles, None  # dkernels is their last use
-        winograd.kernel_gradient(dM, tiles, self.grads["kernels"])
-        del tiles
-        self._bias_gradient(output_gradient)
-        if not self.needs_input_gradient:
-            return None
-        input_shape = (len(output_gradient), *self.input_shape)
-        return winograd.input_gradient(dM, self.params["kernels"], input_shape, self.padding)
-
-    def _bias_gradient(self, output_gradient: np.ndarray) -> None:
-        dy = output_gradient.reshape(len(output_gradient), self.depth, -1)
-        if self.bias == "untied":
-            np.sum(output_gradient, axis=0, out=self.grads["biases"])
-        else:  # a product with ones sums over the positions, not np.sum over axes (0, 2, 3) (docs/performance.md)
-            np.sum(dy @ np.ones(dy.shape[2], dtype=dy.dtype), axis=0, out=self.grads["biases"])
-
     def config(self) -> dict[str, Any]:
-        """Every architecture argument; padding, stride and algorithm only when not the defaults (0, 1,
-        im2col), so a model file of a network without them keeps its bytes."""
+        """Every architecture argument; padding and stride only when not the defaults (0, 1), so a model file
+        of a network without them keeps its bytes."""
         config: dict[str, Any] = {
             "type": "Convolutional",
             "input_shape": list(self.input_shape),
@@ -227,6 +190,4 @@ class Convolutional(Layer):
             config["padding"] = self.padding
         if self.stride != 1:
             config["stride"] = self.stride
-        if self.algorithm != "im2col":
-            config["algorithm"] = self.algorithm
         return config

@@ -310,11 +310,9 @@ def test_split_ab_measures_and_restores_the_split(tmp_path):
         (["--split-ab", "--train-npz", "nowhere.npz"], "--train-npz: no file nowhere.npz; give a train.npz"),
         (["--split-ab", "--presets", "nope"], "--presets: no preset 'nope'; the presets are best,"),
         (["--split-ab", "--steps", "0"], "--steps must be >= 1, got 0"),
-        (["--steps", "3"], "--steps and --train-npz go with --split-ab or --conv-ab"),
-        (["--train-npz", "x.npz"], "--steps and --train-npz go with --split-ab or --conv-ab"),
-        (["--conv-ab", "--presets", "nope"], "--presets: no preset 'nope'; the presets are best,"),
-        (["--conv-ab", "--split-ab"], "argument --split-ab: not allowed with argument --conv-ab"),
-        (["--presets", "best"], "--presets goes with --full-mnist DIR, --split-ab or --conv-ab"),
+        (["--steps", "3"], "--steps and --train-npz go with --split-ab"),
+        (["--train-npz", "x.npz"], "--steps and --train-npz go with --split-ab"),
+        (["--presets", "best"], "--presets goes with --full-mnist DIR or --split-ab"),
         (["--split-ab", "--max-epochs", "2"], "--max-epochs and --torch-seeds go with --full-mnist DIR"),
         (["--split-ab", "--batch-hook"], "argument --batch-hook: not allowed with argument --split-ab"),
         (["--sweep-wall", "--split-ab"], "argument --split-ab: not allowed with argument --sweep-wall"),
@@ -327,37 +325,6 @@ def test_split_ab_flag_errors(argv, message, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert message in " ".join(capsys.readouterr().err.split())
-
-
-def test_conv_ab_switches_every_3x3_stride_1_convolution_and_times_both_sides():
-    from benchmarks import conv_ab
-
-    specs = [{"type": "conv", "depth": 2, "kernel_size": 3}, {"type": "conv", "depth": 2, "kernel_size": 5},
-             {"type": "conv", "depth": 2, "kernel_size": 3, "stride": 2}, {"type": "relu"},
-             {"type": "conv", "depth": 2, "kernel_size": 3, "stride": 1, "padding": 1}]  # fmt: skip
-    switched = conv_ab.winograd_layers(specs)
-    assert [s.get("algorithm") for s in switched] == ["winograd", None, None, None, "winograd"]
-    assert switched[1:4] == specs[1:4] and "algorithm" not in specs[0]
-    assert [s.get("algorithm") for s in conv_ab.winograd_layers(specs, 1)] == [None, None, None, None, "winograd"]
-    result = conv_ab.conv_ab("keras-convnet", rounds=2, steps=1)
-    assert (result["batch_size"], result["split"], result["rows_per_thread"]) == (128, True, 64)
-    assert [(layer["layer"], layer["shape"], layer["input_gradient"]) for layer in result["layers"]] == [
-        (0, "1->32, 28x28", False), (3, "32->64, 13x13", True),
-    ]  # fmt: skip
-    assert [(row["side"], row["measure"]) for row in result["step"]] == [
-        (side, measure) for side in ("winograd", conv_ab.MIXED) for measure in ("wall clock", "CPU of all threads")
-    ]
-    rows = [*result["step"], *(layer[p] for layer in result["layers"] for p in ("forward", "backward"))]
-    for row in rows:
-        assert row["im2col"] > 0 and row["other"] > 0 and row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
-    text = report.conv_ab([result])
-    assert text.startswith("### Winograd F(2x2, 3x3) against im2col (3x3 stride-1 convolutions switched): 2 ")
-    cells = table_rows(text)
-    assert [row[3:5] for row in cells[:4]] == [
-        [side, measure] for side in ("winograd", conv_ab.MIXED) for measure in ("wall clock", "CPU of all threads")
-    ]
-    assert cells[4][:2] == ["preset", "layer"]  # the second table's header
-    assert [row[4] for row in cells[5:]] == ["forward", "backward (no dx)", "forward", "backward"]
 
 
 def test_split_ab_refuses_an_unreadable_train_npz(tmp_path):

@@ -74,34 +74,29 @@ CONV_NET = [
 ]
 
 
-def conv_network(algorithm: str = "im2col") -> cnn.Sequential:
-    specs = [{**spec, "algorithm": algorithm} if spec["type"] == "conv" else spec for spec in CONV_NET]
-    return cnn.Sequential(cnn.build(specs, input_shape=(1, 12, 12), n_classes=3), init="he", seed=0)
+def conv_network() -> cnn.Sequential:
+    return cnn.Sequential(cnn.build(CONV_NET, input_shape=(1, 12, 12), n_classes=3), init="he", seed=0)
 
 
 def conv_layers(net: cnn.Sequential) -> list[Convolutional]:
     return [layer for layer in net.layers if isinstance(layer, Convolutional)]
 
 
-@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
-def test_no_convolution_holds_its_columns_after_a_training_step_and_no_layer_its_caches_after_predict(
-    algorithm: str,
-) -> None:
-    net = conv_network(algorithm)
-    cache = "cols" if algorithm == "im2col" else "tiles"
+def test_no_convolution_holds_its_columns_after_a_training_step_and_no_layer_its_caches_after_predict() -> None:
+    net = conv_network()
     rng = np.random.default_rng(0)
     n = parallel.SPLIT_FROM
     x, y = rng.standard_normal((n, 1, 12, 12)), cnn.one_hot(rng.integers(0, 3, n), 3)
     loss = cnn.CategoricalCrossEntropy()
     net.fit(x[:8], y[:8], loss, cnn.SGD(0.1), cnn.FitOptions(epochs=1, batch_size=8))  # the plain step
-    assert all(getattr(layer, cache) is None for layer in conv_layers(net))
+    assert all(layer.cols is None for layer in conv_layers(net))
     split = parallel.SplitStep(net)
     net.set_training(True)
     split(net, x, y, np.empty_like(y), LossGradient.for_network(net, loss), cnn.SGD(0.1))
-    assert all(getattr(layer, cache) is None for replica in split.replicas for layer in conv_layers(replica))
+    assert all(layer.cols is None for replica in split.replicas for layer in conv_layers(replica))
     net.predict(x, batch_size=16)
     assert all(getattr(layer, name) is None for layer in net.layers for name in layer.caches)
-    assert {name for layer in net.layers for name in layer.caches} == {"cols", "tiles", "y", "x"}
+    assert {name for layer in net.layers for name in layer.caches} == {"cols", "y", "x"}
 
 
 def test_conv_backward_frees_its_columns_before_the_input_gradient_needs_memory() -> None:

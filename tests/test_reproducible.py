@@ -85,15 +85,6 @@ SPLIT_CONFIGS = {
         "batch_size": 128, "dtype": "float32", "optimizer": "adam", "learning_rate": 0.003, "init": "he",
         "loss": "categorical_cross_entropy", "augment": {"shift": 2, "rotate": 10}, "layers": BATCH_NORM_LAYERS,
     },
-    # Winograd's F(2x2, 3x3) (cnn.winograd): its batched products and transforms on every kernel and thread count
-    "float32 batch 128, winograd convolutions": {
-        "batch_size": 128, "dtype": "float32", "optimizer": "adam", "learning_rate": 0.003, "init": "he",
-        "loss": "categorical_cross_entropy",
-        "layers": [{"type": "conv", "depth": 4, "kernel_size": 3, "algorithm": "winograd"}, {"type": "relu"},
-                   {"type": "conv", "depth": 8, "kernel_size": 3, "padding": 1, "algorithm": "winograd"},
-                   {"type": "relu"}, {"type": "maxpool", "size": 2}, {"type": "flatten"}, {"type": "dense"},
-                   {"type": "softmax"}],
-    },
 }  # fmt: skip
 
 

@@ -195,27 +195,6 @@ MUTATIONS = (
         ("tests/test_fast.py",),
     ),
     Mutation(
-        "winograd: a kernel transform row off (G[2, 2] = 1/4)",
-        "cnn/winograd.py",
-        "[0.5, -0.5, 0.5], [0, 0, 1]]",
-        "[0.5, -0.5, 0.25], [0, 0, 1]]",
-        ("tests/test_winograd.py",),
-    ),
-    Mutation(
-        "winograd: the input gradient adds tile offset (j, i) where (i, j) belongs",
-        "cnn/winograd.py",
-        "j : j + 2 * tw : 2] += dd[i, j]",
-        "j : j + 2 * tw : 2] += dd[j, i]",
-        ("tests/test_winograd.py",),
-    ),
-    Mutation(
-        "winograd: odd output sizes not padded to whole tiles (their last row and column lost)",
-        "cnn/winograd.py",
-        "return (size + 2 * padding - 1) // 2",
-        "return (size + 2 * padding - 2) // 2",
-        ("tests/test_winograd.py",),
-    ),
-    Mutation(
         "relu: the gradient also passes where the output is zero",
         "cnn/activations.py",
         "(self.y > 0).astype(output_gradient.dtype)",
