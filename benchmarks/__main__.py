@@ -195,7 +195,7 @@ def full_mnist_main(args: argparse.Namespace) -> int:
         seeds=tuple(args.seeds),
         max_epochs=args.max_epochs,
         threads=args.threads or len(os.sched_getaffinity(0)),
-        torch_seeds=() if not torch else None if args.torch_seeds is None else tuple(args.torch_seeds),
+        torch_seeds=torch_seeds(torch, args.torch_seeds),
     )
     if not torch and not args.no_torch:
         log("PyTorch is not installed: cnn only")
@@ -206,6 +206,13 @@ def full_mnist_main(args: argparse.Namespace) -> int:
         return 1
     code = write_full_mnist(result, args.json)
     return 130 if result.get("interrupted") else code
+
+
+def torch_seeds(torch: bool, chosen: list[int] | None) -> tuple[int, ...] | None:
+    """The seeds PyTorch trains: none without PyTorch, every seed (None) unless --torch-seeds chose some."""
+    if not torch:
+        return ()
+    return None if chosen is None else tuple(chosen)
 
 
 def full_mnist_table_main(args: argparse.Namespace) -> int:
