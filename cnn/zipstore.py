@@ -93,6 +93,10 @@ class _MemberWriter:
         self._entry.size += count
         return count
 
+    def flush(self) -> None:
+        """Flush the archive's file (a file-like object has flush; a writer may call it mid-member)."""
+        self._handle.flush()
+
 
 class StoredZip:
     """Write a zip archive into a seekable binary `handle`, member after member, in the order they are added.
