@@ -116,19 +116,32 @@ def test_kill_during_fsync_or_rename_leaves_the_old_or_the_new_file(tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
 
-def test_disk_full_error_names_the_target_and_keeps_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("imports", "write", "limit"),
+    [
+        ("from pipeline import atomic", 'atomic.write_text(sys.argv[1], "x" * 5000)', 1000),
+        (  # the .npz writer of splits, models and checkpoints goes through cnn.atomic too
+            "import numpy as np; from cnn import npz",
+            'npz.write(sys.argv[1], {"images": np.zeros((300, 1, 28, 28), np.float32)})',
+            100_000,
+        ),
+    ],
+)
+def test_disk_full_error_names_the_target_and_keeps_it(tmp_path: Path, imports: str, write: str, limit: int) -> None:
+    """A file-size limit (what a full disk looks like to a writer) smaller than the file: the OSError names the
+    target, whose old bytes stay, and no temporary file is left."""
     target = tmp_path / "model.npz"
     target.write_bytes(b"old model")
-    script = textwrap.dedent(
-        """
-        import resource, sys
-        from pipeline import atomic
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
-        try:
-            atomic.write_text(sys.argv[1], "x" * 5000)
-        except OSError as exc:
-            print(exc.errno, exc.filename)
-        """
+    script = "\n".join(
+        [
+            "import resource, sys",
+            imports,
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))",
+            "try:",
+            f"    {write}",
+            "except OSError as exc:",
+            "    print(exc.errno, exc.filename)",
+        ]
     )
     result = subprocess.run(
         [sys.executable, "-c", script, str(target)], cwd=Path(__file__).parents[1], capture_output=True, text=True
