@@ -195,7 +195,8 @@ def measure(mnist_dir: Path, opts: Options, log: Callable[[str], None] = print) 
 def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Earlier results of measure(), oldest first, as one: a later result's run of the same preset, seed and
     implementation replaces an earlier one's (e.g. a preset measured again after a change). They must come from one
-    machine (the same machine summary) and thread count; raises ValueError naming the first that differs."""
+    machine (the same machine summary) and thread count; raises ValueError naming the first that differs. "started"
+    stays the first result's, "last_started" is when the last one's measurements began."""
     first = results[0]
     for key in ("machine", "threads"):
         for result in results[1:]:
@@ -211,9 +212,7 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     measured = {preset for preset, _, _ in runs}
     names = [name for name in presets.names() if name in measured] + sorted(measured - set(presets.names()))
     combined = first | {
-        "started": " to ".join(
-            dict.fromkeys((first["started"].split(" to ")[0], results[-1]["started"].split(" to ")[-1]))
-        ),
+        "last_started": results[-1].get("last_started", results[-1]["started"]),
         "loadavg_end": results[-1]["loadavg_end"],
         "runs": sorted(runs.values(), key=lambda r: (r["seed"], names.index(r["preset"]), IMPLS.index(r["impl"]))),
         "combined_from": len(results),

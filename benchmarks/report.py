@@ -290,8 +290,10 @@ def full_mnist(result: dict[str, Any]) -> str:
     )
     formats = {"epochs": "{:.0f}", "goal": "{:.1%}", "speed vs PyTorch": "{:.2f}x"}
     m = result["machine"]
+    last = result.get("last_started", result["started"])  # combined results: the span of their measurements
+    span = result["started"] if last == result["started"] else f"{result['started']} to {last}"
     lines = [
-        f"Full MNIST ({result['mnist_dir']}), {result['started']}: {m['cpu']} ({m['vector_units']}), kernel "
+        f"Full MNIST ({result['mnist_dir']}), {span}: {m['cpu']} ({m['vector_units']}), kernel "
         f"{m['kernel']}, numerics {m['numerics']}, numpy {m['numpy']}, torch {m['torch']}; {result['threads']} "
         f"threads (cnn and torch); load average {result['loadavg_start'][0]:.2f} at start, "
         f"{result['loadavg_end'][0]:.2f} at end; other processes used {other_load(result['runs'])} cores during "

@@ -6,6 +6,7 @@ writes on 3.11.7+ (the bytes dvc.lock records), and the same bytes under Debian'
 here without numpy.
 """
 
+import functools
 import hashlib
 import io
 import os
@@ -14,6 +15,7 @@ import sys
 import textwrap
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pytest
@@ -125,29 +127,30 @@ def test_a_handle_gets_the_bytes_a_path_gets(tmp_path: Path) -> None:
     assert handle.getvalue() == npz_bytes(tmp_path, SETS["dtypes"])
 
 
-def zipfile_bytes(members: list[tuple[str, bytes]]) -> bytes:
-    """What np.savez's zipfile calls make of `members` (name, bytes)."""
-    handle = io.BytesIO()
-    with zipfile.ZipFile(handle, "w", allowZip64=True) as archive:
+def pack(packer: str, handle: BinaryIO, members: list[tuple[str, bytes]]) -> None:
+    """Write `members` (name, bytes) into `handle` with np.savez's zipfile calls or with cnn.zipstore."""
+    if packer == "zipfile":
+        archive = zipfile.ZipFile(handle, "w", allowZip64=True)
+        open_member = functools.partial(archive.open, mode="w", force_zip64=True)
+    else:
+        archive = zipstore.StoredZip(handle)
+        open_member = archive.member
+    with archive:
         for name, data in members:
-            with archive.open(name, "w", force_zip64=True) as out:
+            with open_member(name) as out:
                 out.write(data)
-    return handle.getvalue()
 
 
-def zipstore_bytes(members: list[tuple[str, bytes]]) -> bytes:
+def packed(packer: str, members: list[tuple[str, bytes]]) -> bytes:
     handle = io.BytesIO()
-    with zipstore.StoredZip(handle) as archive:
-        for name, data in members:
-            with archive.member(name) as out:
-                out.write(data)
+    pack(packer, handle, members)
     return handle.getvalue()
 
 
 @pytest.mark.skipif(not SAVEZ_IS_REFERENCE, reason=NOT_REFERENCE)
 def test_zip_layer_matches_zipfile_for_any_bytes_and_names() -> None:
     members = [("empty", b""), ("dir/a.bin", b"\x00\xff" * 1000), ("naïve-ünïcode.npy", b"x"), ("last", b"PK\x03\x04")]
-    assert zipstore_bytes(members) == zipfile_bytes(members)
+    assert packed("zipstore", members) == packed("zipfile", members)
 
 
 @pytest.mark.skipif(not SAVEZ_IS_REFERENCE, reason=NOT_REFERENCE)
@@ -160,16 +163,7 @@ def test_zip64_records_past_2_gib_match_zipfile(tmp_path: Path) -> None:
     for which, path in paths.items():
         with open(path, "wb") as handle:
             handle.seek(start)
-            if which == "zipfile":
-                with zipfile.ZipFile(handle, "w") as archive:
-                    for name, data in members:
-                        with archive.open(name, "w", force_zip64=True) as out:
-                            out.write(data)
-            else:
-                with zipstore.StoredZip(handle) as archive:
-                    for name, data in members:
-                        with archive.member(name) as out:
-                            out.write(data)
+            pack(which, handle, members)
     tails = {}
     for which, path in paths.items():
         with open(path, "rb") as handle:
@@ -184,7 +178,7 @@ def test_zip64_records_past_2_gib_match_zipfile(tmp_path: Path) -> None:
 @pytest.mark.skipif(not SAVEZ_IS_REFERENCE, reason=NOT_REFERENCE)
 def test_more_members_than_the_end_record_counts_match_zipfile() -> None:
     members = [(f"{i}.npy", i.to_bytes(3, "little")) for i in range(zipstore.COUNT_LIMIT + 2)]
-    assert zipstore_bytes(members) == zipfile_bytes(members)
+    assert packed("zipstore", members) == packed("zipfile", members)
 
 
 def debian_python() -> Path:
