@@ -21,9 +21,16 @@ Key = tuple[int, str]  # (position among the layers with parameters, parameter n
 class Optimizer:
     """Base: step(layers) calls update(key, param, grad) for every parameter; key names it for state.
 
-    A subclass names its exported per-parameter arrays in SLOTS and implements apply(key, param, grad);
-    arrays past its SLOTS in the state tuple are scratch space, reused and never exported.
+    A subclass names its exported per-parameter arrays in SLOTS and implements apply(param, grad, state), state
+    being the parameter's arrays (SLOTS, then SCRATCH: space reused by every update and never exported).
+
+    Every rule here is element-wise: an element of a parameter moves by its own gradient and state alone. So
+    update() may apply a rule to a part of a parameter's elements (cnn.parallel updates the two halves of a
+    large parameter on two threads) with the bits of a whole update. A rule that is not (one that takes a norm
+    of the whole parameter, say) sets ELEMENTWISE = False and is always applied whole.
     """
+
+    ELEMENTWISE: ClassVar[bool] = True
 
     SLOTS: ClassVar[tuple[str, ...]] = ()
     SCRATCH: ClassVar[int] = 0
@@ -48,11 +55,16 @@ class Optimizer:
         """Called once per step, before the updates (counts the steps, for Adam's bias correction)."""
         self.t += 1
 
-    def update(self, key: Key, param: np.ndarray, grad: np.ndarray) -> None:
-        """Decay (if any), then this optimizer's rule, in place."""
+    def update(self, key: Key, param: np.ndarray, grad: np.ndarray, part: slice | None = None) -> None:
+        """Decay (if any), then this optimizer's rule, in place; on the elements `part` of the flattened param
+        only (its state made whole first: `slots`), or on all of them (None)."""
+        state = self.slots(key, param)
+        if part is not None:
+            param, grad = flat(param)[part], flat(grad)[part]
+            state = tuple(flat(array)[part] for array in state)
         if self.weight_decay:
             param *= 1 - self.learning_rate * self.weight_decay
-        self.apply(key, param, grad)
+        self.apply(param, grad, state)
 
     @property
     def factored_update(self) -> bool:
@@ -65,7 +77,7 @@ class Optimizer:
         forms the gradient, an optimizer whose factored_update is True applies the factors instead."""
         self.update(key, param, g.T @ x)
 
-    def apply(self, key: Key, param: np.ndarray, grad: np.ndarray) -> None:
+    def apply(self, param: np.ndarray, grad: np.ndarray, state: tuple[np.ndarray, ...]) -> None:
         raise NotImplementedError
 
     def slots(self, key: Key, param: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -122,11 +134,11 @@ class SGD(Optimizer):
         if self.momentum:
             self.SLOTS, self.SCRATCH = ("momentum_buffer",), int(self.nesterov)
 
-    def apply(self, key: Key, param: np.ndarray, grad: np.ndarray) -> None:
+    def apply(self, param: np.ndarray, grad: np.ndarray, state: tuple[np.ndarray, ...]) -> None:
         if self.momentum == 0.0:
             blas.axpy(param, grad, -self.learning_rate)  # p -= lr * g, in one pass
             return
-        buf, *scratch = self.slots(key, param)
+        buf, *scratch = state
         buf *= self.momentum  # zeros at step 1, so b = g
         buf += grad
         if self.nesterov:
@@ -175,8 +187,8 @@ class Adam(Optimizer):
             raise ValueError(f"need 0 <= beta1, beta2 < 1 and epsilon > 0, got {beta1}, {beta2}, {epsilon}")
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
 
-    def apply(self, key: Key, param: np.ndarray, grad: np.ndarray) -> None:
-        m, v, a, b = self.slots(key, param)
+    def apply(self, param: np.ndarray, grad: np.ndarray, state: tuple[np.ndarray, ...]) -> None:
+        m, v, a, b = state
         m *= self.beta1
         m += np.multiply(grad, 1 - self.beta1, out=a)
         v *= self.beta2
@@ -211,8 +223,8 @@ class Adadelta(Optimizer):
             raise ValueError(f"need 0 <= rho <= 1 and epsilon > 0, got {rho}, {epsilon}")
         self.rho, self.epsilon = float(rho), float(epsilon)
 
-    def apply(self, key: Key, param: np.ndarray, grad: np.ndarray) -> None:
-        s, u, a, d = self.slots(key, param)
+    def apply(self, param: np.ndarray, grad: np.ndarray, state: tuple[np.ndarray, ...]) -> None:
+        s, u, a, d = state
         s *= self.rho
         np.square(grad, out=a)
         s += np.multiply(a, 1 - self.rho, out=a)
@@ -226,6 +238,13 @@ class Adadelta(Optimizer):
         np.square(d, out=a)
         u += np.multiply(a, 1 - self.rho, out=a)
         blas.axpy(param, d, -self.learning_rate)
+
+
+def flat(array: np.ndarray) -> np.ndarray:
+    """The elements of a C-contiguous array as a 1-d view (an update of the view updates the array)."""
+    if not array.flags.c_contiguous:
+        raise ValueError(f"an optimizer updates C-contiguous arrays in parts, got one of strides {array.strides}")
+    return array.reshape(-1)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adadelta": Adadelta}

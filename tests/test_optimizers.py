@@ -179,3 +179,38 @@ def test_updates_run_in_place_without_new_arrays_after_the_first() -> None:
         opt.step([layer])
         assert {k: [id(a) for a in v] for k, v in opt._state.items()} == before
         assert layer.params["weights"] is weights
+
+
+@pytest.mark.parametrize("name", [*STATEFUL, "sgd-decay", "adadelta-decay"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_update_in_parts_gives_the_bits_of_a_whole_update(name: str, dtype: str) -> None:
+    """Every rule is element-wise (Optimizer.ELEMENTWISE): cnn.parallel updates a large parameter in two parts on
+    two threads, cut at a multiple of parallel.CUT_MULTIPLE, and must move it exactly as one update would. With
+    BLAS on one thread, as in training (cnn.threads.blas_threads): OpenBLAS's own threads cut an axpy elsewhere."""
+    from cnn.parallel import element_parts
+    from cnn.threads import blas_threads
+
+    decayed = {
+        "sgd-decay": lambda: cnn.SGD(0.1, weight_decay=0.01),
+        "adadelta-decay": lambda: cnn.Adadelta(weight_decay=0.1),
+    }
+    make = {**STATEFUL, **decayed}[name]
+    rng = np.random.default_rng(5)
+    shape = (300, 301)  # 90,300 elements: cut in two, with a tail that is no multiple of any SIMD width
+    start = rng.standard_normal(shape).astype(dtype)
+    grads = [rng.standard_normal(shape).astype(dtype) for _ in range(3)]
+    parts = element_parts(start.size)
+    assert parts[1] is not None
+    whole_opt, parts_opt = make(), make()
+    whole, in_parts = start.copy(), start.copy()
+    with blas_threads():
+        for g in grads:
+            whole_opt.begin_step()
+            whole_opt.update((0, "weights"), whole, g)
+            parts_opt.begin_step()
+            for part in reversed(parts):  # the second part first: the parts are independent
+                parts_opt.update((0, "weights"), in_parts, g, part)
+    np.testing.assert_array_equal(in_parts, whole)
+    assert not np.array_equal(whole, start)
+    for key, value in whole_opt.state_dict().items():
+        np.testing.assert_array_equal(parts_opt.state_dict()[key], value)

@@ -65,11 +65,24 @@ def test_a_split_step_applies_the_whole_batch_gradient(name: str, optimizer: str
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-def test_split_steps_do_not_depend_on_the_number_of_cores(monkeypatch, optimizer: str) -> None:
+@pytest.mark.parametrize("update_in_parts", [False, True])
+def test_split_steps_do_not_depend_on_the_number_of_cores(monkeypatch, optimizer: str, update_in_parts: bool) -> None:
+    """On two cores the halves' gradients are summed and the update applied in two parts of a large parameter's
+    elements, one per thread (here the dense layer's 432 weights count as large); on one core, whole."""
     x, y = problem(2 * parallel.SPLIT_FROM)
     specs, _ = SPECS["sigmoid+bce"]
     runs = []
     monkeypatch.setattr(parallel, "_pool", None)
+    if update_in_parts:
+        monkeypatch.setattr(parallel, "SPLIT_UPDATE_FROM", 400)
+        monkeypatch.setattr(parallel, "CUT_MULTIPLE", 64)
+    second_parts = []
+    sum_and_update = parallel.SplitStep.sum_and_update
+    monkeypatch.setattr(
+        parallel.SplitStep,
+        "sum_and_update",
+        lambda self, opt, part: (second_parts.append(part), sum_and_update(self, opt, part))[1],
+    )
     for cores in (1, 2):
         monkeypatch.setattr(threads, "_max_threads", cores)
         net = network(specs, dtype="float32")
@@ -77,6 +90,7 @@ def test_split_steps_do_not_depend_on_the_number_of_cores(monkeypatch, optimizer
         net.fit(x, y, cnn.BinaryCrossEntropy(), opt, epochs=3, batch_size=parallel.SPLIT_FROM, seed=4)
         runs.append(params(net))
     assert parallel._pool is not None  # the second run did use a second thread
+    assert second_parts.count(1) == 3 * 2  # and updated in parts: 3 epochs of 2 batches
     for one_core, two_cores in zip(*runs, strict=True):
         np.testing.assert_array_equal(one_core, two_cores)
 

@@ -69,9 +69,23 @@ MUTATIONS = (
     Mutation(
         "split step: the second half's gradient dropped",
         "cnn/parallel.py",
-        "np.add(a.grads[name], b.grads[name], out=layer.grads[name])",
-        "np.add(a.grads[name], 0 * b.grads[name], out=layer.grads[name])",
+        "np.add(grads[0][elements], grads[1][elements], out=grads[2][elements])",
+        "np.add(grads[0][elements], 0 * grads[1][elements], out=grads[2][elements])",
         ("tests/test_parallel.py",),
+    ),
+    Mutation(
+        "update in parts: the second part of a large parameter never updated",
+        "cnn/parallel.py",
+        "optimizer.update(key, layer.params[name], layer.grads[name], elements)",
+        "optimizer.update(key, layer.params[name], layer.grads[name], elements) if part == 0 else None",
+        ("tests/test_parallel.py",),
+    ),
+    Mutation(
+        "update in parts: a large parameter cut in the middle of a BLAS block",
+        "cnn/parallel.py",
+        "cut = size // 2 // CUT_MULTIPLE * CUT_MULTIPLE",
+        "cut = size // 2",
+        ("tests/test_optimizers.py",),
     ),
     Mutation(
         "split batch norm: the parts' variances added without the spread of their means",
