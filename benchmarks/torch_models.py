@@ -4,9 +4,10 @@
 into the PyTorch module that computes the same function, with the same initial values: Convolutional ->
 Conv2d with its padding and stride (a tied bias is Conv2d's own; an untied one a parameter per output position),
 MaxPool, AvgPool, GlobalAvgPool, Dropout (its own random masks), BatchNorm (with its running statistics),
-Flatten and Reshape, Dense -> Linear, and the activations. A new cnn layer needs one entry in LAYERS. The last
-activation is left to the loss, as cnn does: softmax + categorical cross-entropy is functional.cross_entropy on
-the logits, sigmoid + binary cross-entropy binary_cross_entropy_with_logits (the same value and gradient).
+Standardize (x.sub(mean).div(std), torchvision's Normalize), Flatten and Reshape, Dense -> Linear, and the
+activations. A new cnn layer needs one entry in LAYERS. The last activation is left to the loss, as cnn does:
+softmax + categorical cross-entropy is functional.cross_entropy on the logits, sigmoid + binary cross-entropy
+binary_cross_entropy_with_logits (the same value and gradient).
 
 `Trainer` trains a twin as cnn's fit trains its network (for the speed benchmark, benchmarks.trainers, and the
 full-MNIST benchmark, benchmarks.full_mnist). What is the same, by construction:
@@ -45,6 +46,17 @@ class UntiedBias(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.bias
+
+
+class Standardize(nn.Module):
+    """(x - mean) / std, as torchvision's transforms.Normalize computes it (tensor.sub_(mean).div_(std))."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sub(self.mean).div(self.std)
 
 
 class Reshape(nn.Module):
@@ -100,6 +112,7 @@ LAYERS: dict[str, Callable[[Any, dict[str, Any]], list[nn.Module]]] = {
     "GlobalAvgPool": lambda layer, config: [nn.AdaptiveAvgPool2d(1), nn.Flatten()],
     "Dropout": lambda layer, config: [nn.Dropout(config["rate"])],
     "BatchNorm": _batchnorm,
+    "Standardize": lambda layer, config: [Standardize(config["mean"], config["std"])],
     "Flatten": lambda layer, config: [nn.Flatten()],
     "Reshape": lambda layer, config: [Reshape(tuple(config["output_shape"]))],
     "ReLU": lambda layer, config: [nn.ReLU()],

@@ -35,6 +35,7 @@ _EXPORTS = {
     "pool": ("AvgPool", "GlobalAvgPool", "MaxPool"),
     "schedules": ("ConstantLR", "CosineLR", "OneCycleLR", "Schedule", "StepDecayLR", "make_schedule"),
     "serialize": ("load", "save"),
+    "standardize": ("Standardize",),
     "training": ("BatchProgress", "FitOptions", "TrainingState"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # the same names for type checkers and editors, which do not 
     from .pool import AvgPool, GlobalAvgPool, MaxPool
     from .schedules import ConstantLR, CosineLR, OneCycleLR, Schedule, StepDecayLR, make_schedule
     from .serialize import load, save
+    from .standardize import Standardize
     from .training import BatchProgress, FitOptions, TrainingState
 
 

@@ -4,6 +4,7 @@ Specs: {type: conv, depth: 5, kernel_size: 3, padding: 0|1|..|same, stride: 1, b
 {type: maxpool, size: 2, stride: 2}  {type: avgpool, size: 2, stride: 2}  {type: global_avgpool}
 {type: flatten}  {type: reshape, shape: [...]}  {type: dense, units: 100}  {type: dense} (n_classes units)
 {type: dropout, rate: 0.5}  {type: batchnorm, momentum: 0.1, eps: 1e-5}  {type: sigmoid|tanh|relu|softmax}
+{type: standardize, mean: 0.1307, std: 0.3081} (y = (x - mean) / std, fixed numbers, both required)
 
 layer_from_config: a layer from its ``layer.config()`` (what a model file holds). It lives here, where every built-in
 layer's module is imported: a layer class registers its name when its module loads (Layer.__init_subclass__).
@@ -19,6 +20,7 @@ from .errors import ArchitectureError
 from .layers import LAYER_CLASSES, Dense, Flatten, Layer, Reshape
 from .norm import BatchNorm
 from .pool import AvgPool, GlobalAvgPool, MaxPool
+from .standardize import Standardize
 
 _ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "softmax": Softmax}
 # type -> (required keys, optional keys)
@@ -29,6 +31,7 @@ _KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "global_avgpool": ((), ()),
     "dropout": ((), ("rate",)),
     "batchnorm": ((), ("momentum", "eps")),
+    "standardize": (("mean", "std"), ()),
     "flatten": ((), ()),
     "reshape": (("shape",), ()),
     "dense": ((), ("units",)),
@@ -121,6 +124,8 @@ def _build_one(i: int, spec: Any, shape: tuple[int, ...], n_classes: int) -> Lay
         return _construct(where, Dropout, shape, spec.get("rate", 0.5))
     if kind == "batchnorm":
         return _construct(where, BatchNorm, shape, spec.get("momentum", 0.1), spec.get("eps", 1e-5))
+    if kind == "standardize":
+        return _construct(where, Standardize, shape, mean=spec["mean"], std=spec["std"])
     if kind == "flatten":
         return Flatten(shape)
     if kind == "reshape":

@@ -434,6 +434,7 @@ def test_pytorch_twin_of_padding_stride_pooling_dropout_and_batchnorm(torch):
     from benchmarks import torch_models
 
     layers = [
+        {"type": "standardize", "mean": 0.1307, "std": 0.3081},
         {"type": "conv", "depth": 4, "kernel_size": 3, "padding": "same", "bias": "tied"},
         {"type": "batchnorm"},
         {"type": "relu"},
@@ -460,6 +461,24 @@ def test_pytorch_twin_of_padding_stride_pooling_dropout_and_batchnorm(torch):
     model = torch_models.twin(net, "categorical_cross_entropy")
     trainer = torch_models.Trainer(model, None, "categorical_cross_entropy", batch_size=6, seed=0)
     np.testing.assert_allclose(trainer.predict(x), net.predict(x), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_pytorch_twin_of_standardize_gives_the_same_bits_forward_and_backward(torch, dtype):
+    """Standardize's twin is torchvision's Normalize arithmetic (x.sub(mean).div(std)): its output and, through
+    autograd, its input gradient are cnn's bit for bit."""
+    from benchmarks import torch_models
+
+    layer = cnn.Standardize((1, 28, 28), mean=0.1307, std=0.3081)
+    (twin,) = torch_models.LAYERS["Standardize"](layer, layer.config())
+    rng = np.random.default_rng(6)
+    x = (rng.integers(0, 256, (4, 1, 28, 28)) / 255).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    tx = torch.from_numpy(x.copy()).requires_grad_()
+    ty = twin(tx)
+    ty.backward(torch.from_numpy(dy))
+    np.testing.assert_array_equal(ty.detach().numpy(), layer.forward(x))
+    np.testing.assert_array_equal(tx.grad.numpy(), layer.backward(dy))
 
 
 def test_pytorch_tests_skip_with_a_reason_and_fail_when_ci_requires_them(tmp_path):

@@ -44,6 +44,7 @@ def test_builds_a_deeper_network_with_pooling_and_tied_bias() -> None:
         "global_avgpool",
         "dropout",
         "batchnorm",
+        "standardize",
         "flatten",
         "reshape",
         "dense",

@@ -105,6 +105,7 @@ def test_a_model_file_of_every_layer_type_loads_in_a_fresh_interpreter(tmp_path:
     """A layer class registers its name for layer_from_config when its module loads: loading a model must not
     depend on which modules the program happened to use before."""
     specs = [
+        {"type": "standardize", "mean": 0.5, "std": 0.25},
         {"type": "conv", "depth": 2, "kernel_size": 3},
         {"type": "batchnorm"},
         {"type": "relu"},

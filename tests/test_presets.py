@@ -2,7 +2,9 @@
 seed, one-line errors naming the preset file, and the train stage building what the recipe says."""
 
 import copy
+import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from pipeline import params, presets
 from pipeline import train as trainer
 from pipeline.errors import UserError
 from tests.dvc_project import Project
+from tests.layer_checks import assert_same_bits_on_one_and_two_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -71,6 +74,30 @@ def test_reference_presets_follow_their_examples_hyper_parameter_for_hyper_param
     assert (torch_example.optimizer, torch_example.learning_rate, torch_example.batch_size) == ("adadelta", 1.0, 64)
     assert torch_example.schedule == {"type": "step", "gamma": 0.7, "step_size": 1} and torch_example.epochs == 14
     assert [s.get("rate") for s in torch_example.layers if s["type"] == "dropout"] == [0.25, 0.5]
+
+
+def test_pytorch_example_standardises_its_inputs_in_training_and_in_the_model_file(
+    split_file, tmp_path: Path, monkeypatch
+) -> None:
+    """Two steps of the preset on the shipped sample: its first layer is torchvision's Normalize((0.1307,),
+    (0.3081,)), and the saved model keeps it, so predict and evaluate read raw images in [0, 1]."""
+    monkeypatch.chdir(tmp_path)
+    train = dataclasses.replace(params.section(write(tmp_path, preset="pytorch-example"), "train"), epochs=1)
+    result = trainer.run(train, split_file(128), tmp_path / "model.npz", tmp_path / "reports")
+    assert len(result.history) == 1 and math.isfinite(result.history[0]["loss"])
+    first = cnn.load(tmp_path / "model.npz").layers[0]
+    assert first.config() == {"type": "Standardize", "mean": 0.1307, "std": 0.3081, "input_shape": [1, 28, 28]}
+
+
+def test_pytorch_example_trains_to_the_same_bits_on_one_and_two_cores(notebook_data, tmp_path: Path, monkeypatch):
+    train = params.section(write(tmp_path, preset="pytorch-example"), "train")
+    x, labels = notebook_data[0][:128], notebook_data[1][:128]
+
+    def make_net() -> cnn.Sequential:
+        return trainer.build_network(train, (1, 28, 28), [0, 1])
+
+    y = cnn.one_hot(labels, 2, dtype="float32")
+    assert_same_bits_on_one_and_two_cores(monkeypatch, make_net, x, y, batch_size=64)
 
 
 def test_an_unknown_preset_gets_one_line_listing_the_presets(tmp_path: Path) -> None:

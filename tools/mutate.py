@@ -384,6 +384,27 @@ MUTATIONS = (
         "offset = entry.offset & MASK32",
         ("tests/test_npz.py",),
     ),
+    Mutation(
+        "standardize: multiplied by the reciprocal of std, not divided (not torch's bits)",
+        "cnn/standardize.py",
+        "y /= self.std",
+        "y *= 1 / self.std",
+        ("tests/test_standardize.py",),
+    ),
+    Mutation(
+        "standardize: backward passes dy on without the 1 / std",
+        "cnn/standardize.py",
+        "return output_gradient / self.std",
+        "return output_gradient",
+        ("tests/test_standardize.py",),
+    ),
+    Mutation(
+        "standardize twin: PyTorch multiplies by the reciprocal of std",
+        "benchmarks/torch_models.py",
+        "return x.sub(self.mean).div(self.std)",
+        "return x.sub(self.mean).mul(1 / self.std)",
+        ("tests/test_benchmarks.py::test_pytorch_twin_of_standardize_gives_the_same_bits_forward_and_backward",),
+    ),
 )
 
 
