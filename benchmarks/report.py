@@ -358,13 +358,22 @@ def split_ab(results: list[dict[str, Any]]) -> str:
                 "split s/step": row["split"],
                 "unsplit / split": row["ratio"],
                 "rounds' ratios": f"{row['ratio_min']:.2f} - {row['ratio_max']:.2f}",
+                "split, whole update s/step": row["whole_update"],
+                "whole update / in parts": row["update_ratio"],
                 "other load": r["other_cores"],
             }
             for r in results
             for row in r["rows"]
         ]
     )
-    formats = {"unsplit s/step": "{:.3f}", "split s/step": "{:.3f}", "unsplit / split": X, "rounds' ratios": "{}"}
+    formats = {
+        "unsplit s/step": "{:.3f}",
+        "split s/step": "{:.3f}",
+        "unsplit / split": X,
+        "rounds' ratios": "{}",
+        "split, whole update s/step": "{:.3f}",
+        "whole update / in parts": X,
+    }
     title = (
         f"cnn's split step (two halves, cnn.parallel) against the unsplit step: {first['rounds']} alternating rounds "
         f"of {first['steps']} step{'s' if first['steps'] > 1 else ''} each, cnn threads {first['threads']}, kernel "
@@ -377,5 +386,8 @@ def split_ab(results: list[dict[str, Any]]) -> str:
         "the split counted as its slower half's, what two idle cores would take, handoffs aside, so an upper bound "
         "of the gain, disturbed far less by other load than the wall clock; CPU of all threads: the work the split "
         "adds. With cnn threads 1 the halves run one after the other: what the split itself costs)",
+        "(split, whole update: the split step with the halves' gradients summed and the optimizer's update applied in "
+        "the calling thread, where the split step does both in two parts of each large parameter, one per thread; with "
+        "cnn threads 1 the two are the same step)",
     ]
     return section(title, markdown(frame, formats | {"other load": "{:.2f}"}), *notes)

@@ -364,33 +364,41 @@ def batch_hook(rounds: int, epochs: int) -> dict[str, Any]:
 
 SPLIT_STEPS = 8  # training steps of each variant per round of split_ab
 SPLIT_MEASURES = ("wall clock", "CPU critical path", "CPU of all threads")
+# the split step with its update in two parts on two threads, and with the whole update in the calling thread
+SPLIT_VARIANTS = ("unsplit", "split", "whole update")
 
 
 @contextmanager
 def half_phases() -> Iterator[list[tuple[bool, float]]]:
     """While the block runs, every resume of a half of cnn.parallel.SplitStep (a lockstep phase: up to the next
-    batch-coupling layer, or the end) appends (ran in the calling thread?, its thread CPU seconds) to the list."""
+    batch-coupling layer, or the end) and every part of its update in two threads (SplitStep.sum_and_update, the
+    last phase) appends (ran in the calling thread?, its thread CPU seconds) to the list."""
     phases: list[tuple[bool, float]] = []
-    caller, resume = threading.get_ident(), parallel._resume
+    caller, resume, sum_and_update = threading.get_ident(), parallel._resume, parallel.SplitStep.sum_and_update
 
-    def timed_resume(half: parallel.HalfPass, value: object) -> tuple | None:
-        start = time.thread_time()
-        try:
-            return resume(half, value)
-        finally:
-            phases.append((threading.get_ident() == caller, time.thread_time() - start))
+    def timed(work: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return work(*args)
+            finally:
+                phases.append((threading.get_ident() == caller, time.thread_time() - start))
 
-    parallel._resume = timed_resume
+        return run
+
+    parallel._resume, parallel.SplitStep.sum_and_update = timed(resume), timed(sum_and_update)
     try:
         yield phases
     finally:
-        parallel._resume = resume
+        parallel._resume, parallel.SplitStep.sum_and_update = resume, sum_and_update
 
 
 def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path | None = None) -> dict[str, Any]:
     """cnn.parallel.SplitStep against cnn.step.plain_step on preset's network (its layers, init, seed 0, dtype,
-    optimizer; the pipeline's train.build_network and make_optimizer) at its batch size, in training mode: two
-    copies train `steps` batches with each step per round, alternating (`alternating`), after an untimed round each.
+    optimizer; the pipeline's train.build_network and make_optimizer) at its batch size, in training mode; and the
+    split step with its whole update in the calling thread ("whole update": what updating a large parameter in two
+    parts on two threads gains). Three copies train `steps` batches with each step per round, alternating
+    (`alternating`), after an untimed round each.
     Images: the shipped sample's training images of all ten digits (data/sample), or those of `train_npz` (a
     processed split, pipeline.dataset), tiled to batch x steps. Seconds per step three ways:
     - wall clock;
@@ -400,8 +408,9 @@ def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path
     - CPU of all threads: the work the split adds.
     With one cnn thread (cnn.threads) the halves run one after the other: what the split itself costs.
     -> {"preset", "batch_size", "dtype", "steps", "rounds", "threads", "images", "kernel", "numerics",
-    "other_cores", "rows": per measure {"measure", "unsplit", "split" (medians, s/step), "unsplit_all",
-    "split_all", "ratio" (median over rounds of unsplit / split), "ratio_min", "ratio_max"}}. Raises
+    "other_cores", "rows": per measure {"measure", "unsplit", "split", "whole_update" (medians, s/step),
+    "unsplit_all", "split_all", "whole_update_all", "ratio" (median over rounds of unsplit / split), "ratio_min",
+    "ratio_max", "update_ratio" (median over rounds of whole update / split)}}. Raises
     pipeline.errors.UserError for a preset or train_npz that cannot be used."""
     from pipeline import dataset, params, train
     from pipeline.errors import UserError
@@ -423,11 +432,12 @@ def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path
     n = batch * steps
     images = networks.tile(x.astype(config.dtype), n)
     targets = networks.tile(cnn.one_hot(labels, len(classes), dtype=config.dtype), n)
-    nets = {name: train.build_network(config, images.shape[1:], classes) for name in ("unsplit", "split")}
+    nets = {name: train.build_network(config, images.shape[1:], classes) for name in SPLIT_VARIANTS}
     for net in nets.values():
         net.set_training(True)
-    steps_of = {"unsplit": cnn_step.plain_step, "split": parallel.SplitStep(nets["split"])}
+    steps_of = {name: parallel.SplitStep(net) for name, net in nets.items()} | {"unsplit": cnn_step.plain_step}
     optimizers = {name: train.make_optimizer(config) for name in nets}
+    optimizers["whole update"].ELEMENTWISE = False  # the split step then sums and updates in the calling thread
     loss = cnn_step.LossGradient.for_network(nets["split"], cnn.LOSSES[config.loss]())
     outputs = np.empty((batch, len(classes)), dtype=config.dtype)
     seconds: dict[str, dict[str, list[float]]] = {measure: {name: [] for name in nets} for measure in SPLIT_MEASURES}
@@ -466,11 +476,14 @@ def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path
                 "measure": kind,
                 "unsplit": statistics.median(values["unsplit"]),
                 "split": statistics.median(values["split"]),
+                "whole_update": statistics.median(values["whole update"]),
                 "unsplit_all": values["unsplit"],
                 "split_all": values["split"],
+                "whole_update_all": values["whole update"],
                 "ratio": median_ratio(values["unsplit"], values["split"]),
                 "ratio_min": min(ratios),
                 "ratio_max": max(ratios),
+                "update_ratio": median_ratio(values["whole update"], values["split"]),
             }
         )
     return {

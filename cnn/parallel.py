@@ -7,9 +7,13 @@ each on half of the batch with single-threaded BLAS (cnn.threads), keep both cor
 the halves are too small to gain.
 
 The halves' gradients are summed (first half + second half) into the network's grads, then the
-optimizer applies the sum as usual. A split batch gives the same bits on any number of cores (one core
-runs the halves one after the other); they differ in the last bits from an unsplit pass (another order of
-summation), so whether a batch is split depends on its size alone.
+optimizer applies the sum. With a parameter of SPLIT_UPDATE_FROM elements or more (a wide dense layer), both
+are done in two parts of its elements, one per thread: every rule is element-wise (Optimizer.ELEMENTWISE), so
+the parts give the bits of one whole update, which otherwise ran on one core while the other idled.
+
+A split batch gives the same bits on any number of cores (one core runs the halves one after the other); they
+differ in the last bits from an unsplit pass (another order of summation), so whether a batch is split depends
+on its size alone.
 
 Stochastic layers (dropout) never draw in the halves: before they run, each such layer of `net` draws the
 whole batch's noise from its own generator in the calling thread and each replica gets its rows, so a split
@@ -68,6 +72,7 @@ class SplitStep:
             for name, param in layers[0].params.items():
                 self.parameters.append(((i, name), layers[0], name, element_parts(param.size)))
                 self.replica_layers.append(layers[1:])
+        self.update_in_parts = any(parts[1] is not None for *_, parts in self.parameters)
 
     def __call__(
         self,
@@ -90,7 +95,7 @@ class SplitStep:
             (combine, first), (_, second) = paused
             whole = combine([first, second])
         pool = _second_thread()
-        if pool is None or not optimizer.ELEMENTWISE:
+        if pool is None or not optimizer.ELEMENTWISE or not self.update_in_parts:
             for part in (0, 1):
                 self.sum_gradients(part)
             optimizer.step(net.param_layers)

@@ -270,6 +270,7 @@ def test_split_ab_flag_prints_three_measures_per_preset():
         [preset, "128", "float32", measure] for preset in ("keras-convnet", "best") for measure in SPLIT_MEASURES
     ]
     assert all(row[6].endswith("x") and float(row[4]) > 0 and float(row[5]) > 0 for row in rows)
+    assert all(float(row[8]) > 0 and row[9].endswith("x") for row in rows)  # the split step with its whole update
     assert "images: 4,000 training images of the sample (data/sample)" in done.stdout
 
 
@@ -277,7 +278,7 @@ def test_split_ab_measures_and_restores_the_split(tmp_path):
     """On one cnn thread the halves run in turn; the critical path counts the slower half of each phase, so it
     lies between half the split's CPU time and all of it; the unsplit step's critical path is its CPU time. A
     processed split with two classes trains a two-class network, its images tiled to batch x steps. The split's
-    resume is cnn's own again afterwards."""
+    resume and update are cnn's own again afterwards."""
     from cnn import parallel, threads
     from pipeline import dataset
 
@@ -285,13 +286,13 @@ def test_split_ab_measures_and_restores_the_split(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.random((100, 1, 28, 28), dtype=np.float32)
     dataset.save(npz, dataset.Split(images, rng.integers(0, 2, 100) * 7, np.array([0, 7])))
-    resume = parallel._resume
+    resume, sum_and_update = parallel._resume, parallel.SplitStep.sum_and_update
     threads.set_num_threads(1)
     try:
         result = timing.split_ab("keras-convnet", rounds=2, steps=2, train_npz=npz)
     finally:
         threads.set_num_threads(None)
-    assert parallel._resume is resume
+    assert parallel._resume is resume and parallel.SplitStep.sum_and_update is sum_and_update
     assert (result["threads"], result["batch_size"], result["images"]) == (1, 128, f"100 images of {npz}")
     rows = {row["measure"]: row for row in result["rows"]}
     assert list(rows) == SPLIT_MEASURES
@@ -300,8 +301,9 @@ def test_split_ab_measures_and_restores_the_split(tmp_path):
     for path, total in zip(critical["split_all"], cpu["split_all"], strict=True):
         assert total / 2 <= path <= total
     for row in rows.values():
-        assert len(row["unsplit_all"]) == len(row["split_all"]) == 2
+        assert len(row["unsplit_all"]) == len(row["split_all"]) == len(row["whole_update_all"]) == 2
         assert row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
+        assert row["update_ratio"] > 0
 
 
 @pytest.mark.parametrize(
