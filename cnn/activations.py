@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from . import kernels
 from .layers import Layer
 
 
@@ -68,6 +69,11 @@ class ReLU(Activation):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_gradient:
             return None
+        if kernels.usable(self.y, output_gradient):
+            return kernels.relu_backward(self.y, output_gradient)  # the same bits, in one pass
+        return self.backward_numpy(output_gradient)
+
+    def backward_numpy(self, output_gradient: np.ndarray) -> np.ndarray:
         # the mask as 0.0/1.0 in dy's dtype, not a bool array (docs/performance.md)
         return output_gradient * (self.y > 0).astype(output_gradient.dtype)
 

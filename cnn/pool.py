@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .errors import ArchitectureError
 from .layers import Layer
 
@@ -74,11 +75,19 @@ class MaxPool(WindowPool):
     """Max over size x size windows moved by stride (WindowPool). The gradient goes to the first maximum of
     each window (in row-major order of the window's size*size offsets): forward is a maximum over the
     size*size offset planes, backward routes dy to the view of each window's winning offset.
+    Float arrays go through the same operations compiled (cnn.kernels: the same bits, in one pass; backward
+    only for windows apart, stride >= size).
     """
 
     caches = ("winner",)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if kernels.usable(x):
+            y, self.winner = kernels.maxpool_forward(x, self.size, self.stride, self.output_shape[1:])
+            return y
+        return self.forward_numpy(x)
+
+    def forward_numpy(self, x: np.ndarray) -> np.ndarray:
         # one copy of the strided views into contiguous planes (size*size, N, C, H', W'): every later pass over
         # them is one long contiguous loop, where passes over the views themselves run short strided rows
         planes = np.stack(self._offset_views(x))
@@ -95,6 +104,11 @@ class MaxPool(WindowPool):
     def backward(self, output_gradient: np.ndarray) -> np.ndarray | None:
         if not self.needs_input_gradient:
             return None
+        if kernels.usable(output_gradient) and self.stride >= self.size:
+            return kernels.maxpool_backward(self.winner, output_gradient, self.size, self.stride, self.input_shape[1:])
+        return self.backward_numpy(output_gradient)
+
+    def backward_numpy(self, output_gradient: np.ndarray) -> np.ndarray:
         return self._scatter(self._routed(output_gradient), len(output_gradient), output_gradient.dtype)
 
     def _routed(self, output_gradient: np.ndarray) -> Iterator[np.ndarray]:

@@ -405,6 +405,34 @@ MUTATIONS = (
         "return x.sub(self.mean).mul(1 / self.std)",
         ("tests/test_benchmarks.py::test_pytorch_twin_of_standardize_gives_the_same_bits_forward_and_backward",),
     ),
+    Mutation(
+        "kernels: maxpool winner the last maximum of its window, not the first",
+        "cnn/kernels.py",
+        "for o in range(last):",
+        "for o in range(last - 1, -1, -1):",
+        ("tests/test_kernels.py",),
+    ),
+    Mutation(
+        "kernels: maxpool of equal values keeps the earlier (maximum(0.0, -0.0) = 0.0, numpy gives -0.0)",
+        "cnn/kernels.py",
+        "if m == m and not m > v:",
+        "if m == m and (v != v or m < v):",
+        ("tests/test_kernels.py",),
+    ),
+    Mutation(
+        "kernels: maxpool backward writes 0.0 beside the winner, not 0.0 * dy (-0.0, NaN)",
+        "cnn/kernels.py",
+        "= g * (one if k == o else zero)",
+        "= g if k == o else zero",
+        ("tests/test_kernels.py",),
+    ),
+    Mutation(
+        "kernels: relu backward writes 0.0 where the unit is off, not 0.0 * dy (-0.0, NaN)",
+        "cnn/kernels.py",
+        "dx[k] = dy[k] * (one if y[k] > 0 else zero)",
+        "dx[k] = dy[k] if y[k] > 0 else zero",
+        ("tests/test_kernels.py",),
+    ),
 )
 
 

@@ -1,0 +1,177 @@
+"""cnn.kernels (compiled MaxPool forward/backward, ReLU backward) against the layers' numpy formulation: the same
+bits for y, the winner index and dx, on random and adversarial data (ties, NaN, inf, -0.0), for every kind of
+window layout; and a preset network trained with and without kernels, on one and two threads."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cnn
+from cnn import kernels
+from pipeline import params
+from pipeline import train as trainer
+from tests.layer_checks import check_gradients, fit_on_cores
+from tests.test_presets import write
+
+pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0.0 * inf, on purpose
+
+UINT = {np.float32: np.uint32, np.float64: np.uint64}
+LAYOUTS = [  # (C, H, W), size, stride
+    ((3, 8, 8), 2, 2),  # tiled
+    ((2, 11, 11), 2, 2),  # untiled: the last row and column in no window
+    ((2, 9, 9), 3, 2),  # overlapping windows
+    ((2, 9, 10), 3, 3),  # size 3, apart (last column in no window)
+    ((1, 10, 10), 2, 3),  # gaps between windows
+    ((1, 7, 7), 4, 1),
+]
+
+
+def bits(a: np.ndarray) -> np.ndarray:
+    return a.view(UINT[a.dtype.type]) if a.dtype.type in UINT else a
+
+
+def assert_same_bits(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(bits(a), bits(b))
+
+
+def adversarial(rng: np.random.Generator, shape: tuple[int, ...], dtype, kind: str) -> np.ndarray:
+    """Random normals, or data made of ties and special values."""
+    if kind == "normal":
+        return rng.standard_normal(shape).astype(dtype)
+    if kind == "ties":  # few integer values: many windows with two or more maxima, +-0.0 among them
+        values = np.array([-1.0, -0.0, 0.0, 1.0, 2.0], dtype=dtype)
+    elif kind == "relu":  # as after a ReLU: mostly zeros, whole windows of them
+        values = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 1.0], dtype=dtype)
+    else:  # specials: NaNs with different payloads, infinities, signed zeros
+        nan2 = np.array([np.nan], dtype=dtype).view(UINT[dtype])
+        nan2 ^= 3
+        values = np.array([np.nan, nan2.view(dtype)[0], np.inf, -np.inf, -0.0, 0.0, 1.0, -2.0], dtype=dtype)
+    return rng.choice(values, size=shape)
+
+
+KINDS = ["normal", "ties", "relu", "specials"]
+
+
+def run_pool(layer: cnn.MaxPool, x: np.ndarray, dy: np.ndarray, use_kernels: bool):
+    kernels_before, kernels.enabled = kernels.enabled, use_kernels
+    try:
+        y = layer.forward(x)
+        winner = layer.winner.copy()
+        dx = layer.backward(dy)
+    finally:
+        kernels.enabled = kernels_before
+    return y, winner, dx
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("shape", "size", "stride"), LAYOUTS)
+@pytest.mark.parametrize("batch", [1, 4])
+def test_maxpool_kernel_gives_the_numpy_bits(shape, size, stride, kind, dtype, batch) -> None:
+    rng = np.random.default_rng(hash((shape, size, stride, kind, batch)) % 2**32)
+    layer = cnn.MaxPool(shape, size, stride)
+    x = adversarial(rng, (batch, *shape), dtype, kind)
+    dy = adversarial(rng, (batch, *layer.output_shape), dtype, "specials" if kind == "specials" else "normal")
+    assert kernels.usable(x, dy)
+    y, winner, dx = run_pool(layer, x, dy, use_kernels=True)
+    y0, winner0, dx0 = run_pool(layer, x, dy, use_kernels=False)
+    assert winner.dtype == winner0.dtype == np.uint8
+    np.testing.assert_array_equal(winner, winner0)
+    assert_same_bits(y, y0)
+    assert_same_bits(dx, dx0)
+
+
+def test_maxpool_kernel_by_hand_first_maximum_and_uncovered_pixels() -> None:
+    x = np.array([[[[1.0, 3.0, 3.0, 0.0, 9.0], [3.0, 2.0, 0.0, 0.0, 9.0], [9.0, 9.0, 9.0, 9.0, 9.0]]]])
+    layer = cnn.MaxPool((1, 3, 5), 2)
+    np.testing.assert_array_equal(layer.forward(x), [[[[3.0, 3.0]]]])
+    np.testing.assert_array_equal(layer.winner, [[[[1, 0]]]])  # the first of the window's maxima, row-major
+    dx = layer.backward(np.array([[[[-5.0, 7.0]]]]))
+    expected = [[0.0, -5.0, 7.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]
+    np.testing.assert_array_equal(dx[0, 0], expected)
+    # 0.0 * -5.0 = -0.0 in the first window, 0.0 * 7.0 in the second, +0.0 in no window
+    assert np.signbit(dx[0, 0]).tolist() == [[True, True, False, False, False], [True, True, False, False, False],
+                                             [False] * 5]  # fmt: skip
+
+
+def test_a_window_with_more_than_255_offsets_gets_a_wider_winner() -> None:
+    layer = cnn.MaxPool((1, 17, 17), 17)
+    x = np.random.default_rng(0).standard_normal((2, 1, 17, 17))
+    x[0, 0, 16, 16] = 99.0
+    y, winner, dx = run_pool(layer, x, np.ones((2, 1, 1, 1)), use_kernels=True)
+    y0, winner0, dx0 = run_pool(layer, x, np.ones((2, 1, 1, 1)), use_kernels=False)
+    assert winner.dtype == winner0.dtype == np.uint16 and winner[0, 0, 0, 0] == 288
+    assert_same_bits(y, y0)
+    assert_same_bits(dx, dx0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", KINDS)
+def test_relu_backward_kernel_gives_the_numpy_bits(dtype, kind) -> None:
+    rng = np.random.default_rng(1)
+    x = adversarial(rng, (3, 4, 5, 6), dtype, kind)
+    dy = adversarial(rng, x.shape, dtype, "specials")
+    dy[0] = -np.abs(rng.standard_normal(x.shape[1:]))  # negative gradients: -0.0 where the ReLU is off
+    relu = cnn.ReLU()
+    relu.connect(x.shape[1:])
+    relu.forward(x)
+    assert kernels.usable(relu.y, dy)
+    dx = relu.backward(dy)
+    with kernels.disabled():
+        dx0 = relu.backward(dy)
+    assert_same_bits(dx, dx0)
+    assert np.signbit(dx[0][relu.y[0] <= 0]).all()
+
+
+def test_other_dtypes_and_layouts_take_the_numpy_path() -> None:
+    x = np.ones((2, 3, 4, 4), dtype=np.float32)
+    assert kernels.usable(x) and not kernels.usable(x.astype(np.float16)) and not kernels.usable(x[:, :, ::2])
+    assert not kernels.usable(x, x.astype(np.float64))
+    with kernels.disabled():
+        assert not kernels.usable(x)
+    assert kernels.usable(x)
+    layer = cnn.MaxPool((3, 4, 4), 2)
+    half = np.random.default_rng(0).standard_normal(x.shape).astype(np.float16)
+    y = layer.forward(half)
+    assert y.dtype == np.float16 and layer.backward(np.ones_like(y)).dtype == np.float16
+
+
+@pytest.mark.parametrize("use_kernels", [True, False], ids=["kernels", "numpy"])
+@pytest.mark.parametrize("make", [lambda: cnn.MaxPool((2, 6, 6), 2), lambda: cnn.MaxPool((2, 7, 7), 3, stride=2),
+                                  lambda: cnn.MaxPool((1, 9, 8), 2, stride=3)])  # fmt: skip
+def test_maxpool_gradients_match_finite_differences_on_both_paths(make, use_kernels) -> None:
+    kernels_before, kernels.enabled = kernels.enabled, use_kernels
+    try:
+        layer = make()
+        check_gradients(layer, np.random.default_rng(0).standard_normal((2, *layer.input_shape)))
+    finally:
+        kernels.enabled = kernels_before
+
+
+def test_keras_convnet_trains_to_the_same_bits_with_and_without_kernels_on_one_and_two_cores(
+    notebook_data, tmp_path: Path, monkeypatch
+) -> None:
+    train = params.section(write(tmp_path, preset="keras-convnet"), "train")
+    x, y = notebook_data[0][:128], cnn.one_hot(notebook_data[1][:128], 2, dtype="float32")
+    calls = []
+    for name in ("maxpool_forward", "maxpool_backward", "relu_backward"):
+        kernel = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, kernel=kernel, name=name: calls.append(name) or kernel(*a))
+
+    def make_net() -> cnn.Sequential:
+        return trainer.build_network(train, (1, 28, 28), [0, 1])
+
+    runs = {}
+    for use_kernels in (True, False):
+        monkeypatch.setattr(kernels, "enabled", use_kernels)
+        for cores in (1, 2):
+            runs[use_kernels, cores] = fit_on_cores(monkeypatch, make_net, x, y, batch_size=64, cores=cores)
+            assert bool(calls) == use_kernels and set(calls) <= {"maxpool_forward", "maxpool_backward", "relu_backward"}
+            assert len(set(calls)) in (0, 3)
+            calls.clear()
+    reference = runs[False, 1]
+    for params_after in runs.values():
+        for a, b in zip(params_after, reference, strict=True):
+            assert_same_bits(a, b)
