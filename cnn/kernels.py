@@ -1,8 +1,8 @@
 """Compiled kernels (numba) for MaxPool forward/backward and ReLU backward: speed apart from the plain math.
 
 The layers (cnn/pool.py, cnn/activations.py) keep their numpy formulation as the reference and call these for
-float32/float64 C-contiguous arrays. Each kernel does the numpy code's exact operations (comparisons, copies,
-products with 0.0/1.0, sums in the same order) in one pass instead of several, so its results are the same bits
+float32/float64 C-contiguous arrays. Each kernel does the numpy code's exact operations (comparisons, selections,
+products with 0.0/1.0; nothing rounds) in one pass instead of several, so its results are the same bits
 (tests/test_kernels.py). numba is imported, and a kernel compiled (or loaded from its on-disk cache), on first
 use: `import cnn` and networks without MaxPool/ReLU never pay for it.
 
@@ -12,8 +12,8 @@ use: `import cnn` and networks without MaxPool/ReLU never pay for it.
 
 import contextlib
 import threading
-from collections.abc import Iterator
-from types import SimpleNamespace
+from collections.abc import Callable, Iterator
+from types import ModuleType
 
 import numpy as np
 
@@ -21,7 +21,8 @@ enabled = True  # the one switch: False sends MaxPool and ReLU down their numpy 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _lock = threading.Lock()
-_compiled: SimpleNamespace | None = None
+_pool_kernels: dict[int, tuple[Callable, Callable]] = {}  # by window size
+_relu_kernel: Callable | None = None
 
 
 @contextlib.contextmanager
@@ -46,7 +47,7 @@ def maxpool_forward(x: np.ndarray, size: int, stride: int, out_hw: tuple[int, in
     N, C = x.shape[:2]
     y = np.empty((N, C, *out_hw), dtype=x.dtype)
     winner = np.empty((N, C, *out_hw), dtype=np.min_scalar_type(size * size))
-    _kernels().maxpool_forward(x, size, stride, y, winner)
+    _pool(size)[0](x, stride, y, winner)
     return y, winner
 
 
@@ -61,8 +62,7 @@ def maxpool_backward(winner: np.ndarray, dy: np.ndarray, size: int, stride: int,
     (N, C, Ho, Wo), (H, W) = dy.shape, in_hw
     tiled = stride == size and H == Ho * size and W == Wo * size  # every pixel written once: no zeros needed
     dx = (np.empty if tiled else np.zeros)((N, C, H, W), dtype=dy.dtype)
-    one, zero = dy.dtype.type(1.0), dy.dtype.type(0.0)
-    _kernels().maxpool_backward(winner, dy, size, stride, one, zero, dx)
+    _pool(size)[1](winner, dy, stride, np.eye(size * size, dtype=dy.dtype), dx)
     return dx
 
 
@@ -70,45 +70,8 @@ def relu_backward(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """dx = dy * (1.0 if y > 0 else 0.0), element by element (so 0.0 * dy: -0.0 for dy < 0, NaN for dy = inf/NaN)."""
     dx = np.empty_like(dy)
     one, zero = dy.dtype.type(1.0), dy.dtype.type(0.0)
-    _kernels().relu_backward(y.reshape(-1), dy.reshape(-1), one, zero, dx.reshape(-1))
+    _relu()(y.reshape(-1), dy.reshape(-1), one, zero, dx.reshape(-1))
     return dx
-
-
-def _maxpool_forward(x, size, stride, y, winner):
-    # per window: m = maximum(...maximum(maximum(x_0, x_1), x_2)..., x_{K-1}) over its offsets in row-major order,
-    # with np.maximum's rules (the first NaN wins; of equal values, the later one: maximum(0.0, -0.0) = -0.0);
-    # winner = the first offset equal to m, K - 1 if none is (m NaN), as the numpy code's product gives
-    N, C, Ho, Wo = y.shape
-    last = size * size - 1
-    for n in range(N):
-        for c in range(C):
-            for ho in range(Ho):
-                for wo in range(Wo):
-                    h0, w0 = ho * stride, wo * stride
-                    m = x[n, c, h0, w0]
-                    for o in range(1, last + 1):
-                        v = x[n, c, h0 + o // size, w0 + o % size]
-                        if m == m and not m > v:
-                            m = v
-                    k = last
-                    for o in range(last):
-                        if x[n, c, h0 + o // size, w0 + o % size] == m:
-                            k = o
-                            break
-                    y[n, c, ho, wo] = m
-                    winner[n, c, ho, wo] = k
-
-
-def _maxpool_backward(winner, dy, size, stride, one, zero, dx):
-    # windows apart (stride >= size): each pixel of a window gets dy * (1.0 if it is the winner else 0.0), once
-    N, C, Ho, Wo = dy.shape
-    for n in range(N):
-        for c in range(C):
-            for ho in range(Ho):
-                for wo in range(Wo):
-                    g, k = dy[n, c, ho, wo], winner[n, c, ho, wo]
-                    for o in range(size * size):
-                        dx[n, c, ho * stride + o // size, wo * stride + o % size] = g * (one if k == o else zero)
 
 
 def _relu_backward(y, dy, one, zero, dx):
@@ -116,18 +79,74 @@ def _relu_backward(y, dy, one, zero, dx):
         dx[k] = dy[k] * (one if y[k] > 0 else zero)
 
 
-def _kernels() -> SimpleNamespace:
-    """The compiled kernels, numba imported on first use (once, whichever thread gets here first)."""
-    global _compiled
-    if _compiled is None:
-        with _lock:
-            if _compiled is None:
-                import numba
+def _maxpool_kernels(size: int) -> tuple[Callable, Callable]:
+    """Forward and backward for size x size windows: size is a constant of the compiled code (its loops unrolled)."""
+    last = size * size - 1
 
-                jit = numba.njit(cache=True, nogil=True)
-                _compiled = SimpleNamespace(
-                    maxpool_forward=jit(_maxpool_forward),
-                    maxpool_backward=jit(_maxpool_backward),
-                    relu_backward=jit(_relu_backward),
-                )
-    return _compiled
+    def forward(x, stride, y, winner):
+        # per window, offsets o in row-major order: m = maximum(...maximum(x_0, x_1)..., x_last) with np.maximum's
+        # rules (the first NaN wins; of equal values the later: maximum(0.0, -0.0) = -0.0, as numpy's SIMD loops);
+        # winner = the first offset equal to m (= the last offset where m strictly grew), last if m is NaN, as
+        # the numpy code's product of (plane != y) gives. Branch-free selects: random data mispredicts branches.
+        N, C, Ho, Wo = y.shape
+        H, W = x.shape[2], x.shape[3]
+        xs, ys, ws = x.reshape(N * C, H * W), y.reshape(N * C, Ho * Wo), winner.reshape(N * C, Ho * Wo)
+        for plane in range(N * C):
+            xp, yp, wp = xs[plane], ys[plane], ws[plane]
+            for ho in range(Ho):
+                for wo in range(Wo):
+                    corner = ho * stride * W + wo * stride
+                    m, k, o = xp[corner], 0, 0
+                    for i in range(size):
+                        for j in range(size):
+                            v = xp[corner + i * W + j]
+                            k = o if v > m else k
+                            m = m if (m > v or m != m) else v
+                            o += 1
+                    yp[ho * Wo + wo] = m
+                    wp[ho * Wo + wo] = last if m != m else k
+
+    def backward(winner, dy, stride, eye, dx):
+        # windows apart (stride >= size): each pixel of a window gets dy * (1.0 if it is the winner else 0.0),
+        # once; the 1.0/0.0 read from eye[winner, offset] (a select there compiles to a branch, mispredicted)
+        N, C, Ho, Wo = dy.shape
+        H, W = dx.shape[2], dx.shape[3]
+        ws, dys, dxs = winner.reshape(N * C, Ho * Wo), dy.reshape(N * C, Ho * Wo), dx.reshape(N * C, H * W)
+        for plane in range(N * C):
+            wp, dyp, dxp = ws[plane], dys[plane], dxs[plane]
+            for ho in range(Ho):
+                for wo in range(Wo):
+                    corner = ho * stride * W + wo * stride
+                    g, k, o = dyp[ho * Wo + wo], wp[ho * Wo + wo], 0
+                    for i in range(size):
+                        for j in range(size):
+                            dxp[corner + i * W + j] = g * eye[k, o]
+                            o += 1
+
+    jit = _numba().njit(cache=True, nogil=True)
+    return jit(forward), jit(backward)
+
+
+def _pool(size: int) -> tuple[Callable, Callable]:
+    """The (forward, backward) kernels of one window size, built on first use (once, whichever thread asks)."""
+    if size not in _pool_kernels:
+        with _lock:
+            if size not in _pool_kernels:
+                _pool_kernels[size] = _maxpool_kernels(size)
+    return _pool_kernels[size]
+
+
+def _relu() -> Callable:
+    """The compiled ReLU backward, built on first use."""
+    global _relu_kernel
+    if _relu_kernel is None:
+        with _lock:
+            if _relu_kernel is None:
+                _relu_kernel = _numba().njit(cache=True, nogil=True)(_relu_backward)
+    return _relu_kernel
+
+
+def _numba() -> ModuleType:
+    import numba  # here, not at the top: `import cnn` and networks without MaxPool/ReLU never load it
+
+    return numba
