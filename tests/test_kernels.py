@@ -12,6 +12,7 @@ from cnn import kernels
 from pipeline import params
 from pipeline import train as trainer
 from tests.layer_checks import check_gradients, fit_on_cores
+from tests.test_cnn_package import fresh
 from tests.test_presets import write
 
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0.0 * inf, on purpose
@@ -59,6 +60,7 @@ def run_pool(layer: cnn.MaxPool, x: np.ndarray, dy: np.ndarray, use_kernels: boo
     try:
         y = layer.forward(x)
         winner = layer.winner.copy()
+        np.full(x.shape, 7.0).sum()  # leave non-zero memory behind for an uninitialised gradient to pick up
         dx = layer.backward(dy)
     finally:
         kernels.enabled = kernels_before
@@ -175,3 +177,24 @@ def test_keras_convnet_trains_to_the_same_bits_with_and_without_kernels_on_one_a
     for params_after in runs.values():
         for a, b in zip(params_after, reference, strict=True):
             assert_same_bits(a, b)
+
+
+def test_numba_loads_on_the_first_kernel_call_not_for_the_notebook_network() -> None:
+    """The default run (conv, sigmoid, dense) and `import cnn` never pay numba's import and compile time."""
+    loaded = fresh(
+        """
+        import sys
+        import numpy as np
+        import cnn
+        net = cnn.Sequential(cnn.build(cnn.NOTEBOOK_LAYERS), init="normal", seed=0)
+        x = np.random.default_rng(0).random((4, 1, 28, 28))
+        net.fit(x, cnn.one_hot(np.array([0, 1, 1, 0]), 2), cnn.BinaryCrossEntropy(), cnn.SGD(0.1), epochs=1)
+        print("numba" in sys.modules)
+        relu = cnn.ReLU()
+        relu.connect((3,))
+        relu.forward(x[:, 0, 0, :3])
+        relu.backward(np.ones((4, 3)))
+        print("numba" in sys.modules)
+        """
+    )
+    assert loaded.split() == ["False", "True"]

@@ -213,7 +213,7 @@ MUTATIONS = (
         "cnn/activations.py",
         "(self.y > 0).astype(output_gradient.dtype)",
         "(self.y >= 0).astype(output_gradient.dtype)",
-        ("tests/test_layers.py",),
+        ("tests/test_layers.py", "tests/test_kernels.py"),
     ),
     Mutation(
         "maxpool: the gradient of a tie goes to the last maximum",
@@ -223,7 +223,7 @@ MUTATIONS = (
             winner *= plane != y""",
         """        for o, plane in enumerate(planes):
             winner[plane == y] = o""",
-        ("tests/test_layers.py", "tests/test_fast.py"),
+        ("tests/test_layers.py", "tests/test_fast.py", "tests/test_kernels.py"),
     ),
     Mutation(
         "schedules: step decay counted in steps, not epochs",
@@ -307,7 +307,7 @@ MUTATIONS = (
         "cnn/pool.py",
         "H == Ho * self.size and W == Wo * self.size",
         "H == Ho * self.size",
-        ("tests/test_conv_pool_edges.py",),
+        ("tests/test_conv_pool_edges.py", "tests/test_kernels.py"),
     ),
     Mutation(
         "evaluate: the output index reported instead of the digit",
