@@ -75,7 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--split-ab",
         action="store_true",
         help="only cnn's split training step against the unsplit step on presets' networks, alternating: wall "
-        "clock, CPU critical path, CPU of all threads",
+        "clock, CPU critical path, CPU of all threads (and the split step with its whole update, and without "
+        "cnn.kernels)",
     )
     parser.add_argument(
         "--presets",

@@ -360,6 +360,8 @@ def split_ab(results: list[dict[str, Any]]) -> str:
                 "rounds' ratios": f"{row['ratio_min']:.2f} - {row['ratio_max']:.2f}",
                 "split, whole update s/step": row["whole_update"],
                 "whole update / in parts": row["update_ratio"],
+                "split, numpy layers s/step": row["numpy_layers"],
+                "numpy layers / kernels": row["kernels_ratio"],
                 "other load": r["other_cores"],
             }
             for r in results
@@ -373,6 +375,8 @@ def split_ab(results: list[dict[str, Any]]) -> str:
         "rounds' ratios": "{}",
         "split, whole update s/step": "{:.3f}",
         "whole update / in parts": X,
+        "split, numpy layers s/step": "{:.3f}",
+        "numpy layers / kernels": X,
     }
     title = (
         f"cnn's split step (two halves, cnn.parallel) against the unsplit step: {first['rounds']} alternating rounds "
@@ -389,5 +393,7 @@ def split_ab(results: list[dict[str, Any]]) -> str:
         "(split, whole update: the split step with the halves' gradients summed and the optimizer's update applied in "
         "the calling thread, where the split step does both in two parts of each large parameter, one per thread; with "
         "cnn threads 1 the two are the same step)",
+        "(split, numpy layers: the split step with cnn.kernels switched off, MaxPool and ReLU backward in their numpy "
+        "formulation; numpy layers / kernels: what the compiled kernels gain)",
     ]
     return section(title, markdown(frame, formats | {"other load": "{:.2f}"}), *notes)

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 
 import cnn
 from benchmarks import PARAMS, machine, networks, trainers
-from cnn import blas, fast, parallel, threads, training
+from cnn import blas, fast, kernels, parallel, threads, training
 from cnn import step as cnn_step
 from pipeline import numerics
 
@@ -364,8 +364,9 @@ def batch_hook(rounds: int, epochs: int) -> dict[str, Any]:
 
 SPLIT_STEPS = 8  # training steps of each variant per round of split_ab
 SPLIT_MEASURES = ("wall clock", "CPU critical path", "CPU of all threads")
-# the split step with its update in two parts on two threads, and with the whole update in the calling thread
-SPLIT_VARIANTS = ("unsplit", "split", "whole update")
+# the split step with its update in two parts on two threads, with the whole update in the calling thread, and with
+# the layers' numpy formulation instead of cnn.kernels (MaxPool, ReLU backward)
+SPLIT_VARIANTS = ("unsplit", "split", "whole update", "numpy layers")
 
 
 @contextmanager
@@ -397,7 +398,8 @@ def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path
     """cnn.parallel.SplitStep against cnn.step.plain_step on preset's network (its layers, init, seed 0, dtype,
     optimizer; the pipeline's train.build_network and make_optimizer) at its batch size, in training mode; and the
     split step with its whole update in the calling thread ("whole update": what updating a large parameter in two
-    parts on two threads gains). Three copies train `steps` batches with each step per round, alternating
+    parts on two threads gains); and the split step with cnn.kernels switched off ("numpy layers": what the compiled
+    MaxPool and ReLU backward gain). Four copies train `steps` batches with each step per round, alternating
     (`alternating`), after an untimed round each.
     Images: the shipped sample's training images of all ten digits (data/sample), or those of `train_npz` (a
     processed split, pipeline.dataset), tiled to batch x steps. Seconds per step three ways:
@@ -409,8 +411,9 @@ def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path
     With one cnn thread (cnn.threads) the halves run one after the other: what the split itself costs.
     -> {"preset", "batch_size", "dtype", "steps", "rounds", "threads", "images", "kernel", "numerics",
     "other_cores", "rows": per measure {"measure", "unsplit", "split", "whole_update" (medians, s/step),
-    "unsplit_all", "split_all", "whole_update_all", "ratio" (median over rounds of unsplit / split), "ratio_min",
-    "ratio_max", "update_ratio" (median over rounds of whole update / split)}}. Raises
+    "unsplit_all", "split_all", "whole_update_all", "numpy_layers", "numpy_layers_all", "ratio" (median over rounds of
+    unsplit / split), "ratio_min", "ratio_max", "update_ratio" (median over rounds of whole update / split),
+    "kernels_ratio" (median over rounds of numpy layers / split)}}. Raises
     pipeline.errors.UserError for a preset or train_npz that cannot be used."""
     from pipeline import dataset, params, train
     from pipeline.errors import UserError
@@ -445,9 +448,10 @@ def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path
     def run(name: str) -> tuple[float, float, float]:
         phases.clear()
         start, cpu = time.perf_counter(), time.thread_time()
-        for i in range(0, n, batch):
-            rows = slice(i, i + batch)
-            steps_of[name](nets[name], images[rows], targets[rows], outputs, loss, optimizers[name])
+        with kernels.disabled() if name == "numpy layers" else nullcontext():
+            for i in range(0, n, batch):
+                rows = slice(i, i + batch)
+                steps_of[name](nets[name], images[rows], targets[rows], outputs, loss, optimizers[name])
         wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
         if threads.num_threads() < 2:  # the halves in turn in this thread: first, second, first, second...
             pairs = zip([t for _, t in phases[0::2]], [t for _, t in phases[1::2]], strict=True)
@@ -480,10 +484,13 @@ def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path
                 "unsplit_all": values["unsplit"],
                 "split_all": values["split"],
                 "whole_update_all": values["whole update"],
+                "numpy_layers": statistics.median(values["numpy layers"]),
+                "numpy_layers_all": values["numpy layers"],
                 "ratio": median_ratio(values["unsplit"], values["split"]),
                 "ratio_min": min(ratios),
                 "ratio_max": max(ratios),
                 "update_ratio": median_ratio(values["whole update"], values["split"]),
+                "kernels_ratio": median_ratio(values["numpy layers"], values["split"]),
             }
         )
     return {

@@ -271,6 +271,7 @@ def test_split_ab_flag_prints_three_measures_per_preset():
     ]
     assert all(row[6].endswith("x") and float(row[4]) > 0 and float(row[5]) > 0 for row in rows)
     assert all(float(row[8]) > 0 and row[9].endswith("x") for row in rows)  # the split step with its whole update
+    assert all(float(row[10]) > 0 and row[11].endswith("x") for row in rows)  # and without cnn.kernels
     assert "images: 4,000 training images of the sample (data/sample)" in done.stdout
 
 
@@ -279,7 +280,7 @@ def test_split_ab_measures_and_restores_the_split(tmp_path):
     lies between half the split's CPU time and all of it; the unsplit step's critical path is its CPU time. A
     processed split with two classes trains a two-class network, its images tiled to batch x steps. The split's
     resume and update are cnn's own again afterwards."""
-    from cnn import parallel, threads
+    from cnn import kernels, parallel, threads
     from pipeline import dataset
 
     npz = tmp_path / "train.npz"
@@ -292,7 +293,7 @@ def test_split_ab_measures_and_restores_the_split(tmp_path):
         result = timing.split_ab("keras-convnet", rounds=2, steps=2, train_npz=npz)
     finally:
         threads.set_num_threads(None)
-    assert parallel._resume is resume and parallel.SplitStep.sum_and_update is sum_and_update
+    assert parallel._resume is resume and parallel.SplitStep.sum_and_update is sum_and_update and kernels.enabled
     assert (result["threads"], result["batch_size"], result["images"]) == (1, 128, f"100 images of {npz}")
     rows = {row["measure"]: row for row in result["rows"]}
     assert list(rows) == SPLIT_MEASURES
@@ -302,6 +303,7 @@ def test_split_ab_measures_and_restores_the_split(tmp_path):
         assert total / 2 <= path <= total
     for row in rows.values():
         assert len(row["unsplit_all"]) == len(row["split_all"]) == len(row["whole_update_all"]) == 2
+        assert len(row["numpy_layers_all"]) == 2 and row["kernels_ratio"] > 0
         assert row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
         assert row["update_ratio"] > 0
 
