@@ -18,14 +18,17 @@ from pipeline import idx
 
 ROOT = Path(__file__).resolve().parents[1]
 GIB_IN_KIB = 1024 * 1024
-# Runs one CLI command in this process and reports its peak resident memory (KiB) on the last line.
+# Runs one CLI command in this process and reports its peak resident memory (KiB) on the last line: VmHWM, the
+# high-water mark of this process's own memory. Not ru_maxrss: Linux carries the peak of the process that spawned
+# it over exec (subprocess spawns by vfork: pytest's own peak, over 1 GiB late in a whole-suite run).
 MEASURE = (
-    "import resource, runpy, sys\n"
+    "import runpy, sys\n"
     "sys.argv = ['pipeline', *sys.argv[1:]]\n"
     "try:\n"
     "    runpy.run_module('pipeline', run_name='__main__')\n"
     "finally:\n"
-    "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    "    status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
+    "    print(int(status.split()[0]))\n"
 )
 
 
