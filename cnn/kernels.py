@@ -14,6 +14,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,7 @@ enabled = True  # the one switch: False sends MaxPool and ReLU down their numpy 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _lock = threading.Lock()
-_pool_kernels: dict[int, tuple[Callable, Callable]] = {}  # by window size
-_relu_kernel: Callable | None = None
+_built: dict[Any, Any] = {}  # compiled kernels by key: ("relu",), ("pool", size)
 
 
 @contextlib.contextmanager
@@ -128,22 +128,22 @@ def _maxpool_kernels(size: int) -> tuple[Callable, Callable]:
 
 
 def _pool(size: int) -> tuple[Callable, Callable]:
-    """The (forward, backward) kernels of one window size, built on first use (once, whichever thread asks)."""
-    if size not in _pool_kernels:
-        with _lock:
-            if size not in _pool_kernels:
-                _pool_kernels[size] = _maxpool_kernels(size)
-    return _pool_kernels[size]
+    """The (forward, backward) kernels of one window size."""
+    return _build(("pool", size), lambda: _maxpool_kernels(size))
 
 
 def _relu() -> Callable:
-    """The compiled ReLU backward, built on first use."""
-    global _relu_kernel
-    if _relu_kernel is None:
+    """The compiled ReLU backward."""
+    return _build(("relu",), lambda: _numba().njit(cache=True, nogil=True)(_relu_backward))
+
+
+def _build(key: Any, make: Callable[[], Any]) -> Any:
+    """_built[key], made by make() on first use (once, whichever thread asks first)."""
+    if key not in _built:
         with _lock:
-            if _relu_kernel is None:
-                _relu_kernel = _numba().njit(cache=True, nogil=True)(_relu_backward)
-    return _relu_kernel
+            if key not in _built:
+                _built[key] = make()
+    return _built[key]
 
 
 def _numba() -> ModuleType:

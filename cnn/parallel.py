@@ -64,14 +64,13 @@ class SplitStep:
     def __init__(self, net: Network) -> None:
         self.net = net
         self.replicas = (net.replica(), net.replica())
-        # per parameter: its optimizer key, net's layer, its name, and its elements in two parts (the second None
-        # for a small one); and the replicas' layers of it
-        self.parameters: list[tuple[Key, Layer, str, tuple[slice, slice | None]]] = []
-        self.replica_layers: list[tuple[Layer, Layer]] = []
-        for i, layers in enumerate(zip(*(r.param_layers for r in (net, *self.replicas)), strict=True)):
-            for name, param in layers[0].params.items():
-                self.parameters.append(((i, name), layers[0], name, element_parts(param.size)))
-                self.replica_layers.append(layers[1:])
+        # per parameter: its optimizer key, its name, net's layer and the two replicas' (whose grads are summed), and
+        # its elements in two parts (the second None for a small one)
+        self.parameters: list[tuple[Key, str, tuple[Layer, Layer, Layer], tuple[slice, slice | None]]] = [
+            ((i, name), name, layers, element_parts(param.size))
+            for i, layers in enumerate(zip(*(r.param_layers for r in (net, *self.replicas)), strict=True))
+            for name, param in layers[0].params.items()
+        ]
         self.update_in_parts = any(parts[1] is not None for *_, parts in self.parameters)
 
     def __call__(
@@ -101,7 +100,7 @@ class SplitStep:
             optimizer.step(net.param_layers)
             return
         optimizer.begin_step()
-        for key, layer, name, _ in self.parameters:
+        for key, name, (layer, _, _), _ in self.parameters:
             optimizer.slots(key, layer.params[name])  # made here: the two threads below only use them
         pending = pool.submit(self.sum_and_update, optimizer, 1)
         try:
@@ -111,7 +110,7 @@ class SplitStep:
 
     def sum_gradients(self, part: int) -> None:
         """net's grads = first half's + second half's, on part 0 or 1 of each parameter's elements."""
-        for (_, layer, name, parts), (a, b) in zip(self.parameters, self.replica_layers, strict=True):
+        for _, name, (layer, a, b), parts in self.parameters:
             if (elements := parts[part]) is not None:
                 grads = (flat(a.grads[name]), flat(b.grads[name]), flat(layer.grads[name]))
                 np.add(grads[0][elements], grads[1][elements], out=grads[2][elements])
@@ -120,7 +119,7 @@ class SplitStep:
         """sum_gradients(part), then the optimizer's update of the same elements (Optimizer.update; begin_step
         done and the state made). An element-wise rule on two parts gives the bits of one whole update."""
         self.sum_gradients(part)
-        for key, layer, name, parts in self.parameters:
+        for key, name, (layer, _, _), parts in self.parameters:
             if (elements := parts[part]) is not None:
                 optimizer.update(key, layer.params[name], layer.grads[name], elements)
 

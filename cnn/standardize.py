@@ -2,14 +2,13 @@
 does to every image (PyTorch's examples/mnist: mean 0.1307, std 0.3081, the training images' own). As a layer,
 the model file keeps them, so predict and evaluate take raw images in [0, 1] like training did."""
 
-import math
-import numbers
 from typing import Any
 
 import numpy as np
 
 from .errors import ArchitectureError
 from .layers import Layer
+from .specs import number
 
 
 class Standardize(Layer):
@@ -52,8 +51,12 @@ class Standardize(Layer):
 
 
 def _number(key: str, value: Any, allowed: str) -> float:
-    """`value` as a float if it is a finite real number (> 0 for std), else an ArchitectureError saying `allowed`."""
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-    if not ok or (key == "std" and value <= 0):
+    """`value` as a float if it is a finite number (specs.number; > 0 for std), else an ArchitectureError saying
+    `allowed`."""
+    try:
+        ok = number(key, value) > 0 or key != "std"
+    except ValueError:
+        ok = False
+    if not ok:
         raise ArchitectureError(f"standardize {key} must be {allowed}, got {value!r}")
     return float(value)
