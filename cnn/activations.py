@@ -11,10 +11,7 @@ class Activation(Layer):
 
     abstract = True
     caches = ("y",)
-
-    def connect(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        self.input_shape = self.output_shape = tuple(input_shape)
-        return self.output_shape
+    keeps_shape = True
 
 
 class Sigmoid(Activation):

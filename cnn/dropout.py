@@ -22,6 +22,7 @@ class Dropout(Layer):
     """
 
     stochastic = True
+    keeps_shape = True
 
     def __init__(self, input_shape: tuple[int, ...] | None = None, rate: float = 0.5) -> None:
         super().__init__()
@@ -32,11 +33,6 @@ class Dropout(Layer):
             self.input_shape = self.output_shape = tuple(int(d) for d in input_shape)
         self.rng = np.random.default_rng(0)
         self.next_mask: np.ndarray | None = None
-
-    def connect(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        super().connect(input_shape)
-        self.input_shape = self.output_shape = tuple(input_shape)
-        return self.output_shape
 
     def active(self) -> bool:
         """Whether forward drops units (training, rate > 0)."""

@@ -52,6 +52,7 @@ class Layer:
     couples_batch: ClassVar[bool] = False  # True: forward mixes samples; split batches need the protocol below
     abstract: ClassVar[bool] = False  # a base class that cnn.builder.layer_from_config must not build
     caches: ClassVar[tuple[str, ...]] = ()  # attributes forward keeps for backward (forget_caches drops them)
+    keeps_shape: ClassVar[bool] = False  # True: the output shape is the input shape, whatever connect is given
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -89,12 +90,15 @@ class Layer:
             self._deferred = (init, rng, dtype)
 
     def connect(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """Check that this layer accepts per-sample `input_shape`; return its per-sample output shape."""
+        """Check that this layer accepts per-sample `input_shape`; return its per-sample output shape (a layer
+        that keeps_shape takes any shape the first time: its input and output shape from then on)."""
         input_shape = tuple(input_shape)
         if self.input_shape is not None and input_shape != self.input_shape:
             raise ArchitectureError(
                 f"{type(self).__name__} expects input of shape {self.input_shape}, got {input_shape}"
             )
+        if self.keeps_shape:
+            self.input_shape = self.output_shape = input_shape
         return self.output_shape
 
     def initialize(self, init: str | None, rng: Seed | None, dtype: Any) -> None:

@@ -21,17 +21,14 @@ class Standardize(Layer):
     same bits. Not x * (1 / std), which rounds differently.
     """
 
+    keeps_shape = True
+
     def __init__(self, input_shape: tuple[int, ...] | None = None, *, mean: float, std: float) -> None:
         super().__init__()
         self.mean = _number("mean", mean, "a finite number (the inputs' mean: 0.1307 for MNIST in [0, 1])")
         self.std = _number("std", std, "a finite number > 0 (the inputs' standard deviation: 0.3081 for MNIST)")
         if input_shape is not None:
             self.input_shape = self.output_shape = tuple(int(d) for d in input_shape)
-
-    def connect(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        super().connect(input_shape)
-        self.input_shape = self.output_shape = tuple(input_shape)
-        return self.output_shape
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = x - self.mean

@@ -198,3 +198,16 @@ def test_maxpool_sends_the_gradient_of_a_tie_to_the_first_maximum() -> None:
     dx = pool.backward(np.array([[[[5.0, 7.0]]]]))
     expected = np.array([[[[5.0, 0.0, 0.0, 7.0], [0.0, 0.0, 0.0, 0.0]]]])  # row-major first: (0,0) and (0,3)
     np.testing.assert_array_equal(dx, expected)
+
+
+@pytest.mark.parametrize(
+    "make", [cnn.ReLU, cnn.Softmax, lambda: cnn.Dropout(rate=0.5), lambda: cnn.Standardize(mean=0.1, std=0.3)]
+)
+def test_a_shape_keeping_layer_takes_its_first_shape_and_then_only_that(make) -> None:
+    layer = make()
+    assert layer.input_shape is None
+    assert layer.connect((3, 4, 5)) == (3, 4, 5)
+    assert layer.input_shape == layer.output_shape == (3, 4, 5)
+    assert layer.connect([3, 4, 5]) == (3, 4, 5)
+    with pytest.raises(cnn.ArchitectureError, match=r"expects input of shape \(3, 4, 5\), got \(60,\)"):
+        layer.connect((60,))
