@@ -2,11 +2,26 @@
 
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+# Runs `python -m MODULE ARGS...` in this process and, at exit, writes its VmHWM (KiB) to the file named by
+# TESTS_PEAK_FILE: the high-water mark of this process's own memory. Not the child's ru_maxrss from os.wait4:
+# Linux carries the peak of the process that spawned it over exec (subprocess spawns by vfork: pytest's own peak,
+# over 1 GiB late in a whole-suite run). stdout and stderr stay the command's own.
+PEAK = (
+    "import atexit, os, runpy, sys\n"
+    "def peak():\n"
+    "    status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
+    "    open(os.environ['TESTS_PEAK_FILE'], 'w').write(status.split()[0])\n"
+    "atexit.register(peak)\n"
+    "module = sys.argv.pop(1)\n"
+    "runpy.run_module(module, run_name='__main__', alter_sys=True)\n"
+)
 
 
 @dataclass(frozen=True)
@@ -15,20 +30,23 @@ class Measured:
     stdout: str
     stderr: str
     seconds: float
-    peak_mib: float  # the child's own maximum resident set size (os.wait4), not that of earlier children
+    peak_mib: float | None  # the command's own peak resident memory (VmHWM); None if it was killed
 
 
 def run_measured(
-    args: list[str], cwd: Path, env: dict | None = None, timeout: float = 120, preexec_fn=None
+    module: str, args: list[str], cwd: Path, env: dict | None = None, timeout: float = 120, preexec_fn=None
 ) -> Measured:
-    """Run `args` in `cwd`; kill it after `timeout` seconds (then returncode is -9)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run `python -m module *args` in `cwd`; kill it after `timeout` seconds (then returncode is -9)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
+        peak_file = Path(tmp) / "peak"
+        env = (os.environ if env is None else env) | {"TESTS_PEAK_FILE": str(peak_file)}
         start = time.monotonic()
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err, preexec_fn=preexec_fn)
+        cmd = [sys.executable, "-c", PEAK, module, *args]
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, preexec_fn=preexec_fn)
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            _, status, _ = os.wait4(proc.pid, 0)
         finally:
             timer.cancel()
         seconds = time.monotonic() - start
@@ -40,5 +58,5 @@ def run_measured(
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
             seconds,
-            usage.ru_maxrss / 1024,  # Linux reports KiB
+            int(peak_file.read_text()) / 1024 if peak_file.exists() else None,
         )
