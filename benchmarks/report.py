@@ -393,7 +393,7 @@ def split_ab(results: list[dict[str, Any]]) -> str:
         "(split, whole update: the split step with the halves' gradients summed and the optimizer's update applied in "
         "the calling thread, where the split step does both in two parts of each large parameter, one per thread; with "
         "cnn threads 1 the two are the same step)",
-        "(split, numpy layers: the split step with cnn.kernels switched off, MaxPool and ReLU backward in their numpy "
-        "formulation; numpy layers / kernels: what the compiled kernels gain)",
+        "(split, numpy layers: the split step with cnn.kernels switched off, MaxPool, ReLU backward and BatchNorm in "
+        "their numpy formulation; numpy layers / kernels: what the compiled kernels gain)",
     ]
     return section(title, markdown(frame, formats | {"other load": "{:.2f}"}), *notes)

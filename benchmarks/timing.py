@@ -399,7 +399,7 @@ def split_ab(preset: str, rounds: int, steps: int = SPLIT_STEPS, train_npz: Path
     optimizer; the pipeline's train.build_network and make_optimizer) at its batch size, in training mode; and the
     split step with its whole update in the calling thread ("whole update": what updating a large parameter in two
     parts on two threads gains); and the split step with cnn.kernels switched off ("numpy layers": what the compiled
-    MaxPool and ReLU backward gain). Four copies train `steps` batches with each step per round, alternating
+    MaxPool, ReLU backward and BatchNorm gain). Four copies train `steps` batches with each step per round, alternating
     (`alternating`), after an untimed round each.
     Images: the shipped sample's training images of all ten digits (data/sample), or those of `train_npz` (a
     processed split, pipeline.dataset), tiled to batch x steps. Seconds per step three ways:

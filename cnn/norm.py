@@ -4,6 +4,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .errors import ArchitectureError
 from .layers import Layer, Seed
 
@@ -27,6 +28,8 @@ class BatchNorm(Layer):
                m = m_a + m_b), folded in part order; var = M2 / m; running statistics moved once, by the whole
     backward   each part (sum(dy * xhat), sum(dy)) over its rows -> whole: their sums in part order
     forward(x) and backward(dy) are that with x or dy as the only part.
+    Conv feature maps in float32/float64 take cnn.kernels' compiled passes: the same sums in numpy's order, so the
+    same bits (NaNs aside: which NaN a sum of NaNs gives depends on operand order).
     """
 
     caches = ("xhat",)
@@ -65,6 +68,8 @@ class BatchNorm(Layer):
         """(m, mean (C,), M2 (C,)) of this part's values per channel in training; None in inference."""
         if not self.training:
             return None
+        if self._compiled(x):  # the same bits in two passes (cnn.kernels)
+            return x.size // self.input_shape[0], *kernels.batchnorm_statistics(x)
         mean = x.mean(axis=self.axes)
         centred = x - self._per_channel(mean)
         return x.size // self.input_shape[0], mean, np.sum(centred * centred, axis=self.axes)
@@ -94,6 +99,10 @@ class BatchNorm(Layer):
         else:
             self.m, mean, var = whole
         self.inv_std = 1 / np.sqrt(var + np.asarray(self.eps, dtype=x.dtype))
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        if self._compiled(x, mean, self.inv_std, gamma, beta):
+            self.xhat, y = kernels.batchnorm_normalize(x, mean, self.inv_std, gamma, beta)
+            return y
         self.xhat = x - self._per_channel(mean)
         self.xhat *= self._per_channel(self.inv_std)
         return self.xhat * self._per_channel(self.params["gamma"]) + self._per_channel(self.params["beta"])
@@ -104,6 +113,9 @@ class BatchNorm(Layer):
 
     def partial_gradient_sums(self, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(dgamma, dbeta) of this part, written to grads too (cnn.parallel adds the parts' grads)."""
+        if self._compiled(dy, self.xhat, self.grads["gamma"], self.grads["beta"]):
+            kernels.batchnorm_gradient_sums(dy, self.xhat, self.grads["gamma"], self.grads["beta"])
+            return self.grads["gamma"], self.grads["beta"]
         np.sum(dy * self.xhat, axis=self.axes, out=self.grads["gamma"])
         np.sum(dy, axis=self.axes, out=self.grads["beta"])
         return self.grads["gamma"], self.grads["beta"]
@@ -122,12 +134,19 @@ class BatchNorm(Layer):
         scale = self._per_channel(self.params["gamma"] * self.inv_std)
         if not self.batch_statistics:
             return dy * scale
+        if self._compiled(dy, self.xhat, *whole, scale):
+            dgamma, dbeta = whole
+            return kernels.batchnorm_input_gradient(dy, self.xhat, self.m, dbeta, dgamma, scale.reshape(-1) / self.m)
         dgamma, dbeta = (self._per_channel(v) for v in whole)
         dx = dy * self.m
         dx -= dbeta
         dx -= self.xhat * dgamma
         dx *= scale / self.m
         return dx
+
+    def _compiled(self, *arrays: np.ndarray) -> bool:
+        """Whether these arrays of a conv layer's BatchNorm go through cnn.kernels (float, one dtype, C order)."""
+        return len(self.input_shape) == 3 and kernels.usable(*arrays)
 
     def config(self) -> dict[str, Any]:
         return {"type": "BatchNorm", "input_shape": list(self.input_shape), "momentum": self.momentum, "eps": self.eps}

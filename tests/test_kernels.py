@@ -1,6 +1,7 @@
-"""cnn.kernels (compiled MaxPool forward/backward, ReLU backward) against the layers' numpy formulation: the same
-bits for y, the winner index and dx, on random and adversarial data (ties, NaN, inf, -0.0), for every kind of
-window layout; and a preset network trained with and without kernels, on one and two threads."""
+"""cnn.kernels (compiled MaxPool forward/backward, ReLU backward, BatchNorm) against the layers' numpy formulation:
+the same bits for y, the winner index, dx, batch norm's statistics and gradient sums, on random and adversarial data
+(ties, NaN, inf, -0.0), for every kind of window layout and plane size; and preset networks trained with and without
+kernels, on one and two threads."""
 
 from pathlib import Path
 
@@ -152,13 +153,18 @@ def test_maxpool_gradients_match_finite_differences_on_both_paths(make, use_kern
         kernels.enabled = kernels_before
 
 
-def test_keras_convnet_trains_to_the_same_bits_with_and_without_kernels_on_one_and_two_cores(
-    notebook_data, tmp_path: Path, monkeypatch
+POOL_RELU = {"maxpool_forward", "maxpool_backward", "relu_backward"}
+BATCHNORM = {"batchnorm_statistics", "batchnorm_normalize", "batchnorm_gradient_sums", "batchnorm_input_gradient"}
+
+
+@pytest.mark.parametrize(("preset", "expected"), [("keras-convnet", POOL_RELU), ("best", POOL_RELU | BATCHNORM)])
+def test_a_preset_trains_to_the_same_bits_with_and_without_kernels_on_one_and_two_cores(
+    notebook_data, tmp_path: Path, monkeypatch, preset: str, expected: set[str]
 ) -> None:
-    train = params.section(write(tmp_path, preset="keras-convnet"), "train")
+    train = params.section(write(tmp_path, preset=preset), "train")
     x, y = notebook_data[0][:128], cnn.one_hot(notebook_data[1][:128], 2, dtype="float32")
     calls = []
-    for name in ("maxpool_forward", "maxpool_backward", "relu_backward"):
+    for name in POOL_RELU | BATCHNORM:
         kernel = getattr(kernels, name)
         monkeypatch.setattr(kernels, name, lambda *a, kernel=kernel, name=name: calls.append(name) or kernel(*a))
 
@@ -170,13 +176,78 @@ def test_keras_convnet_trains_to_the_same_bits_with_and_without_kernels_on_one_a
         monkeypatch.setattr(kernels, "enabled", use_kernels)
         for cores in (1, 2):
             runs[use_kernels, cores] = fit_on_cores(monkeypatch, make_net, x, y, batch_size=64, cores=cores)
-            assert bool(calls) == use_kernels and set(calls) <= {"maxpool_forward", "maxpool_backward", "relu_backward"}
-            assert len(set(calls)) in (0, 3)
+            assert set(calls) == (expected if use_kernels else set())
             calls.clear()
     reference = runs[False, 1]
     for params_after in runs.values():
         for a, b in zip(params_after, reference, strict=True):
             assert_same_bits(a, b)
+
+
+def run_batchnorm(x: np.ndarray, dy: np.ndarray, use_kernels: bool, parts: int = 1) -> list[np.ndarray]:
+    """Everything a BatchNorm step computes: a training forward and backward (the batch in `parts` parts, as
+    cnn.parallel splits it), the gradient sums, the moved running statistics, then inference forward and backward."""
+    layer = cnn.BatchNorm(x.shape[1:])
+    layer.initialize("he", 0, x.dtype)
+    layer.params["gamma"][:] = np.linspace(0.5, 1.5, x.shape[1])
+    layer.params["beta"][:] = np.linspace(-0.2, 0.3, x.shape[1])
+    kernels_before, kernels.enabled = kernels.enabled, use_kernels
+    try:
+        layer.training = True
+        cuts = np.array_split(np.arange(len(x)), parts)
+        whole = layer.whole_statistics([layer.partial_statistics(x[c]) for c in cuts])
+        ys, xhats = [], []
+        for c in cuts:
+            ys.append(layer.forward_with(x[c], whole))
+            xhats.append(layer.xhat)
+        sums = []
+        for c, xhat in zip(cuts, xhats, strict=True):
+            layer.xhat = xhat
+            sums.append(tuple(v.copy() for v in layer.partial_gradient_sums(dy[c])))
+        grads = layer.whole_gradient_sums(sums)
+        dxs = []
+        for c, xhat in zip(cuts, xhats, strict=True):
+            layer.xhat = xhat
+            dxs.append(layer.backward_with(dy[c], grads))
+        layer.training = False
+        inference = [layer.forward(x), layer.backward(dy)]
+    finally:
+        kernels.enabled = kernels_before
+    running = [layer.buffers["running_mean"], layer.buffers["running_var"]]
+    return [np.concatenate(ys), np.concatenate(dxs), *grads, *running, *inference]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["normal", "offset", "ties", "specials"])
+@pytest.mark.parametrize(  # planes below 8 values, up to 128 (numpy's pairwise blocks), above (halved), odd sizes
+    "shape", [(5, 3, 2, 2), (4, 2, 3, 3), (6, 2, 8, 8), (3, 2, 11, 11), (4, 3, 13, 13), (2, 2, 26, 26), (3, 1, 28, 28)]
+)
+@pytest.mark.parametrize("parts", [1, 2])
+def test_batchnorm_kernels_give_the_numpy_bits(shape, kind, dtype, parts) -> None:
+    rng = np.random.default_rng(hash((shape, kind, parts)) % 2**32)
+    if kind == "offset":  # a large mean and small spread: the sums' rounding matters most
+        x = (1000 + rng.standard_normal(shape)).astype(dtype)
+    else:
+        x = adversarial(rng, shape, dtype, kind)
+    dy = adversarial(rng, shape, dtype, "specials" if kind == "specials" else "normal")
+    assert kernels.usable(x, dy)
+    compiled, reference = run_batchnorm(x, dy, True, parts), run_batchnorm(x, dy, False, parts)
+    for a, b in zip(compiled, reference, strict=True):
+        # NaN where numpy has NaN; which NaN (sign, payload) a sum or difference of NaNs gives depends on the
+        # order of its operands, which numpy's loops and LLVM choose apart: every other value is the same bits
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        assert_same_bits(np.where(np.isnan(a), 0, a), np.where(np.isnan(b), 0, b))
+
+
+def test_batchnorm_of_dense_features_and_other_dtypes_take_the_numpy_path(monkeypatch) -> None:
+    monkeypatch.setattr(kernels, "batchnorm_statistics", lambda *a: pytest.fail("compiled"))
+    monkeypatch.setattr(kernels, "batchnorm_normalize", lambda *a: pytest.fail("compiled"))
+    rng = np.random.default_rng(0)
+    for x in (rng.standard_normal((8, 5)), rng.standard_normal((4, 2, 3, 3)).astype(np.float16)):
+        layer = cnn.BatchNorm(x.shape[1:])
+        layer.initialize("he", 0, x.dtype)
+        layer.training = True
+        assert layer.forward(x).shape == x.shape
 
 
 def test_numba_loads_on_the_first_kernel_call_not_for_the_notebook_network() -> None:

@@ -433,6 +433,27 @@ MUTATIONS = (
         "dx[k] = dy[k] if y[k] > 0 else zero",
         ("tests/test_kernels.py",),
     ),
+    Mutation(
+        "kernels: batchnorm sums each plane in order, not by numpy's pairwise blocks of 128",
+        "cnn/kernels.py",
+        "if n <= 128:",
+        "if n <= 1024:",
+        ("tests/test_kernels.py",),
+    ),
+    Mutation(
+        "kernels: batchnorm sums a one-channel batch plane by plane, where numpy sums the joined planes",
+        "cnn/kernels.py",
+        "return x.reshape(1, 1, -1) if C == 1 else x.reshape(N, C, H * W)",
+        "return x.reshape(N, C, H * W)",
+        ("tests/test_kernels.py",),
+    ),
+    Mutation(
+        "kernels: batchnorm input gradient subtracts both terms at once",
+        "cnn/kernels.py",
+        "xp[i] = ((gp[i] * m - b) - hp[i] * g) * s",
+        "xp[i] = (gp[i] * m - (b + hp[i] * g)) * s",
+        ("tests/test_kernels.py",),
+    ),
 )
 
 
