@@ -2,12 +2,12 @@
 apart from the plain math.
 
 The layers (cnn/pool.py, cnn/activations.py, cnn/norm.py) keep their numpy formulation as the reference and call
-these for float32/float64 C-contiguous arrays. Each kernel does the numpy code's operations in fewer passes: MaxPool
-and ReLU's are exact (comparisons, selections, products with 0.0/1.0); BatchNorm's round, so its kernels do every
-product and sum in the numpy code's order, numpy's pairwise summation included. Their results are the same bits
-(tests/test_kernels.py; NaNs aside in BatchNorm: which NaN a sum of two NaNs gives follows operand order).
-numba is imported, and a kernel compiled (or loaded from its on-disk cache), on first use: `import cnn` and
-networks without these layers never pay for it.
+these for float32/float64 C-contiguous arrays. Each kernel does the numpy code's operations in fewer passes:
+MaxPool and ReLU's are exact (comparisons, selections, products with 0.0/1.0); BatchNorm's round, so its kernels
+(their bodies in cnn/batchnorm_kernels.py) do every product and sum in the numpy code's order, numpy's pairwise
+summation included. Their results are the same bits (tests/test_kernels.py; NaNs aside in BatchNorm: which NaN a
+sum of two NaNs gives follows operand order). numba is imported, and a kernel compiled (or loaded from its
+on-disk cache), on first use: `import cnn` and networks without these layers never pay for it.
 
     enabled = False                 # every layer takes its numpy path (tests, A/B timings)
     with kernels.disabled(): ...    # the same, for a block
@@ -86,7 +86,7 @@ def batchnorm_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The kernel adds the same numbers in the same order."""
     C, planes = x.shape[1], _planes(x)
     mean, m2 = np.empty(C, dtype=x.dtype), np.empty(C, dtype=x.dtype)
-    _batchnorm()[0](planes, x.dtype.type(x.size // C), *_row(planes), mean, m2)
+    _batchnorm()[0](planes, x.dtype.type(x.size // C), *_sum_args(planes), mean, m2)
     return mean, m2
 
 
@@ -104,7 +104,7 @@ def batchnorm_gradient_sums(dy: np.ndarray, xhat: np.ndarray, dgamma: np.ndarray
     """dgamma = sum(dy * xhat), dbeta = sum(dy) over (N, H, W) per channel of dy (N, C, H, W), written into
     dgamma and dbeta (C,): np.sum's bits, as in batchnorm_statistics."""
     planes = _planes(dy)
-    _batchnorm()[2](planes, _planes(xhat), *_row(planes), dgamma, dbeta)
+    _batchnorm()[2](planes, _planes(xhat), *_sum_args(planes), dgamma, dbeta)
 
 
 def batchnorm_input_gradient(
@@ -124,99 +124,22 @@ def _planes(x: np.ndarray) -> np.ndarray:
     return x.reshape(1, 1, -1) if C == 1 else x.reshape(N, C, H * W)
 
 
-def _row(planes: np.ndarray) -> tuple[np.ndarray, Any]:
-    """A scratch row of one plane's length and the zero a sum starts from, in the planes' dtype."""
-    return np.empty(planes.shape[2], dtype=planes.dtype), planes.dtype.type(0.0)
+def _sum_args(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any, np.ndarray]:
+    """What the sums over planes take besides them: pairwise_plan of a plane's length, a scratch row of that
+    length, the zero a sum starts from and scratch for the pending halves' sums (the planes' dtype)."""
+    length, dtype = planes.shape[2], planes.dtype
+    return pairwise_plan(length), np.empty(length, dtype), dtype.type(0.0), np.empty(64, dtype)
 
 
-def _batchnorm_kernels() -> tuple[Callable, ...]:
-    """BatchNorm's statistics, normalisation, gradient sums and input gradient over (N, C, H*W) planes."""
-    jit = _numba().njit(cache=True, nogil=True)
-
-    @jit
-    def pairwise(a, start, n, zero):
-        # numpy's pairwise_sum of a[start:start + n] (numpy/_core/src/umath/loops_utils.h.src): below 8 terms in
-        # order from zero; up to 128, eight running sums over every eighth term, combined as a tree, then the
-        # rest in order; above, the halves (the first a multiple of 8 long) summed apart and added
-        if n < 8:
-            res = zero
-            for i in range(n):
-                res += a[start + i]
-            return res
-        if n <= 128:
-            r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
-            r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
-            i = 8
-            while i < n - n % 8:
-                k = start + i
-                r0 += a[k]
-                r1 += a[k + 1]
-                r2 += a[k + 2]
-                r3 += a[k + 3]
-                r4 += a[k + 4]
-                r5 += a[k + 5]
-                r6 += a[k + 6]
-                r7 += a[k + 7]
-                i += 8
-            res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-            while i < n:
-                res += a[start + i]
-                i += 1
-            return res
-        half = n // 2
-        half -= half % 8
-        return pairwise(a, start, half, zero) + pairwise(a, start + half, n - half, zero)
-
-    def statistics(x, m, row, zero, mean, m2):
-        # np.sum over (0, 2, 3) is zero plus each plane's pairwise sum, planes in sample order; mean = sum / m
-        N, C, P = x.shape
-        for c in range(C):
-            total = zero
-            for n in range(N):
-                total += pairwise(x[n, c], 0, P, zero)
-            mu = total / m
-            total = zero
-            for n in range(N):
-                plane = x[n, c]
-                for i in range(P):
-                    d = plane[i] - mu
-                    row[i] = d * d
-                total += pairwise(row, 0, P, zero)
-            mean[c], m2[c] = mu, total
-
-    def normalize(x, mean, inv_std, gamma, beta, xhat, y):
-        N, C, P = x.shape
-        for n in range(N):
-            for c in range(C):
-                mu, inv, g, b = mean[c], inv_std[c], gamma[c], beta[c]
-                xp, hp, yp = x[n, c], xhat[n, c], y[n, c]
-                for i in range(P):
-                    h = (xp[i] - mu) * inv
-                    hp[i] = h
-                    yp[i] = h * g + b
-
-    def gradient_sums(dy, xhat, row, zero, dgamma, dbeta):
-        N, C, P = dy.shape
-        for c in range(C):
-            sum_g, sum_b = zero, zero
-            for n in range(N):
-                gp, hp = dy[n, c], xhat[n, c]
-                for i in range(P):
-                    row[i] = gp[i] * hp[i]
-                sum_g += pairwise(row, 0, P, zero)
-                sum_b += pairwise(gp, 0, P, zero)
-            dgamma[c], dbeta[c] = sum_g, sum_b
-
-    def input_gradient(dy, xhat, m, dbeta, dgamma, scale_over_m, dx):
-        N, C, P = dy.shape
-        for n in range(N):
-            for c in range(C):
-                b, g, s = dbeta[c], dgamma[c], scale_over_m[c]
-                gp, hp, xp = dy[n, c], xhat[n, c], dx[n, c]
-                for i in range(P):
-                    xp[i] = ((gp[i] * m - b) - hp[i] * g) * s
-
-    return jit(statistics), jit(normalize), jit(gradient_sums), jit(input_gradient)
+def pairwise_plan(n: int) -> np.ndarray:
+    """numpy's pairwise summation of n terms written out: rows (0, start, length) sum a block of at most 128 terms,
+    rows (1, 0, 0) add the last two sums, (ops, 3) int64 in the order numpy's recursion evaluates them."""
+    if n <= 128:
+        return np.array([[0, 0, n]], dtype=np.int64)
+    half = n // 2 - (n // 2) % 8
+    second = pairwise_plan(n - half)
+    second[second[:, 0] == 0, 1] += half
+    return np.concatenate([pairwise_plan(half), second, [[1, 0, 0]]])
 
 
 def _relu_backward(y, dy, one, zero, dx):
@@ -283,8 +206,14 @@ def _relu() -> Callable:
 
 
 def _batchnorm() -> tuple[Callable, ...]:
-    """BatchNorm's (statistics, normalize, gradient_sums, input_gradient) kernels."""
-    return _build(("batchnorm",), _batchnorm_kernels)
+    """BatchNorm's (statistics, normalize, gradient_sums, input_gradient) kernels (cnn/batchnorm_kernels.py)."""
+
+    def load() -> tuple[Callable, ...]:
+        from . import batchnorm_kernels as k  # imports numba: here, on first use
+
+        return k.statistics, k.normalize, k.gradient_sums, k.input_gradient
+
+    return _build(("batchnorm",), load)
 
 
 def _build(key: Any, make: Callable[[], Any]) -> Any:

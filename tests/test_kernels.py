@@ -3,6 +3,9 @@ the same bits for y, the winner index, dx, batch norm's statistics and gradient 
 (ties, NaN, inf, -0.0), for every kind of window layout and plane size; and preset networks trained with and without
 kernels, on one and two threads."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -269,3 +272,31 @@ def test_numba_loads_on_the_first_kernel_call_not_for_the_notebook_network() -> 
         """
     )
     assert loaded.split() == ["False", "True"]
+
+
+CACHE_PROBE = """
+import numpy as np
+from cnn import kernels
+x = np.random.default_rng(0).standard_normal((4, 3, 6, 6)).astype(np.float32)
+y, winner = kernels.maxpool_forward(x, 2, 2, (3, 3))
+kernels.maxpool_backward(winner, y, 2, 2, (6, 6))
+kernels.relu_backward(x, x)
+mean, m2 = kernels.batchnorm_statistics(x)
+xhat, _ = kernels.batchnorm_normalize(x, mean, m2, mean, m2)
+kernels.batchnorm_gradient_sums(x, xhat, mean.copy(), m2.copy())
+kernels.batchnorm_input_gradient(x, xhat, 4, mean, m2, mean)
+compiled = [*kernels._pool(2), kernels._relu(), *kernels._batchnorm()]
+print(*(sum(sum(getattr(k.stats, kind).values()) for k in compiled) for kind in ("cache_misses", "cache_hits")))
+"""
+
+
+def test_every_kernel_loads_from_numbas_cache_in_the_next_process(tmp_path: Path) -> None:
+    """A kernel numba cannot cache (a closure over another kernel, a recursive one) would compile again in every
+    process that trains, seconds each time, and add a file to the cache each time."""
+    env = os.environ | {"NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", CACHE_PROBE], capture_output=True, text=True, env=env, check=False)
+            for _ in range(2)]  # fmt: skip
+    assert all(run.returncode == 0 for run in runs), [run.stderr[-1000:] for run in runs]
+    (first_misses, _), (misses, hits) = (map(int, run.stdout.split()) for run in runs)
+    assert first_misses == 7  # every kernel compiled once, into the empty cache
+    assert (misses, hits) == (0, 7)

@@ -434,10 +434,17 @@ MUTATIONS = (
         ("tests/test_kernels.py",),
     ),
     Mutation(
-        "kernels: batchnorm sums each plane in order, not by numpy's pairwise blocks of 128",
+        "kernels: batchnorm's kernels not cached on disk (compiled again in every process)",
+        "cnn/batchnorm_kernels.py",
+        "jit = numba.njit(cache=True, nogil=True)",
+        "jit = numba.njit(cache=False, nogil=True)",
+        ("tests/test_kernels.py::test_every_kernel_loads_from_numbas_cache_in_the_next_process",),
+    ),
+    Mutation(
+        "kernels: batchnorm sums blocks of up to 1024 terms, not numpy's pairwise blocks of 128",
         "cnn/kernels.py",
-        "if n <= 128:",
-        "if n <= 1024:",
+        "    if n <= 128:\n        return np.array([[0, 0, n]], dtype=np.int64)",
+        "    if n <= 1024:\n        return np.array([[0, 0, n]], dtype=np.int64)",
         ("tests/test_kernels.py",),
     ),
     Mutation(
@@ -448,8 +455,15 @@ MUTATIONS = (
         ("tests/test_kernels.py",),
     ),
     Mutation(
-        "kernels: batchnorm input gradient subtracts both terms at once",
+        "kernels: batchnorm halves a pairwise sum in the middle, where numpy cuts at a multiple of 8",
         "cnn/kernels.py",
+        "half = n // 2 - (n // 2) % 8",
+        "half = n // 2",
+        ("tests/test_kernels.py",),
+    ),
+    Mutation(
+        "kernels: batchnorm input gradient subtracts both terms at once",
+        "cnn/batchnorm_kernels.py",
         "xp[i] = ((gp[i] * m - b) - hp[i] * g) * s",
         "xp[i] = (gp[i] * m - (b + hp[i] * g)) * s",
         ("tests/test_kernels.py",),
