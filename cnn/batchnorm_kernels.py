@@ -1,15 +1,28 @@
 """numba kernels of BatchNorm over conv feature maps as (N, C, P) planes: cnn.kernels' batchnorm_* functions call
-them and say what each computes. Importing this module imports numba and loads (or compiles) the kernels, so
-cnn.kernels imports it on first use only. Module-level functions, not closures: numba's on-disk cache keys a
-closure by its free variables, and a kernel calling `pairwise` through one would compile again in every process.
+them and say what each computes. Plain functions until `compiled()` (cnn.kernels calls it on first use) compiles
+them: importing this module does not import numba, so the train stage loads it, and its checkpoints' fingerprint
+covers it, without numba. Module-level functions, not closures: numba's on-disk cache keys a closure by its free
+variables, and a kernel calling `pairwise` through one would compile again in every process.
 """
 
-import numba
+from collections.abc import Callable
 
-jit = numba.njit(cache=True, nogil=True)
+ENTRY_POINTS = ("statistics", "normalize", "gradient_sums", "input_gradient")
 
 
-@jit
+def compiled() -> tuple[Callable, ...]:
+    """The ENTRY_POINTS compiled (or loaded from numba's on-disk cache). Each function of this module is rebound
+    to its compiled version, callees first, so that a kernel's calls (statistics -> pairwise -> pairwise_block)
+    compile as calls to compiled code. Once per process (cnn.kernels' _build)."""
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True)
+    module = globals()
+    for name in ("pairwise_block", "pairwise", *ENTRY_POINTS):
+        module[name] = jit(module[name])
+    return tuple(module[name] for name in ENTRY_POINTS)
+
+
 def pairwise(a, plan, zero, sums):
     # numpy's pairwise_sum of a (numpy/_core/src/umath/loops_utils.h.src): up to 128 terms a block
     # (pairwise_block); above, the halves (the first a multiple of 8 long) summed apart and added. numpy recurses;
@@ -27,7 +40,6 @@ def pairwise(a, plan, zero, sums):
     return sums[0]
 
 
-@jit
 def pairwise_block(a, start, n, zero):
     # below 8 terms in order from zero; up to 128, eight running sums over every eighth term, combined as a
     # tree, then the rest in order
@@ -57,7 +69,6 @@ def pairwise_block(a, start, n, zero):
     return res
 
 
-@jit
 def statistics(x, m, plan, row, zero, sums, mean, m2):
     # np.sum over (0, 2, 3) is zero plus each plane's pairwise sum, planes in sample order; mean = sum / m
     N, C, P = x.shape
@@ -76,7 +87,6 @@ def statistics(x, m, plan, row, zero, sums, mean, m2):
         mean[c], m2[c] = mu, total
 
 
-@jit
 def normalize(x, mean, inv_std, gamma, beta, xhat, y):
     N, C, P = x.shape
     for n in range(N):
@@ -89,7 +99,6 @@ def normalize(x, mean, inv_std, gamma, beta, xhat, y):
                 yp[i] = h * g + b
 
 
-@jit
 def gradient_sums(dy, xhat, plan, row, zero, sums, dgamma, dbeta):
     N, C, P = dy.shape
     for c in range(C):
@@ -103,7 +112,6 @@ def gradient_sums(dy, xhat, plan, row, zero, sums, dgamma, dbeta):
         dgamma[c], dbeta[c] = sum_g, sum_b
 
 
-@jit
 def input_gradient(dy, xhat, m, dbeta, dgamma, scale_over_m, dx):
     N, C, P = dy.shape
     for n in range(N):

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from . import batchnorm_kernels
+
 enabled = True  # the one switch: False sends MaxPool, ReLU and BatchNorm down their numpy paths
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -207,13 +209,7 @@ def _relu() -> Callable:
 
 def _batchnorm() -> tuple[Callable, ...]:
     """BatchNorm's (statistics, normalize, gradient_sums, input_gradient) kernels (cnn/batchnorm_kernels.py)."""
-
-    def load() -> tuple[Callable, ...]:
-        from . import batchnorm_kernels as k  # imports numba: here, on first use
-
-        return k.statistics, k.normalize, k.gradient_sums, k.input_gradient
-
-    return _build(("batchnorm",), load)
+    return _build(("batchnorm",), batchnorm_kernels.compiled)
 
 
 def _build(key: Any, make: Callable[[], Any]) -> Any:
