@@ -14,6 +14,7 @@ on-disk cache), on first use: `import cnn` and networks without these layers nev
 """
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -133,15 +134,23 @@ def _sum_args(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any, np.ndarr
     return pairwise_plan(length), np.empty(length, dtype), dtype.type(0.0), np.empty(64, dtype)
 
 
+@functools.cache
 def pairwise_plan(n: int) -> np.ndarray:
     """numpy's pairwise summation of n terms written out: rows (0, start, length) sum a block of at most 128 terms,
-    rows (1, 0, 0) add the last two sums, (ops, 3) int64 in the order numpy's recursion evaluates them."""
+    rows (1, 0, 0) add the last two sums, (ops, 3) int64 in the order numpy's recursion evaluates them. Made once
+    per length (read-only): every batch-norm step asks for the same few."""
+    plan = _plan(n)
+    plan.flags.writeable = False
+    return plan
+
+
+def _plan(n: int) -> np.ndarray:
     if n <= 128:
         return np.array([[0, 0, n]], dtype=np.int64)
     half = n // 2 - (n // 2) % 8
-    second = pairwise_plan(n - half)
+    second = _plan(n - half)
     second[second[:, 0] == 0, 1] += half
-    return np.concatenate([pairwise_plan(half), second, [[1, 0, 0]]])
+    return np.concatenate([_plan(half), second, [[1, 0, 0]]])
 
 
 def _relu_backward(y, dy, one, zero, dx):

@@ -1,8 +1,6 @@
 """Resource sanity: preprocess and evaluate handle a full-size MNIST (70,000 images) within 1 GiB; a convolution
 keeps its im2col columns no longer than its backward needs them (the largest arrays of a training step)."""
 
-import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -15,29 +13,17 @@ from cnn import parallel
 from cnn.conv import Convolutional
 from cnn.step import LossGradient
 from pipeline import idx
+from tests.limits import run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 GIB_IN_KIB = 1024 * 1024
-# Runs one CLI command in this process and reports its peak resident memory (KiB) on the last line: VmHWM, the
-# high-water mark of this process's own memory. Not ru_maxrss: Linux carries the peak of the process that spawned
-# it over exec (subprocess spawns by vfork: pytest's own peak, over 1 GiB late in a whole-suite run).
-MEASURE = (
-    "import runpy, sys\n"
-    "sys.argv = ['pipeline', *sys.argv[1:]]\n"
-    "try:\n"
-    "    runpy.run_module('pipeline', run_name='__main__')\n"
-    "finally:\n"
-    "    status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
-    "    print(int(status.split()[0]))\n"
-)
 
 
 def peak_kib(workdir: Path, *args: str) -> int:
-    result = subprocess.run(
-        [sys.executable, "-c", MEASURE, *args], cwd=workdir, capture_output=True, text=True, timeout=600
-    )
-    assert "error" not in result.stderr, result.stderr
-    return int(result.stdout.strip().splitlines()[-1])
+    """The peak resident memory (KiB) of `python -m pipeline *args` run in workdir: its own (tests.limits)."""
+    result = run_measured("pipeline", list(args), workdir, timeout=600)
+    assert "error" not in result.stderr and result.peak_mib is not None, result.stderr
+    return round(result.peak_mib * 1024)
 
 
 @pytest.mark.slow
